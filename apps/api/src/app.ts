@@ -1,0 +1,49 @@
+import type { MoaQueues } from '@moa-queue/contract';
+import type { MoaConfig } from '@moa-queue/moa';
+import express, { type Express } from 'express';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { accessLog } from './middleware/access-log.js';
+import { auth } from './middleware/auth.js';
+import { errorHandler, notFound } from './middleware/error-handler.js';
+import { jsonBody } from './middleware/json-body.js';
+import { requestId } from './middleware/request-id.js';
+import { createRequestStore } from './request-store.js';
+import { healthRouter } from './routes/health.js';
+import { jobsRouter } from './routes/jobs.js';
+import { modelsRouter } from './routes/models.js';
+
+/** Everything the API needs; `createApp` builds no connection of its own. */
+export interface AppDependencies {
+  queues: MoaQueues;
+  redis: Redis;
+  config: MoaConfig;
+  logger: Logger;
+  /** Bearer keys; empty means no auth (the listener then stays on loopback). */
+  apiKeys?: string[];
+  /** @defaultValue 4194304 */
+  maxBodyBytes?: number;
+  webhookSecret?: string;
+}
+
+/** Builds the Express app. It never listens: `main.ts` does, tests call it in process. */
+export function createApp(dependencies: AppDependencies): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  const store = createRequestStore(dependencies.queues, dependencies.redis);
+
+  app.use(requestId());
+  app.use(accessLog(dependencies.logger));
+  app.use(healthRouter(dependencies.redis));
+  app.use(auth(dependencies.apiKeys ?? []));
+  app.use(jsonBody(dependencies.maxBodyBytes ?? 4 * 1024 * 1024));
+  app.use(modelsRouter(dependencies.config, Date.now()));
+  app.use(
+    jobsRouter({ store, config: dependencies.config, webhookSecretConfigured: Boolean(dependencies.webhookSecret) }),
+  );
+  app.use(notFound());
+  app.use(errorHandler(dependencies.logger));
+  return app;
+}

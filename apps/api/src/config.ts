@@ -1,0 +1,82 @@
+import { DEFAULT_QUEUE_PREFIX } from '@moa-queue/contract';
+import { loadMoaConfig, type MoaConfig } from '@moa-queue/moa';
+import { z } from 'zod';
+
+const environmentSchema = z.object({
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  MOA_CONFIG: z.string().min(1).optional(),
+  MOA_QUEUE_PREFIX: z.string().min(1).default(DEFAULT_QUEUE_PREFIX),
+  MOA_API_KEYS: z.string().optional(),
+  MOA_AUTH: z.enum(['none', 'keys']).optional(),
+  MOA_RATE_LIMIT_RPM: z.coerce.number().int().min(0).default(0),
+  MOA_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
+  MOA_WEBHOOK_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
+    .optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** Everything the API process reads from its environment, validated. */
+export interface ApiConfig {
+  redisUrl: string;
+  port: number;
+  host: string;
+  queuePrefix: string;
+  apiKeys: string[];
+  allowUnauthenticated: boolean;
+  rateLimitRpm: number;
+  maxBodyBytes: number;
+  webhookSecret: string | undefined;
+  logLevel: string;
+  moa: MoaConfig;
+}
+
+/** Reads and validates the API's environment; the only place it touches `process.env` for settings. */
+export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const parsed = environmentSchema.safeParse(environment);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`Invalid environment: ${String(issue?.path[0])}: ${issue?.message}`);
+  }
+  const values = parsed.data;
+  return {
+    redisUrl: values.REDIS_URL,
+    port: values.PORT,
+    host: values.HOST,
+    queuePrefix: values.MOA_QUEUE_PREFIX,
+    apiKeys: (values.MOA_API_KEYS ?? '')
+      .split(',')
+      .map((key) => key.trim())
+      .filter(Boolean),
+    allowUnauthenticated: values.MOA_AUTH === 'none',
+    rateLimitRpm: values.MOA_RATE_LIMIT_RPM,
+    maxBodyBytes: values.MOA_MAX_BODY_BYTES,
+    webhookSecret: values.MOA_WEBHOOK_SECRET,
+    logLevel: values.LOG_LEVEL,
+    moa: loadMoaConfig(values.MOA_CONFIG),
+  };
+}
+
+/** True for addresses that only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * Refuses an unauthenticated API on a non-loopback address unless
+ * `MOA_AUTH=none` says so on purpose. Returns a warning to log, if any.
+ */
+export function checkListenPolicy(config: ApiConfig): { error?: string; warning?: string } {
+  if (config.apiKeys.length > 0 || isLoopbackHost(config.host)) return {};
+  if (config.allowUnauthenticated) {
+    return { warning: `the API listens on ${config.host} without authentication (MOA_AUTH=none)` };
+  }
+  return {
+    error:
+      `refusing to listen on ${config.host} without authentication: set MOA_API_KEYS, ` +
+      'or MOA_AUTH=none to allow an open API on purpose',
+  };
+}

@@ -1,0 +1,115 @@
+import type { RequestJobData, RequestProgress, RequestStatus } from '@moa-queue/contract';
+import {
+  totalCost,
+  totalUsage,
+  type CallRecord,
+  type ErrorRecord,
+  type LayerRecord,
+  type MoaResult,
+} from '@moa-queue/moa';
+
+/** A call as the API shows it (DESIGN §4). */
+export interface CallView {
+  model: string;
+  status: 'completed' | 'failed';
+  output: string | null;
+  usage: { prompt_tokens: number; completion_tokens: number };
+  cost_usd: number | null;
+  latency_ms: number;
+  attempts: number;
+  error: ErrorRecord | null;
+}
+
+/** A layer as the API shows it. */
+export interface LayerView {
+  layer: number;
+  role: 'proposer' | 'aggregator';
+  duration_ms: number;
+  calls: CallView[];
+}
+
+/** The job object of DESIGN §4. */
+export interface JobView {
+  id: string;
+  object: 'moa.job';
+  status: RequestStatus;
+  preset: string;
+  created_at: number;
+  completed_at: number | null;
+  output: string | null;
+  layers: LayerView[];
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+  cost_usd: number | null;
+  metadata: Record<string, string>;
+  error: ErrorRecord | null;
+  webhook: { url: string; deliveries: { attempt: number; at: number; status_code: number | null }[] } | null;
+}
+
+/** What the API knows about a request, read from its orchestrator job. */
+export interface RequestSnapshot {
+  data: RequestJobData;
+  status: RequestStatus;
+  finishedOn: number | undefined;
+  progress: RequestProgress | undefined;
+  result: MoaResult | undefined;
+  failedReason: string | undefined;
+}
+
+function callView(call: CallRecord): CallView {
+  return {
+    model: call.model,
+    status: call.status,
+    output: call.output,
+    usage: { prompt_tokens: call.usage.promptTokens, completion_tokens: call.usage.completionTokens },
+    cost_usd: call.costUsd,
+    latency_ms: call.latencyMs,
+    attempts: call.attempts,
+    error: call.error,
+  };
+}
+
+/** A layer record in the API's snake_case, calls in agent order. */
+export function layerView(layer: LayerRecord): LayerView {
+  return {
+    layer: layer.layer,
+    role: layer.role,
+    duration_ms: layer.durationMs,
+    calls: [...layer.calls].sort((left, right) => left.agentIndex - right.agentIndex).map(callView),
+  };
+}
+
+const toSeconds = (milliseconds: number) => Math.floor(milliseconds / 1000);
+
+/** Builds the job object from a request snapshot. */
+export function jobView(snapshot: RequestSnapshot): JobView {
+  const { data, result, progress } = snapshot;
+  const layers = result?.layers ?? progress?.layers ?? [];
+  const usage = totalUsage(layers);
+  let error: ErrorRecord | null = result?.error ?? progress?.error ?? null;
+  if (snapshot.status === 'failed' && !error) {
+    error = { message: snapshot.failedReason ?? 'the request failed', type: 'server_error', code: null };
+  }
+  if (snapshot.status === 'cancelled' && !error) {
+    error = { message: 'the request was cancelled', type: 'cancelled', code: 'cancelled' };
+  }
+  const finished = snapshot.status === 'completed' || snapshot.status === 'failed' || snapshot.status === 'cancelled';
+  return {
+    id: data.requestId,
+    object: 'moa.job',
+    status: snapshot.status,
+    preset: data.preset.name,
+    created_at: toSeconds(data.createdAt),
+    completed_at: finished && snapshot.finishedOn ? toSeconds(snapshot.finishedOn) : null,
+    output: snapshot.status === 'completed' ? (result?.output ?? null) : null,
+    layers: layers.map(layerView),
+    usage: {
+      prompt_tokens: usage.promptTokens,
+      completion_tokens: usage.completionTokens,
+      total_tokens: usage.promptTokens + usage.completionTokens,
+    },
+    cost_usd: totalCost(layers),
+    metadata: data.metadata,
+    error: snapshot.status === 'completed' ? null : error,
+    webhook: data.webhook ? { url: data.webhook.url, deliveries: [] } : null,
+  };
+}

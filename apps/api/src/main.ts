@@ -1,0 +1,59 @@
+import { createMoaQueues } from '@moa-queue/contract';
+import { Redis } from 'ioredis';
+import { createApp } from './app.js';
+import { checkListenPolicy, loadApiConfig } from './config.js';
+import { createLogger } from './logger.js';
+
+const config = (() => {
+  try {
+    return loadApiConfig();
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  }
+})();
+const logger = createLogger(config.logLevel);
+const policy = checkListenPolicy(config);
+if (policy.error) {
+  logger.fatal(policy.error);
+  process.exit(1);
+}
+if (policy.warning) logger.warn(policy.warning);
+
+const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
+redis.on('error', (error) => logger.warn({ error: error.message }, 'redis connection error'));
+const queues = createMoaQueues({
+  connection: redis,
+  prefix: config.queuePrefix,
+  providers: Object.keys(config.moa.providers),
+});
+const app = createApp({
+  queues,
+  redis,
+  config: config.moa,
+  logger,
+  apiKeys: config.apiKeys,
+  maxBodyBytes: config.maxBodyBytes,
+  webhookSecret: config.webhookSecret,
+});
+const server = app.listen(config.port, config.host, () => {
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info({ host: config.host, port }, `API listening on http://${config.host}:${port}`);
+});
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    server.close(() => {
+      queues
+        .close()
+        .then(() => redis.quit())
+        .finally(() => process.exit(0));
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,39 @@
+import type { MoaConfig } from '@moa-queue/moa';
+import { Router } from 'express';
+import { ApiError } from '../api-error.js';
+import { methodNotAllowed } from '../middleware/error-handler.js';
+
+/** `GET /v1/models`: presets as OpenAI model objects, so OpenAI clients can pick one. */
+export function modelsRouter(config: MoaConfig, startedAt: number): Router {
+  const router = Router();
+  const created = Math.floor(startedAt / 1000);
+  const modelObject = (name: string) => ({
+    id: name,
+    object: 'model' as const,
+    created,
+    owned_by: 'moa-queue',
+    description: config.presets[name]?.description ?? null,
+  });
+  router
+    .route('/v1/models')
+    .get((_request, response) => {
+      response.json({ object: 'list', data: Object.keys(config.presets).map(modelObject) });
+    })
+    .all(methodNotAllowed(['GET']));
+  router
+    .route('/v1/models/:id')
+    .get((request, response) => {
+      if (!config.presets[request.params.id]) {
+        throw new ApiError(
+          404,
+          `The model ${JSON.stringify(request.params.id)} does not exist`,
+          'invalid_request_error',
+          'model',
+          'model_not_found',
+        );
+      }
+      response.json(modelObject(request.params.id));
+    })
+    .all(methodNotAllowed(['GET']));
+  return router;
+}

@@ -1,0 +1,125 @@
+import { cancelKey, type CallJobData, type CallJobResult } from '@moa-queue/contract';
+import {
+  asProviderError,
+  attemptCall,
+  computeCostUsd,
+  ProviderRateLimitError,
+  type CallRecord,
+  type ModelRegistry,
+} from '@moa-queue/moa';
+import { RateLimitError, UnrecoverableError, type Job, type Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { WorkerMetrics } from './metrics.js';
+
+/** What the call processor needs. */
+export interface CallProcessorDependencies {
+  models: ModelRegistry;
+  metrics: WorkerMetrics;
+  logger: Logger;
+  redis: Redis;
+  prefix: string;
+  /** The provider's queue, to pause it for a 429's Retry-After. */
+  queueOf(provider: string): Queue;
+  /**
+   * Wait after a 429 that did not say how long.
+   * @defaultValue 1000
+   */
+  defaultRateLimitWaitMs?: number;
+}
+
+/**
+ * Processes one LLM call job: exactly one provider attempt per run. BullMQ
+ * owns the retries: a retryable error is rethrown (backoff by the worker's
+ * strategy), a 429 pauses the whole provider queue for Retry-After and puts
+ * the job back without spending an attempt, a permanent error or the last
+ * attempt fails the job with its record left as progress for the parent.
+ */
+export function createCallProcessor(dependencies: CallProcessorDependencies) {
+  const { metrics, logger } = dependencies;
+  return async function processCall(
+    job: Job<CallJobData, CallJobResult>,
+    _token?: string,
+    signal?: AbortSignal,
+  ): Promise<CallJobResult> {
+    const { data } = job;
+    const model = dependencies.models.resolve(data.agent.model);
+    const labels = { provider: model.provider, model: model.modelId, layer: String(data.layer), role: data.role };
+    const attempts = job.attemptsMade + 1;
+    const log = logger.child({
+      requestId: data.requestId,
+      layer: data.layer,
+      model: model.modelId,
+      attempt: attempts,
+      jobId: job.id,
+    });
+
+    if (await dependencies.redis.exists(cancelKey(dependencies.prefix, data.requestId))) {
+      throw new UnrecoverableError('cancelled: the request was cancelled before this call started');
+    }
+
+    const startedAt = Date.now();
+    try {
+      const result = await attemptCall(model, data.agent, data.messages, { signal });
+      metrics.llmRequestDuration.observe({ ...labels, outcome: 'success' }, result.latencyMs / 1000);
+      metrics.llmTokens.inc({ ...labels, type: 'input' }, result.usage.promptTokens);
+      metrics.llmTokens.inc({ ...labels, type: 'output' }, result.usage.completionTokens);
+      if (result.costUsd === null) {
+        metrics.llmCostUnknown.inc({ model: model.modelId });
+        log.warn('model has no price: its cost is reported as null');
+      } else {
+        metrics.llmCost.inc(labels, result.costUsd);
+      }
+      log.debug({ latencyMs: result.latencyMs, usage: result.usage }, 'call completed');
+      return {
+        model: model.modelId,
+        agentIndex: data.agentIndex,
+        status: 'completed',
+        output: result.output,
+        usage: result.usage,
+        costUsd: result.costUsd,
+        latencyMs: result.latencyMs,
+        attempts,
+        startedAt: result.startedAt,
+        finishedAt: result.finishedAt,
+        error: null,
+      };
+    } catch (thrown) {
+      const error = asProviderError(thrown);
+      const finishedAt = Date.now();
+      metrics.llmRequestDuration.observe({ ...labels, outcome: 'error' }, (finishedAt - startedAt) / 1000);
+
+      if (error instanceof ProviderRateLimitError && !signal?.aborted) {
+        const waitMs = error.retryAfterMs ?? dependencies.defaultRateLimitWaitMs ?? 1000;
+        metrics.llmRetries.inc({ provider: model.provider, model: model.modelId, reason: 'rate_limit' });
+        log.warn({ waitMs }, 'provider rate limited: pausing its queue');
+        await dependencies.queueOf(model.provider).rateLimit(waitMs);
+        throw new RateLimitError();
+      }
+
+      const final = !error.retryable || attempts >= (job.opts.attempts ?? 1) || signal?.aborted === true;
+      if (!final) {
+        metrics.llmRetries.inc({ provider: model.provider, model: model.modelId, reason: error.type });
+        log.warn({ error: error.toRecord() }, 'call failed: will retry');
+        throw error;
+      }
+      const usage = { promptTokens: 0, completionTokens: 0 };
+      const record: CallRecord = {
+        model: model.modelId,
+        agentIndex: data.agentIndex,
+        status: 'failed',
+        output: null,
+        usage,
+        costUsd: computeCostUsd(model.pricing, usage),
+        latencyMs: finishedAt - startedAt,
+        attempts,
+        startedAt,
+        finishedAt,
+        error: error.toRecord(),
+      };
+      await job.updateProgress(record);
+      log.warn({ error: record.error }, 'call failed for good');
+      throw new UnrecoverableError(`${error.type}: ${error.message}`);
+    }
+  };
+}

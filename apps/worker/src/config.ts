@@ -1,0 +1,49 @@
+import { DEFAULT_QUEUE_PREFIX } from '@moa-queue/contract';
+import { loadMoaConfig, type MoaConfig } from '@moa-queue/moa';
+import { z } from 'zod';
+
+const environmentSchema = z.object({
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  METRICS_HOST: z.string().min(1).default('0.0.0.0'),
+  MOA_CONFIG: z.string().min(1).optional(),
+  MOA_QUEUE_PREFIX: z.string().min(1).default(DEFAULT_QUEUE_PREFIX),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(50),
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(60_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** Everything the worker process reads from its environment, validated. */
+export interface WorkerConfig {
+  redisUrl: string;
+  metricsPort: number;
+  metricsHost: string;
+  queuePrefix: string;
+  concurrency: number;
+  shutdownGraceMs: number;
+  logLevel: string;
+  moa: MoaConfig;
+}
+
+/**
+ * Reads and validates the worker's environment; the only place the worker
+ * touches `process.env` for settings. Throws naming the bad variable.
+ */
+export function loadWorkerConfig(environment: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const parsed = environmentSchema.safeParse(environment);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`Invalid environment: ${String(issue?.path[0])}: ${issue?.message}`);
+  }
+  const values = parsed.data;
+  return {
+    redisUrl: values.REDIS_URL,
+    metricsPort: values.METRICS_PORT,
+    metricsHost: values.METRICS_HOST,
+    queuePrefix: values.MOA_QUEUE_PREFIX,
+    concurrency: values.WORKER_CONCURRENCY,
+    shutdownGraceMs: values.SHUTDOWN_GRACE_MS,
+    logLevel: values.LOG_LEVEL,
+    moa: loadMoaConfig(values.MOA_CONFIG),
+  };
+}

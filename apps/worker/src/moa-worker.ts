@@ -1,0 +1,136 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createMoaQueues, llmQueueName, REQUESTS_QUEUE } from '@moa-queue/contract';
+import { backoffDelayMs, createModelRegistry, ProviderError, type ModelRegistry } from '@moa-queue/moa';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { createCallProcessor } from './call-processor.js';
+import type { WorkerConfig } from './config.js';
+import { startMetricsServer } from './metrics-server.js';
+import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
+import { createOrchestratorProcessor } from './orchestrator-processor.js';
+
+/**
+ * Stalled-job settings tuned for LLM calls: a lock of 60 s renewed every
+ * 30 s survives event-loop stalls, and a crashed worker's jobs are back in
+ * the queue within about a minute. An orchestrator may stall several times
+ * (worker kill, then a Redis restart) and still complete.
+ */
+export const STALLED_SETTINGS = { lockDuration: 60_000, stalledInterval: 30_000, maxStalledCount: 5 };
+
+/** Options of {@link startMoaWorker}. */
+export interface MoaWorkerOptions {
+  config: WorkerConfig;
+  logger: Logger;
+  /** Resolves models; defaults to the real provider adapters. */
+  models?: ModelRegistry;
+  /** Whether to serve metrics on `config.metricsPort`. @defaultValue true */
+  serveMetrics?: boolean;
+}
+
+/** A running worker process's parts. */
+export interface MoaWorker {
+  workers: Worker[];
+  metrics: WorkerMetrics;
+  metricsPort: number | undefined;
+  /** Stops taking jobs, waits up to the grace period for running ones, then closes everything. */
+  close(): Promise<void>;
+}
+
+/** Starts the orchestrator worker and one LLM-call worker per configured provider. */
+export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWorker> {
+  const { config, logger } = options;
+  const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  connection.on('error', (error) => logger.warn({ error: error.message }, 'redis connection error'));
+  const providers = Object.keys(config.moa.providers);
+  const queues = createMoaQueues({ connection, prefix: config.queuePrefix, providers });
+  const metrics = createWorkerMetrics();
+  const models = options.models ?? createModelRegistry(config.moa);
+
+  const workerOptions = {
+    connection,
+    prefix: config.queuePrefix,
+    concurrency: config.concurrency,
+    ...STALLED_SETTINGS,
+  };
+  const orchestrator = new Worker(
+    REQUESTS_QUEUE,
+    createOrchestratorProcessor({ queues, redis: connection, config: config.moa, metrics, logger }),
+    workerOptions,
+  );
+  const callProcessor = createCallProcessor({
+    models,
+    metrics,
+    logger,
+    redis: connection,
+    prefix: config.queuePrefix,
+    queueOf: (provider) => queues.llm(provider),
+  });
+  const callWorkers = providers.map((provider) => {
+    const providerConfig = config.moa.providers[provider];
+    return new Worker(llmQueueName(provider), callProcessor, {
+      ...workerOptions,
+      concurrency: Math.min(config.concurrency, providerConfig?.concurrency ?? config.concurrency),
+      ...(providerConfig?.requestsPerMinute
+        ? { limiter: { max: providerConfig.requestsPerMinute, duration: 60_000 } }
+        : {}),
+      settings: {
+        // Honour a provider's Retry-After on 5xx too; otherwise exponential backoff with jitter.
+        backoffStrategy: (attemptsMade: number, _type?: string, error?: Error) =>
+          error instanceof ProviderError && error.retryAfterMs !== undefined
+            ? error.retryAfterMs
+            : backoffDelayMs(attemptsMade),
+      },
+    });
+  });
+  const workers = [orchestrator, ...callWorkers];
+  for (const worker of workers) {
+    worker.on('error', (error) => logger.error({ queue: worker.name, error: error.message }, 'worker error'));
+    worker.on('failed', (job, error) => {
+      if (job) logger.debug({ queue: worker.name, jobId: job.id, error: error.message }, 'job failed');
+    });
+  }
+  // Per-provider concurrency is enforced across every worker process by BullMQ's global concurrency.
+  await Promise.all(
+    providers.map((provider) =>
+      queues.llm(provider).setGlobalConcurrency(config.moa.providers[provider]?.concurrency ?? 32),
+    ),
+  );
+  let server: Server | undefined;
+  if (options.serveMetrics !== false) {
+    server = await startMetricsServer({
+      registry: metrics.registry,
+      port: config.metricsPort,
+      host: config.metricsHost,
+      isReady: async () => (await connection.ping()) === 'PONG',
+    });
+  }
+  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
+  logger.info(
+    { providers, concurrency: config.concurrency, metricsPort: (server?.address() as AddressInfo | null)?.port },
+    'worker started',
+  );
+
+  return {
+    workers,
+    metrics,
+    metricsPort: (server?.address() as AddressInfo | null)?.port,
+    async close() {
+      let timer: NodeJS.Timeout | undefined;
+      const graceful = Promise.all(workers.map((worker) => worker.close()));
+      const expired = new Promise<'expired'>((resolve) => {
+        timer = setTimeout(() => resolve('expired'), config.shutdownGraceMs);
+      });
+      if ((await Promise.race([graceful, expired])) === 'expired') {
+        logger.warn({ graceMs: config.shutdownGraceMs }, 'shutdown grace expired: abandoning in-flight jobs');
+        // Their locks lapse and stalled-job detection hands them to another worker.
+        await Promise.all(workers.map((worker) => worker.close(true)));
+      }
+      clearTimeout(timer);
+      await queues.close();
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      connection.disconnect();
+    },
+  };
+}

@@ -1,0 +1,241 @@
+import {
+  callJobId,
+  cancelKey,
+  CALL_RETENTION_COMPLETED,
+  CALL_RETENTION_FAILED,
+  jobIdFromKey,
+  type CallJobData,
+  type MoaQueues,
+  type RequestJobData,
+  type RequestProgress,
+} from '@moa-queue/contract';
+import {
+  callsCost,
+  layerCount,
+  layerShortfall,
+  parseModelId,
+  planLayer,
+  roleOfLayer,
+  totalCost,
+  totalUsage,
+  type CallRecord,
+  type LayerRecord,
+  type MoaConfig,
+  type MoaResult,
+  type PlannedCall,
+} from '@moa-queue/moa';
+import { Job, UnrecoverableError, WaitingChildrenError } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { WorkerMetrics } from './metrics.js';
+
+/** What the orchestrator needs. */
+export interface OrchestratorDependencies {
+  queues: MoaQueues;
+  redis: Redis;
+  config: MoaConfig;
+  metrics: WorkerMetrics;
+  logger: Logger;
+}
+
+/** Reads the progress saved by an earlier run of the same job, if any. */
+function savedProgress(progress: unknown): RequestProgress {
+  const value = progress as Partial<RequestProgress> | undefined;
+  if (value && typeof value === 'object' && Array.isArray(value.layers)) {
+    return {
+      layers: value.layers,
+      currentLayer: value.currentLayer ?? null,
+      layerStartedAt: value.layerStartedAt ?? {},
+      error: value.error ?? null,
+    };
+  }
+  return { layers: [], currentLayer: null, layerStartedAt: {}, error: null };
+}
+
+/**
+ * Processes one MoA request (the parent of all its calls). Each run derives
+ * where the request stands from the results BullMQ already holds for its
+ * children, adds the missing calls of the current layer under deterministic
+ * ids, and parks itself with `moveToWaitingChildren` until they finish, so a
+ * retried or recovered run repeats no finished call. The last layer is the
+ * aggregator; its call goes through the provider's queue like any other.
+ */
+export function createOrchestratorProcessor(dependencies: OrchestratorDependencies) {
+  const { queues, metrics, logger } = dependencies;
+
+  async function failedCallRecord(planned: PlannedCall, key: string, reason: string): Promise<CallRecord> {
+    const queueName = key.slice(0, key.lastIndexOf(':')).slice(queues.prefix.length + 1);
+    const provider = parseModelId(planned.agent.model).provider;
+    const queue = queues.llm(provider);
+    const child = queueName === queue.name ? await Job.fromId(queue, jobIdFromKey(key)) : undefined;
+    const recorded = child?.progress as CallRecord | undefined;
+    if (recorded && typeof recorded === 'object' && recorded.status === 'failed') return recorded;
+    // No record: the call never ran to an answer (stalled too often, or cancelled before it started).
+    const now = Date.now();
+    return {
+      model: planned.agent.model,
+      agentIndex: planned.agentIndex,
+      status: 'failed',
+      output: null,
+      usage: { promptTokens: 0, completionTokens: 0 },
+      costUsd: dependencies.config.models[planned.agent.model] ? 0 : null,
+      latencyMs: 0,
+      attempts: Math.max(1, child?.attemptsMade ?? 1),
+      startedAt: child?.processedOn ?? now,
+      finishedAt: child?.finishedOn ?? now,
+      error: {
+        message: reason,
+        type: reason.startsWith('cancelled') ? 'cancelled' : 'server_error',
+        code: null,
+      },
+    };
+  }
+
+  return async function processRequest(
+    job: Job<RequestJobData, MoaResult>,
+    token?: string,
+  ): Promise<MoaResult> {
+    const { data } = job;
+    const { preset, requestId } = data;
+    const log = logger.child({ requestId, preset: preset.name });
+    const progress = savedProgress(job.progress);
+    const lastLayer = layerCount(preset);
+
+    const finish = (status: 'completed' | 'cancelled', output: string | null): MoaResult => {
+      const result: MoaResult = {
+        status,
+        output,
+        layers: progress.layers,
+        usage: totalUsage(progress.layers),
+        costUsd: totalCost(progress.layers),
+        error:
+          status === 'cancelled'
+            ? { message: 'the request was cancelled', type: 'cancelled', code: 'cancelled' }
+            : null,
+      };
+      metrics.jobsFinished.inc({ preset: preset.name, outcome: status });
+      metrics.jobDuration.observe({ preset: preset.name, outcome: status }, (Date.now() - data.createdAt) / 1000);
+      if (result.costUsd !== null && status === 'completed') {
+        metrics.jobCost.observe({ preset: preset.name }, result.costUsd);
+      }
+      log.info({ status, costUsd: result.costUsd, usage: result.usage }, 'request finished');
+      return result;
+    };
+
+    for (;;) {
+      if (await dependencies.redis.exists(cancelKey(queues.prefix, requestId))) {
+        await job.removeUnprocessedChildren();
+        progress.currentLayer = null;
+        await job.updateProgress(progress);
+        return finish('cancelled', null);
+      }
+
+      const layer = progress.layers.length + 1;
+      if (layer > lastLayer) return finish('completed', progress.layers.at(-1)?.calls[0]?.output ?? '');
+      const role = roleOfLayer(preset, layer);
+      const planned = planLayer(preset, layer, data.messages, progress.layers.at(-1));
+      const [values, failures] = await Promise.all([
+        job.getChildrenValues<CallRecord>(),
+        job.getIgnoredChildrenFailures(),
+      ]);
+      const finishedById = new Map<string, { key: string; value?: CallRecord; reason?: string }>();
+      for (const [key, value] of Object.entries(values)) finishedById.set(jobIdFromKey(key), { key, value });
+      for (const [key, reason] of Object.entries(failures)) finishedById.set(jobIdFromKey(key), { key, reason });
+      const pending = planned.filter((call) => !finishedById.has(callJobId(requestId, layer, call.agentIndex)));
+
+      if (pending.length > 0) {
+        if (progress.layerStartedAt[layer] === undefined || progress.currentLayer !== layer) {
+          progress.layerStartedAt[layer] ??= Date.now();
+          progress.currentLayer = layer;
+          await job.updateProgress(progress);
+          log.info({ layer, role, calls: planned.length }, 'layer started');
+        }
+        await addCalls(job, layer, role, pending);
+        if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
+        continue; // every call finished while we were adding: read them now
+      }
+
+      const calls = await Promise.all(
+        planned.map(async (call) => {
+          const finished = finishedById.get(callJobId(requestId, layer, call.agentIndex));
+          if (finished?.value) return finished.value;
+          return failedCallRecord(call, finished?.key ?? '', finished?.reason ?? 'unknown failure');
+        }),
+      );
+      const finishedAt = Date.now();
+      const startedAt = progress.layerStartedAt[layer] ?? finishedAt;
+      const record: LayerRecord = {
+        layer,
+        role,
+        startedAt,
+        finishedAt,
+        durationMs: finishedAt - startedAt,
+        calls,
+      };
+      const layerLabels = { preset: preset.name, layer: String(layer), role };
+      metrics.layerDuration.observe(layerLabels, record.durationMs / 1000);
+      const layerCost = callsCost(calls);
+      if (layerCost !== null) metrics.layerCost.observe(layerLabels, layerCost);
+      progress.layers.push(record);
+      progress.currentLayer = null;
+      log.info(
+        { layer, role, durationMs: record.durationMs, failed: calls.filter((call) => call.status === 'failed').length },
+        'layer finished',
+      );
+
+      const shortfall = layerShortfall(preset, record);
+      if (shortfall) {
+        progress.error = shortfall;
+        await job.updateProgress(progress);
+        metrics.jobsFinished.inc({ preset: preset.name, outcome: 'failed' });
+        metrics.jobDuration.observe({ preset: preset.name, outcome: 'failed' }, (Date.now() - data.createdAt) / 1000);
+        log.warn({ error: shortfall }, 'request failed');
+        throw new UnrecoverableError(shortfall.message);
+      }
+      await job.updateProgress(progress);
+    }
+  };
+
+  async function addCalls(
+    parent: Job<RequestJobData, MoaResult>,
+    layer: number,
+    role: 'proposer' | 'aggregator',
+    calls: PlannedCall[],
+  ): Promise<void> {
+    const byProvider = new Map<string, PlannedCall[]>();
+    for (const call of calls) {
+      const provider = parseModelId(call.agent.model).provider;
+      byProvider.set(provider, [...(byProvider.get(provider) ?? []), call]);
+    }
+    await Promise.all(
+      [...byProvider].map(([provider, providerCalls]) => {
+        const providerConfig = dependencies.config.providers[provider];
+        return queues.llm(provider).addBulk(
+          providerCalls.map((call) => ({
+            name: `L${layer}`,
+            data: {
+              requestId: parent.data.requestId,
+              presetName: parent.data.preset.name,
+              layer,
+              role,
+              agentIndex: call.agentIndex,
+              agent: call.agent,
+              messages: call.messages,
+            } satisfies CallJobData,
+            opts: {
+              jobId: callJobId(parent.data.requestId, layer, call.agentIndex),
+              parent: { id: parent.id as string, queue: parent.queueQualifiedName },
+              // Without a failure option a failed call would leave its request waiting forever.
+              ignoreDependencyOnFailure: true,
+              attempts: providerConfig?.maxAttempts ?? 3,
+              backoff: { type: 'moa' },
+              removeOnComplete: CALL_RETENTION_COMPLETED,
+              removeOnFail: CALL_RETENTION_FAILED,
+              ...(parent.opts.priority ? { priority: parent.opts.priority } : {}),
+            },
+          })),
+        );
+      }),
+    );
+  }
+}

@@ -1,0 +1,12 @@
+export { REQUESTS_QUEUE, LLM_QUEUE_PREFIX, DEFAULT_QUEUE_PREFIX, llmQueueName } from './queue-names.js';
+export { newRequestId, callJobId, parseCallJobId, jobIdFromKey, REQUEST_ID_PATTERN } from './job-ids.js';
+export type {
+  RequestJobData,
+  CallJobData,
+  CallJobResult,
+  RequestProgress,
+  RequestStatus,
+} from './payloads.js';
+export { REQUEST_RETENTION, CALL_RETENTION_COMPLETED, CALL_RETENTION_FAILED } from './retention.js';
+export { cancelKey, CANCEL_MARKER_TTL_SECONDS } from './cancel-marker.js';
+export { createMoaQueues, type MoaQueues, type MoaQueuesOptions } from './moa-queues.js';

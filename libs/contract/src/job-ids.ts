@@ -1,0 +1,37 @@
+import { randomBytes } from 'node:crypto';
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** A new public request id, `job_` and 24 random base62 characters. */
+export function newRequestId(): string {
+  const bytes = randomBytes(24);
+  let suffix = '';
+  for (const byte of bytes) suffix += ALPHABET[byte % ALPHABET.length];
+  return `job_${suffix}`;
+}
+
+/** Request ids are ours: anything else is rejected before it reaches Redis. */
+export const REQUEST_ID_PATTERN = /^job_[A-Za-z0-9]{1,64}$/;
+
+/**
+ * The deterministic id of one agent call, `<request>-L<layer>-A<agent>`: a
+ * retried orchestrator adds the same ids again, which BullMQ ignores, so a
+ * finished call is never paid for twice.
+ */
+export function callJobId(requestId: string, layer: number, agentIndex: number): string {
+  return `${requestId}-L${layer}-A${agentIndex}`;
+}
+
+/** The parts of a call job id, or undefined when it is not one. */
+export function parseCallJobId(
+  jobId: string,
+): { requestId: string; layer: number; agentIndex: number } | undefined {
+  const match = /^(.+)-L(\d+)-A(\d+)$/.exec(jobId);
+  if (!match) return undefined;
+  return { requestId: match[1] as string, layer: Number(match[2]), agentIndex: Number(match[3]) };
+}
+
+/** The job id at the end of a BullMQ job key (`<prefix>:<queue>:<id>`). */
+export function jobIdFromKey(key: string): string {
+  return key.slice(key.lastIndexOf(':') + 1);
+}

@@ -1,0 +1,58 @@
+import { Queue, type ConnectionOptions } from 'bullmq';
+import type { CallJobData, CallJobResult, RequestJobData } from './payloads.js';
+import { llmQueueName, REQUESTS_QUEUE } from './queue-names.js';
+import { REQUEST_RETENTION } from './retention.js';
+import type { MoaResult } from '@moa-queue/moa';
+
+/** Options of {@link createMoaQueues}. */
+export interface MoaQueuesOptions {
+  connection: ConnectionOptions;
+  /** BullMQ key prefix. @defaultValue 'moa' */
+  prefix: string;
+  /** Provider names: one LLM queue each. */
+  providers: string[];
+}
+
+/** The typed queues that the API and the workers share. */
+export interface MoaQueues {
+  prefix: string;
+  requests: Queue<RequestJobData, MoaResult>;
+  /** The LLM call queue of a provider; throws for an unknown provider. */
+  llm(provider: string): Queue<CallJobData, CallJobResult>;
+  /** Every queue, requests first. */
+  all(): Queue[];
+  close(): Promise<void>;
+}
+
+/** Creates the request queue and one LLM queue per provider, all on one prefix. */
+export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
+  const base = { connection: options.connection, prefix: options.prefix };
+  const requests = new Queue<RequestJobData, MoaResult>(REQUESTS_QUEUE, {
+    ...base,
+    defaultJobOptions: {
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: REQUEST_RETENTION,
+      removeOnFail: REQUEST_RETENTION,
+    },
+  });
+  const llmQueues = new Map(
+    options.providers.map((provider) => [
+      provider,
+      new Queue<CallJobData, CallJobResult>(llmQueueName(provider), base),
+    ]),
+  );
+  return {
+    prefix: options.prefix,
+    requests,
+    llm(provider) {
+      const queue = llmQueues.get(provider);
+      if (!queue) throw new Error(`no LLM queue for provider "${provider}"`);
+      return queue;
+    },
+    all: () => [requests, ...llmQueues.values()] as Queue[],
+    async close() {
+      await Promise.all([requests.close(), ...[...llmQueues.values()].map((queue) => queue.close())]);
+    },
+  };
+}

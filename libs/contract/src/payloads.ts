@@ -1,0 +1,41 @@
+import type { AgentConfig, CallRecord, ChatMessage, ErrorRecord, LayerRecord, PresetConfig } from '@moa-queue/moa';
+
+/** Data of an orchestrator job (queue `moa-requests`, job id = request id). Never holds a secret. */
+export interface RequestJobData {
+  requestId: string;
+  /** A snapshot of the preset when the request was accepted: config changes never alter a running request. */
+  preset: PresetConfig;
+  messages: ChatMessage[];
+  metadata: Record<string, string>;
+  webhook?: { url: string };
+  /** Epoch milliseconds. */
+  createdAt: number;
+}
+
+/** Data of one LLM call job (queue `moa-llm-<provider>`, id `<request>-L<k>-A<i>`). */
+export interface CallJobData {
+  requestId: string;
+  presetName: string;
+  layer: number;
+  role: 'proposer' | 'aggregator';
+  agentIndex: number;
+  agent: AgentConfig;
+  messages: ChatMessage[];
+}
+
+/** A finished call job returns its record; a failed one leaves it as its progress. */
+export type CallJobResult = CallRecord;
+
+/** What an orchestrator job reports as progress while it runs. */
+export interface RequestProgress {
+  /** Layers whose calls have all finished. */
+  layers: LayerRecord[];
+  /** The layer whose calls are in flight, if any. */
+  currentLayer: number | null;
+  /** Epoch milliseconds at which each layer's calls were added, by layer number. */
+  layerStartedAt: Record<string, number>;
+  error: ErrorRecord | null;
+}
+
+/** Status of a request as the API reports it. */
+export type RequestStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';

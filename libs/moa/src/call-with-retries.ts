@@ -1,0 +1,114 @@
+import { abortableSleep } from './abortable-sleep.js';
+import { backoffDelayMs } from './backoff.js';
+import { attemptCall } from './call-attempt.js';
+import { computeCostUsd } from './cost.js';
+import { asProviderError } from './errors/as-provider-error.js';
+import { ProviderRateLimitError } from './errors/rate-limit-error.js';
+import type { ResolvedModel } from './model-registry.js';
+import type { AgentConfig, CallRecord, ChatMessage } from './types.js';
+
+/** Options of {@link callWithRetries}. */
+export interface CallWithRetriesOptions {
+  agentIndex: number;
+  signal?: AbortSignal;
+  onDelta?: (text: string) => void;
+  /** Told about every retry and why (`rate_limit`, `server_error`, …). */
+  onRetry?: (reason: string, delayMs: number) => void;
+  /** Injectable for tests. @defaultValue abortableSleep */
+  sleep?: (milliseconds: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * Waits for 429s are not attempts, but are bounded so a provider that
+   * always says 429 cannot hold a call forever.
+   * @defaultValue 20
+   */
+  maxRateLimitWaits?: number;
+  /** Wait after a 429 without `Retry-After`. @defaultValue 1000 */
+  defaultRateLimitWaitMs?: number;
+}
+
+/**
+ * One agent call with the provider's retry policy, as the in-process runner
+ * makes it: 408/409/5xx/timeouts retried up to `maxAttempts` with
+ * exponential backoff, 429s wait `Retry-After` without spending an attempt,
+ * other errors fail at once. Never throws: a failure is a failed record.
+ */
+export async function callWithRetries(
+  model: ResolvedModel,
+  agent: AgentConfig,
+  messages: ChatMessage[],
+  options: CallWithRetriesOptions,
+): Promise<CallRecord> {
+  const sleep = options.sleep ?? abortableSleep;
+  const maxAttempts = model.providerConfig.maxAttempts;
+  const startedAt = Date.now();
+  let attempts = 0;
+  let rateLimitWaits = 0;
+  for (;;) {
+    attempts += 1;
+    try {
+      const result = await attemptCall(model, agent, messages, {
+        signal: options.signal,
+        onDelta: options.onDelta,
+      });
+      return {
+        model: model.modelId,
+        agentIndex: options.agentIndex,
+        status: 'completed',
+        output: result.output,
+        usage: result.usage,
+        costUsd: result.costUsd,
+        latencyMs: result.latencyMs,
+        attempts,
+        startedAt,
+        finishedAt: result.finishedAt,
+        error: null,
+      };
+    } catch (thrown) {
+      const error = asProviderError(options.signal?.aborted ? (options.signal.reason ?? thrown) : thrown);
+      let delayMs: number | undefined;
+      if (!options.signal?.aborted) {
+        if (error instanceof ProviderRateLimitError && rateLimitWaits < (options.maxRateLimitWaits ?? 20)) {
+          rateLimitWaits += 1;
+          attempts -= 1;
+          delayMs = error.retryAfterMs ?? options.defaultRateLimitWaitMs ?? 1000;
+        } else if (error.retryable && attempts < maxAttempts) {
+          delayMs = error.retryAfterMs ?? backoffDelayMs(attempts);
+        }
+      }
+      if (delayMs !== undefined) {
+        options.onRetry?.(error instanceof ProviderRateLimitError ? 'rate_limit' : error.type, delayMs);
+        try {
+          await sleep(delayMs, options.signal);
+          continue;
+        } catch (aborted) {
+          return failedRecord(model, options.agentIndex, attempts, startedAt, asProviderError(aborted));
+        }
+      }
+      return failedRecord(model, options.agentIndex, attempts, startedAt, error);
+    }
+  }
+}
+
+function failedRecord(
+  model: ResolvedModel,
+  agentIndex: number,
+  attempts: number,
+  startedAt: number,
+  error: ReturnType<typeof asProviderError>,
+): CallRecord {
+  const finishedAt = Date.now();
+  const usage = { promptTokens: 0, completionTokens: 0 };
+  return {
+    model: model.modelId,
+    agentIndex,
+    status: 'failed',
+    output: null,
+    usage,
+    costUsd: computeCostUsd(model.pricing, usage),
+    latencyMs: finishedAt - startedAt,
+    attempts: Math.max(1, attempts),
+    startedAt,
+    finishedAt,
+    error: error.toRecord(),
+  };
+}

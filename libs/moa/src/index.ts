@@ -1,0 +1,53 @@
+export type {
+  ChatMessage,
+  AgentConfig,
+  PresetConfig,
+  ProviderConfig,
+  ModelPricing,
+  WebhookSettings,
+  MoaConfig,
+  Usage,
+  ErrorRecord,
+  CallRecord,
+  LayerRecord,
+} from './types.js';
+
+export { ConfigError, type ConfigIssue, type ConfigErrorOptions } from './config-error.js';
+export { parseModelId, type ParsedModelId } from './model-id.js';
+export { BUILT_IN_PROVIDERS, BUILT_IN_MODELS, BUILT_IN_PRESETS, CONFIG_DEFAULTS, builtInConfig } from './built-in-config.js';
+export { moaConfigFileSchema, CONFIG_NAME_PATTERN, type MoaConfigFile } from './config-schema.js';
+export { parseMoaConfig, loadMoaConfig, resolvePreset, priceOf } from './load-config.js';
+export { DEFAULT_REFERENCE_PROMPT, buildAgentMessages, type BuildAgentMessagesOptions } from './references.js';
+export { computeCostUsd, sumCosts } from './cost.js';
+
+export type { ChatModel, ChatRequest, ChatResult } from './chat-model.js';
+export {
+  createOpenAICompatibleProvider,
+  type OpenAICompatibleProviderOptions,
+} from './openai-compatible-provider.js';
+export { createModelRegistry, type ModelRegistry, type ModelRegistryOptions, type ResolvedModel } from './model-registry.js';
+
+export { ProviderError, type ProviderErrorType, type ProviderErrorOptions } from './errors/provider-error.js';
+export { ProviderRateLimitError } from './errors/rate-limit-error.js';
+export { ProviderTimeoutError } from './errors/timeout-error.js';
+export { ProviderServerError } from './errors/server-error.js';
+export { ProviderConflictError } from './errors/conflict-error.js';
+export { ProviderConnectionError } from './errors/connection-error.js';
+export { InvalidRequestError } from './errors/invalid-request-error.js';
+export { AuthenticationError } from './errors/authentication-error.js';
+export { PermissionDeniedError } from './errors/permission-error.js';
+export { ModelNotFoundError } from './errors/not-found-error.js';
+export { ContentFilterError } from './errors/content-filter-error.js';
+export { LayerDeadlineError } from './errors/layer-deadline-error.js';
+export { errorFromStatus } from './errors/error-from-status.js';
+export { asProviderError } from './errors/as-provider-error.js';
+export { retryAfterMsFromHeaders, type HeaderLookup } from './retry-after.js';
+export { backoffDelayMs, type BackoffOptions } from './backoff.js';
+export { abortableSleep } from './abortable-sleep.js';
+
+export { attemptCall, type AttemptResult, type AttemptOptions } from './call-attempt.js';
+export { callWithRetries, type CallWithRetriesOptions } from './call-with-retries.js';
+export { layerCount, roleOfLayer, agentsOfLayer, referencesFrom, planLayer, type PlannedCall } from './moa-plan.js';
+export { totalUsage, totalCost, callsCost, layerShortfall, type MoaResult } from './moa-result.js';
+export type { MoaEvent } from './moa-events.js';
+export { runMoa, type RunMoaOptions } from './run-moa.js';

@@ -1,0 +1,55 @@
+import { buildAgentMessages } from './references.js';
+import type { AgentConfig, ChatMessage, LayerRecord, PresetConfig } from './types.js';
+
+/** Number of layers of a preset, the aggregator's included (the paper's L). */
+export function layerCount(preset: PresetConfig): number {
+  return preset.layers.length + 1;
+}
+
+/** `aggregator` for the last layer, `proposer` for the others (1-based). */
+export function roleOfLayer(preset: PresetConfig, layer: number): 'proposer' | 'aggregator' {
+  return layer === layerCount(preset) ? 'aggregator' : 'proposer';
+}
+
+/** The agents of a 1-based layer: the proposers of that layer, or the aggregator alone. */
+export function agentsOfLayer(preset: PresetConfig, layer: number): AgentConfig[] {
+  if (layer === layerCount(preset)) return [preset.aggregator];
+  const agents = preset.layers[layer - 1];
+  if (!agents) throw new RangeError(`preset ${preset.name} has no layer ${layer}`);
+  return agents;
+}
+
+/** Outputs of a finished layer's successful calls, in the preset's agent order. */
+export function referencesFrom(layer: LayerRecord | undefined): string[] {
+  if (!layer) return [];
+  return [...layer.calls]
+    .sort((left, right) => left.agentIndex - right.agentIndex)
+    .filter((call) => call.status === 'completed' && call.output !== null)
+    .map((call) => call.output as string);
+}
+
+/** One planned LLM call: which agent, and exactly what it is sent. */
+export interface PlannedCall {
+  agentIndex: number;
+  agent: AgentConfig;
+  messages: ChatMessage[];
+}
+
+/**
+ * The calls of a 1-based layer given the previous layer's record. A pure
+ * function of the request and the previous outputs, so identical requests
+ * send identical messages (reproducible and cacheable).
+ */
+export function planLayer(
+  preset: PresetConfig,
+  layer: number,
+  messages: ChatMessage[],
+  previous: LayerRecord | undefined,
+): PlannedCall[] {
+  const references = referencesFrom(previous);
+  return agentsOfLayer(preset, layer).map((agent, agentIndex) => ({
+    agentIndex,
+    agent,
+    messages: buildAgentMessages({ messages, references, agent, referencePrompt: preset.referencePrompt }),
+  }));
+}

@@ -1,0 +1,149 @@
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import type { ChatModel, ChatRequest, ChatResult } from './chat-model.js';
+import { AuthenticationError } from './errors/authentication-error.js';
+import { ProviderConnectionError } from './errors/connection-error.js';
+import { ContentFilterError } from './errors/content-filter-error.js';
+import { errorFromStatus } from './errors/error-from-status.js';
+import { ProviderError } from './errors/provider-error.js';
+import { ProviderTimeoutError } from './errors/timeout-error.js';
+import { retryAfterMsFromHeaders } from './retry-after.js';
+
+/** Options of {@link createOpenAICompatibleProvider}. */
+export interface OpenAICompatibleProviderOptions {
+  /** The provider's name in the config, e.g. `together`. */
+  name: string;
+  /** Base URL of its OpenAI-compatible API, ending in `/v1`. */
+  baseURL: string;
+  /**
+   * The API key; undefined for keyless local servers.
+   * When `apiKeyEnv` names a variable that is not set, pass `missingKeyEnv`
+   * instead so that calls fail with an authentication error.
+   */
+  apiKey?: string;
+  /** Name of the unset key variable: every call fails with an `AuthenticationError` naming it. */
+  missingKeyEnv?: string;
+  /**
+   * Per-call timeout in milliseconds.
+   * @defaultValue 120000
+   */
+  timeoutMs?: number;
+  /** A custom fetch (tests, proxies). */
+  fetch?: typeof fetch;
+}
+
+function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {
+  return error instanceof APIUserAbortError || (signal?.aborted === true && !(error instanceof APIError));
+}
+
+/** Maps whatever the SDK threw to one of our `ProviderError` classes. */
+function toProviderError(error: unknown, name: string): unknown {
+  if (error instanceof ProviderError) return error;
+  if (error instanceof APIConnectionTimeoutError) {
+    return new ProviderTimeoutError(`${name}: request timed out`, { cause: error });
+  }
+  if (error instanceof APIConnectionError) {
+    return new ProviderConnectionError(`${name}: connection failed: ${error.message}`, { cause: error });
+  }
+  if (error instanceof APIError && typeof error.status === 'number') {
+    const body = (error.error ?? {}) as { message?: unknown };
+    const detail = typeof body.message === 'string' ? body.message : error.message;
+    return errorFromStatus(error.status, `${name}: ${detail}`, {
+      code: typeof error.code === 'string' ? error.code : null,
+      retryAfterMs: retryAfterMsFromHeaders(error.headers),
+      cause: error,
+    });
+  }
+  return error;
+}
+
+/**
+ * Creates a {@link ChatModel} for any OpenAI-compatible endpoint (Together,
+ * OpenAI, Groq, OpenRouter, Ollama, vLLM…) on the official `openai` SDK with
+ * its own retries off: retries belong to the queue, which can wait out a 429
+ * for every worker at once and survive a crash mid-backoff.
+ */
+export function createOpenAICompatibleProvider(options: OpenAICompatibleProviderOptions): ChatModel {
+  const client = new OpenAI({
+    baseURL: options.baseURL,
+    // The SDK insists on a key; keyless local servers ignore this placeholder.
+    apiKey: options.apiKey ?? 'no-key',
+    maxRetries: 0,
+    timeout: options.timeoutMs ?? 120_000,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  });
+
+  async function complete(request: ChatRequest): Promise<ChatResult> {
+    if (options.missingKeyEnv) {
+      throw new AuthenticationError(
+        `${options.name}: no API key: set the ${options.missingKeyEnv} environment variable`,
+        { code: 'missing_api_key' },
+      );
+    }
+    const body = {
+      model: request.model,
+      messages: request.messages,
+      temperature: request.temperature,
+      max_tokens: request.maxTokens,
+    };
+    try {
+      const result = request.onDelta
+        ? await streamCompletion(client, body, request)
+        : await plainCompletion(client, body, request);
+      if (result.finishReason === 'content_filter') {
+        throw new ContentFilterError(`${options.name}: the answer was stopped by the content filter`, {
+          code: 'content_filter',
+        });
+      }
+      return result;
+    } catch (error) {
+      if (isAbort(error, request.signal)) throw request.signal?.reason ?? error;
+      throw toProviderError(error, options.name);
+    }
+  }
+
+  return { provider: options.name, complete };
+}
+
+type CompletionBody = Pick<
+  OpenAI.Chat.ChatCompletionCreateParamsNonStreaming,
+  'model' | 'messages' | 'temperature' | 'max_tokens'
+>;
+
+async function plainCompletion(client: OpenAI, body: CompletionBody, request: ChatRequest): Promise<ChatResult> {
+  const completion = await client.chat.completions.create(
+    { ...body, stream: false },
+    { signal: request.signal ?? null },
+  );
+  const choice = completion.choices[0];
+  return {
+    output: choice?.message.content ?? '',
+    usage: {
+      promptTokens: completion.usage?.prompt_tokens ?? 0,
+      completionTokens: completion.usage?.completion_tokens ?? 0,
+    },
+    finishReason: choice?.finish_reason ?? null,
+  };
+}
+
+async function streamCompletion(client: OpenAI, body: CompletionBody, request: ChatRequest): Promise<ChatResult> {
+  const stream = await client.chat.completions.create(
+    { ...body, stream: true, stream_options: { include_usage: true } },
+    { signal: request.signal ?? null },
+  );
+  let output = '';
+  let finishReason: string | null = null;
+  let usage = { promptTokens: 0, completionTokens: 0 };
+  for await (const chunk of stream) {
+    const choice = chunk.choices[0];
+    const delta = choice?.delta?.content;
+    if (delta) {
+      output += delta;
+      request.onDelta?.(delta);
+    }
+    if (choice?.finish_reason) finishReason = choice.finish_reason;
+    if (chunk.usage) {
+      usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+    }
+  }
+  return { output, usage, finishReason };
+}

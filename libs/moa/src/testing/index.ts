@@ -1,0 +1,6 @@
+export {
+  createInMemoryModel,
+  type InMemoryModel,
+  type InMemoryModelOptions,
+  type InMemoryResponse,
+} from './in-memory-model.js';

@@ -1,0 +1,117 @@
+/** A chat message as OpenAI's chat completions API takes it (text content only). */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | 'developer';
+  content: string;
+}
+
+/** One agent of a preset: a model and its sampling settings. */
+export interface AgentConfig {
+  /** `<provider>/<model id as the provider knows it>`. */
+  model: string;
+  /** @defaultValue 0.7 */
+  temperature: number;
+  /** @defaultValue 512 for proposers, 2048 for the aggregator */
+  maxTokens: number;
+  /** Prepended to the request's own system message, when set. */
+  systemPrompt?: string;
+}
+
+/** A MoA pipeline: proposer layers in order, then one aggregator. */
+export interface PresetConfig {
+  name: string;
+  description?: string;
+  /** Proposer layers, in order; the first gets no references. */
+  layers: AgentConfig[][];
+  aggregator: AgentConfig;
+  /**
+   * A layer with fewer successful calls fails the request.
+   * @defaultValue 1
+   */
+  minProposers: number;
+  /**
+   * Straggler deadline per layer in milliseconds; 0 means none.
+   * @defaultValue 0
+   */
+  layerTimeoutMs: number;
+  /** The aggregate-and-synthesize instruction placed before the references. */
+  referencePrompt: string;
+}
+
+/** An OpenAI-compatible provider endpoint. */
+export interface ProviderConfig {
+  name: string;
+  baseURL: string;
+  /** Environment variable holding the API key; unset for keyless local servers. */
+  apiKeyEnv?: string;
+  /** @defaultValue 32 */
+  concurrency: number;
+  /** Requests per minute across all workers; undefined means unlimited. */
+  requestsPerMinute?: number;
+  /** @defaultValue 120000 */
+  timeoutMs: number;
+  /** @defaultValue 3 */
+  maxAttempts: number;
+}
+
+/** USD per million tokens. */
+export interface ModelPricing {
+  inputCostPerMTok: number;
+  outputCostPerMTok: number;
+}
+
+/** Webhook delivery settings. */
+export interface WebhookSettings {
+  allowHosts: string[];
+  retryScheduleMs: number[];
+  retryHorizonMs: number;
+}
+
+/** The whole resolved configuration: built-ins merged with the config file. */
+export interface MoaConfig {
+  providers: Record<string, ProviderConfig>;
+  models: Record<string, ModelPricing>;
+  presets: Record<string, PresetConfig>;
+  defaultPreset: string;
+  webhooks: WebhookSettings;
+}
+
+/** Token usage of one call. */
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** A structured error as it appears on a call or a job. */
+export interface ErrorRecord {
+  message: string;
+  type: string;
+  code: string | null;
+}
+
+/** Outcome of one LLM call (one agent in one layer). */
+export interface CallRecord {
+  model: string;
+  agentIndex: number;
+  status: 'completed' | 'failed';
+  output: string | null;
+  usage: Usage;
+  /** USD; null when the model has no price. */
+  costUsd: number | null;
+  /** Duration of the attempt that produced the result, in milliseconds. */
+  latencyMs: number;
+  attempts: number;
+  /** Epoch milliseconds of the first attempt's start and of the result. */
+  startedAt: number;
+  finishedAt: number;
+  error: ErrorRecord | null;
+}
+
+/** Outcome of one layer. Layers are numbered as in the paper: 1..L-1 proposers, L the aggregator. */
+export interface LayerRecord {
+  layer: number;
+  role: 'proposer' | 'aggregator';
+  startedAt: number;
+  finishedAt: number;
+  durationMs: number;
+  calls: CallRecord[];
+}

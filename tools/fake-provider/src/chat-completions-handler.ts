@@ -1,0 +1,174 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { abortableDelay } from './abortable-delay.js';
+import {
+  InvalidRequestError,
+  parseChatCompletionRequest,
+  type ChatCompletionRequest,
+} from './chat-request.js';
+import {
+  chatCompletion,
+  chatCompletionChunk,
+  newCompletionIdentity,
+  splitIntoDeltas,
+  usageFor,
+  type CompletionIdentity,
+  type CompletionUsage,
+} from './completion-objects.js';
+import { countPromptTokens, fixedAnswer, generateAnswer, type Answer } from './deterministic-answer.js';
+import { HttpError, readJsonBody, sendError, sendJson, writeEvent } from './http-io.js';
+import type { RecordedRequest } from './recorded-request.js';
+import { resolveResponsePlan } from './response-plan.js';
+import type { ScriptBook } from './script-book.js';
+
+/** Status recorded for a request whose client went away before the response ended (nginx's convention). */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/** What the chat completions endpoint needs from the provider that owns it. */
+export interface ChatCompletionContext {
+  book: ScriptBook;
+  requests: RecordedRequest[];
+  outputWords: number;
+  tokenIntervalMs: number;
+  /** Per-model latency, else the default. */
+  latencyFor(model: string): number;
+  /** Whether the `Authorization` header carries the required key (always true without one). */
+  isAuthorized(authorization: string | undefined): boolean;
+}
+
+function recordOf(request: ChatCompletionRequest, authorization: string | undefined, receivedAt: number) {
+  const record: RecordedRequest = {
+    model: request.model,
+    messages: request.messages,
+    stream: request.stream,
+    receivedAt,
+  };
+  if (request.temperature !== undefined) record.temperature = request.temperature;
+  if (request.maxTokens !== undefined) record.maxTokens = request.maxTokens;
+  if (authorization !== undefined) record.authorization = authorization;
+  return record;
+}
+
+/**
+ * Streams an answer as `chat.completion.chunk` events: a role chunk, one
+ * chunk per word (`tokenIntervalMs` before each), a chunk with the finish
+ * reason, the usage chunk when asked for, then `[DONE]`. Stops quietly when
+ * the client goes away.
+ */
+async function streamAnswer(
+  response: ServerResponse,
+  signal: AbortSignal,
+  identity: CompletionIdentity,
+  answer: Answer,
+  usage: CompletionUsage,
+  options: { includeUsage: boolean; tokenIntervalMs: number },
+): Promise<void> {
+  // With include_usage, OpenAI puts `usage: null` on every chunk but the usage one.
+  const chunkUsage = options.includeUsage ? null : undefined;
+  const send = (chunk: object) => writeEvent(response, JSON.stringify(chunk), signal);
+  response.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  });
+  if (
+    !(await send(
+      chatCompletionChunk(
+        identity,
+        { delta: { role: 'assistant', content: '' }, finishReason: null },
+        chunkUsage,
+      ),
+    ))
+  ) {
+    return;
+  }
+  for (const delta of splitIntoDeltas(answer.content)) {
+    if (!(await abortableDelay(options.tokenIntervalMs, signal))) return;
+    if (
+      !(await send(
+        chatCompletionChunk(identity, { delta: { content: delta }, finishReason: null }, chunkUsage),
+      ))
+    ) {
+      return;
+    }
+  }
+  if (
+    !(await send(chatCompletionChunk(identity, { delta: {}, finishReason: answer.finishReason }, chunkUsage)))
+  ) {
+    return;
+  }
+  if (options.includeUsage && !(await send(chatCompletionChunk(identity, undefined, usage)))) return;
+  response.end('data: [DONE]\n\n');
+}
+
+/**
+ * Serves `POST /v1/chat/completions`: records the request, applies the
+ * model's script or behaviour (error, hang, latency, fixed content), then
+ * answers with a deterministic completion, streamed or not.
+ *
+ * The body is validated before the API key (OpenAI checks the key first) so
+ * that a request rejected with 401 still shows up in `requests` for tests.
+ */
+export async function handleChatCompletion(
+  context: ChatCompletionContext,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
+  const receivedAt = Date.now();
+  // Aborts every wait of this request as soon as the socket closes, whatever the cause:
+  // the client gave up, or close() destroyed it.
+  const controller = new AbortController();
+  response.once('close', () => controller.abort());
+
+  const body = await readJsonBody(request);
+  let parsed: ChatCompletionRequest;
+  try {
+    parsed = parseChatCompletionRequest(body);
+  } catch (error) {
+    if (error instanceof InvalidRequestError) throw new HttpError(400, error.message);
+    throw error;
+  }
+  const authorization = request.headers.authorization;
+  const record = recordOf(parsed, authorization, receivedAt);
+  context.requests.push(record);
+  const settle = () => {
+    record.status = response.writableFinished ? response.statusCode : CLIENT_CLOSED_REQUEST;
+    record.finishedAt = Date.now();
+  };
+  if (controller.signal.aborted) {
+    settle(); // the client left while we read the body; don't let it consume a scripted action
+    return;
+  }
+  response.once('close', settle);
+  if (!context.isAuthorized(authorization)) {
+    sendError(response, 401);
+    return;
+  }
+
+  const { action, behaviour } = context.book.take(parsed.model);
+  const plan = resolveResponsePlan(action, behaviour, context.latencyFor(parsed.model));
+  // A hang keeps the response open; the 'close' listener records 499 when the client or close() ends it.
+  if (plan.kind === 'hang') return;
+  if (!(await abortableDelay(plan.latencyMs, controller.signal))) return;
+  if (plan.kind === 'fail') {
+    sendError(response, plan.status, plan.message, plan.headers);
+    return;
+  }
+
+  const answer =
+    plan.content !== undefined
+      ? fixedAnswer(plan.content)
+      : generateAnswer(parsed.model, parsed.messages, {
+          outputWords: context.outputWords,
+          maxTokens: parsed.maxTokens,
+        });
+  const usage = usageFor(countPromptTokens(parsed.messages), answer);
+  const identity = newCompletionIdentity(parsed.model);
+  if (!parsed.stream) {
+    sendJson(response, 200, chatCompletion(identity, answer, usage));
+    return;
+  }
+  await streamAnswer(response, controller.signal, identity, answer, usage, {
+    includeUsage: parsed.includeUsage,
+    tokenIntervalMs: context.tokenIntervalMs,
+  });
+}

@@ -1,0 +1,262 @@
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { handleChatCompletion, type ChatCompletionContext } from './chat-completions-handler.js';
+import { HttpError, readJsonBody, sendError, sendJson } from './http-io.js';
+import type { RecordedRequest } from './recorded-request.js';
+import { ScriptBook } from './script-book.js';
+import {
+  InvalidScriptError,
+  parseModelBehaviour,
+  parseScriptedAction,
+  type ModelBehaviour,
+  type ScriptedAction,
+} from './scripted-action.js';
+
+/** Options for {@link createFakeProvider}. */
+export interface FakeProviderOptions {
+  /**
+   * Port to listen on; 0 picks a free one.
+   * @defaultValue 0
+   */
+  port?: number;
+  /**
+   * Interface to listen on. Loopback by default, so a test run never exposes it.
+   * @defaultValue '127.0.0.1'
+   */
+  host?: string;
+  /**
+   * Milliseconds before the response headers (streaming: the first chunk) of every answer.
+   * @defaultValue 0
+   */
+  defaultLatencyMs?: number;
+  /** Latency per model id, overriding `defaultLatencyMs`. */
+  latencyMs?: Record<string, number>;
+  /**
+   * Milliseconds before each streamed word chunk.
+   * @defaultValue 0
+   */
+  tokenIntervalMs?: number;
+  /**
+   * Words in a generated answer (one word is one completion token), capped by the request's `max_tokens`.
+   * @defaultValue 40
+   */
+  outputWords?: number;
+  /** When set, requests to `/v1/*` must send `Authorization: Bearer <requireApiKey>` or get 401. */
+  requireApiKey?: string;
+}
+
+/** A running fake OpenAI-compatible provider. */
+export interface FakeProvider {
+  /** Base URL ending in `/v1`, ready for `new OpenAI({ baseURL })`. */
+  readonly url: string;
+  readonly port: number;
+  /** Every chat completion request, in arrival order. Cleared in place by {@link FakeProvider.reset}. */
+  readonly requests: RecordedRequest[];
+  /**
+   * Queues one-shot actions for the next requests to `model`, consumed in
+   * order. Model `'*'` matches any model, but only when that model has no
+   * queued action of its own.
+   * @throws InvalidScriptError for a malformed action.
+   */
+  script(model: string, ...actions: ScriptedAction[]): void;
+  /** Sets the persistent behaviour of `model` (`'*'` for all models without their own); `undefined` clears it. */
+  setBehaviour(model: string, behaviour: ModelBehaviour | undefined): void;
+  /** Clears recorded requests, scripts and behaviours. */
+  reset(): void;
+  /** Stops listening and destroys open sockets, hanging requests included, so it never waits on a client. */
+  close(): Promise<void>;
+}
+
+interface Settings {
+  port: number;
+  host: string;
+  defaultLatencyMs: number;
+  latencyMs: Record<string, number>;
+  tokenIntervalMs: number;
+  outputWords: number;
+  requireApiKey?: string;
+}
+
+function nonNegative(name: string, value: number | undefined, fallback: number, integer = false): number {
+  const resolved = value ?? fallback;
+  if (!Number.isFinite(resolved) || resolved < 0 || (integer && !Number.isInteger(resolved))) {
+    throw new RangeError(`${name} must be a non-negative ${integer ? 'integer' : 'number'}, got ${resolved}`);
+  }
+  return resolved;
+}
+
+function resolveSettings(options: FakeProviderOptions): Settings {
+  const latencyMs: Record<string, number> = {};
+  for (const [model, ms] of Object.entries(options.latencyMs ?? {})) {
+    latencyMs[model] = nonNegative(`latencyMs[${model}]`, ms, 0);
+  }
+  const port = nonNegative('port', options.port, 0, true);
+  if (port > 65_535) throw new RangeError(`port must be at most 65535, got ${port}`);
+  return {
+    port,
+    host: options.host ?? '127.0.0.1',
+    defaultLatencyMs: nonNegative('defaultLatencyMs', options.defaultLatencyMs, 0),
+    latencyMs,
+    tokenIntervalMs: nonNegative('tokenIntervalMs', options.tokenIntervalMs, 0),
+    outputWords: nonNegative('outputWords', options.outputWords, 40, true),
+    requireApiKey: options.requireApiKey,
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Reads the `{ model, ... }` body every control endpoint takes. */
+async function readControlBody(
+  request: IncomingMessage,
+): Promise<Record<string, unknown> & { model: string }> {
+  const body = await readJsonBody(request);
+  if (!isRecord(body) || typeof body.model !== 'string' || body.model === '') {
+    throw new HttpError(400, 'the body must be a JSON object with a non-empty string model');
+  }
+  return body as Record<string, unknown> & { model: string };
+}
+
+/** Runs a control-endpoint step, turning a malformed script into a 400 rather than a 500. */
+function asBadRequest<T>(step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    if (error instanceof InvalidScriptError) throw new HttpError(400, error.message);
+    throw error;
+  }
+}
+
+/** `[::1]` in URLs, `127.0.0.1` as is. */
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * Starts a fake OpenAI-compatible provider over real HTTP, so clients
+ * exercise their actual networking, retry and streaming code.
+ *
+ * Serves `POST /v1/chat/completions` and `GET /v1/models`, plus control
+ * endpoints for driving it from another process: `POST /__control/script`
+ * (`{ model, actions }`), `POST /__control/behaviour` (`{ model, behaviour }`),
+ * `GET /__control/requests` and `POST /__control/reset`.
+ */
+export async function createFakeProvider(options: FakeProviderOptions = {}): Promise<FakeProvider> {
+  const settings = resolveSettings(options);
+  const requests: RecordedRequest[] = [];
+  const book = new ScriptBook();
+
+  const context: ChatCompletionContext = {
+    book,
+    requests,
+    outputWords: settings.outputWords,
+    tokenIntervalMs: settings.tokenIntervalMs,
+    latencyFor: (model) => settings.latencyMs[model] ?? settings.defaultLatencyMs,
+    isAuthorized: (authorization) =>
+      settings.requireApiKey === undefined || authorization === `Bearer ${settings.requireApiKey}`,
+  };
+
+  const script = (model: string, ...actions: ScriptedAction[]) => {
+    book.script(model, actions.map(parseScriptedAction));
+  };
+  const setBehaviour = (model: string, behaviour: ModelBehaviour | undefined) => {
+    book.setBehaviour(model, parseModelBehaviour(behaviour));
+  };
+  const reset = () => {
+    requests.length = 0; // in place, so a test holding `provider.requests` sees the reset
+    book.clear();
+  };
+
+  /** Models seen in requests, then those with configured latency, each once. */
+  const listModels = () => {
+    const ids = new Set([...requests.map((request) => request.model), ...Object.keys(settings.latencyMs)]);
+    return {
+      object: 'list',
+      data: [...ids].map((id) => ({ id, object: 'model', created: 0, owned_by: 'fake-provider' })),
+    };
+  };
+
+  const route = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const { pathname } = new URL(request.url ?? '/', 'http://fake-provider');
+    const path = pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname;
+    const endpoint = `${request.method ?? 'GET'} ${path}`;
+    switch (endpoint) {
+      case 'POST /v1/chat/completions':
+        return handleChatCompletion(context, request, response);
+      case 'GET /v1/models':
+        if (!context.isAuthorized(request.headers.authorization)) return sendError(response, 401);
+        return sendJson(response, 200, listModels());
+      case 'POST /__control/script': {
+        const body = await readControlBody(request);
+        if (!Array.isArray(body.actions)) throw new HttpError(400, 'actions must be an array');
+        const actions = body.actions as unknown[];
+        asBadRequest(() => book.script(body.model, actions.map(parseScriptedAction)));
+        return sendJson(response, 200, { ok: true });
+      }
+      case 'POST /__control/behaviour': {
+        const body = await readControlBody(request);
+        asBadRequest(() => book.setBehaviour(body.model, parseModelBehaviour(body.behaviour)));
+        return sendJson(response, 200, { ok: true });
+      }
+      case 'GET /__control/requests':
+        return sendJson(response, 200, requests);
+      case 'POST /__control/reset':
+        request.resume(); // any body is irrelevant, but must be consumed for keep-alive
+        reset();
+        return sendJson(response, 200, { ok: true });
+      default:
+        request.resume();
+        return sendError(response, 404, `Unknown request URL: ${endpoint}.`);
+    }
+  };
+
+  // Responses still open, so close() can wait until each has recorded its outcome.
+  const openResponses = new Set<ServerResponse>();
+  const server = createServer((request, response) => {
+    openResponses.add(response);
+    response.once('close', () => openResponses.delete(response));
+    route(request, response).catch((error: unknown) => {
+      if (error instanceof HttpError) return sendError(response, error.status, error.message);
+      // A bug in the fake, not a scripted failure: make it loud, but keep serving.
+      console.error('[fake-provider] unexpected error:', error);
+      if (response.headersSent) response.destroy();
+      else sendError(response, 500, 'fake provider internal error');
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(settings.port, settings.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      const responsesClosed = [...openResponses].map((response) => once(response, 'close'));
+      const serverClosed = new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+      });
+      // server.close() alone waits for in-flight responses; a hanging request has none coming.
+      server.closeAllConnections();
+      // Destroyed sockets close their responses on a later tick; wait, so every record is settled (499).
+      await Promise.all([serverClosed, ...responsesClosed]);
+    })();
+    return closing;
+  };
+
+  return {
+    url: `http://${urlHost(settings.host)}:${port}/v1`,
+    port,
+    requests,
+    script,
+    setBehaviour,
+    reset,
+    close,
+  };
+}

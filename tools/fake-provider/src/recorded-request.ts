@@ -1,0 +1,26 @@
+/** One chat message as the fake saw it: content flattened to plain text. */
+export interface RecordedMessage {
+  role: string;
+  content: string;
+}
+
+/**
+ * One chat completion request as received, for tests to assert on: what was
+ * asked, with which key, when, and how it ended.
+ */
+export interface RecordedRequest {
+  model: string;
+  messages: RecordedMessage[];
+  temperature?: number;
+  /** `max_completion_tokens`, or else `max_tokens`, when the request set one. */
+  maxTokens?: number;
+  stream: boolean;
+  /** The raw `Authorization` header, e.g. `Bearer test`. */
+  authorization?: string;
+  /** `Date.now()` when the request arrived. */
+  receivedAt: number;
+  /** `Date.now()` when the response ended or the client went away. */
+  finishedAt?: number;
+  /** The HTTP status sent, or 499 when the client disconnected before the response ended. */
+  status?: number;
+}
