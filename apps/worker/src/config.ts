@@ -10,6 +10,9 @@ const environmentSchema = z.object({
   MOA_QUEUE_PREFIX: z.string().min(1).default(DEFAULT_QUEUE_PREFIX),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(50),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(60_000),
+  WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).default(30_000),
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(15_000),
+  WORKER_MAX_STALLED_COUNT: z.coerce.number().int().min(1).default(5),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -21,6 +24,10 @@ export interface WorkerConfig {
   queuePrefix: string;
   concurrency: number;
   shutdownGraceMs: number;
+  /** Stalled-job detection: see STALLED_SETTINGS in moa-worker.ts for why these defaults. */
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  maxStalledCount: number;
   logLevel: string;
   moa: MoaConfig;
 }
@@ -43,6 +50,9 @@ export function loadWorkerConfig(environment: NodeJS.ProcessEnv = process.env): 
     queuePrefix: values.MOA_QUEUE_PREFIX,
     concurrency: values.WORKER_CONCURRENCY,
     shutdownGraceMs: values.SHUTDOWN_GRACE_MS,
+    lockDurationMs: values.WORKER_LOCK_DURATION_MS,
+    stalledIntervalMs: values.WORKER_STALLED_INTERVAL_MS,
+    maxStalledCount: values.WORKER_MAX_STALLED_COUNT,
     logLevel: values.LOG_LEVEL,
     moa: loadMoaConfig(values.MOA_CONFIG),
   };

@@ -1,4 +1,4 @@
-export { startMoaWorker, STALLED_SETTINGS, type MoaWorker, type MoaWorkerOptions } from './moa-worker.js';
+export { startMoaWorker, type MoaWorker, type MoaWorkerOptions } from './moa-worker.js';
 export { loadWorkerConfig, type WorkerConfig } from './config.js';
 export { createWorkerMetrics, LLM_LATENCY_BUCKETS, type WorkerMetrics } from './metrics.js';
 export { createCallProcessor } from './call-processor.js';

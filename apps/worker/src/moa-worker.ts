@@ -11,13 +11,6 @@ import { startMetricsServer } from './metrics-server.js';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
 import { createOrchestratorProcessor } from './orchestrator-processor.js';
 
-/**
- * Stalled-job settings tuned for LLM calls: a lock of 60 s renewed every
- * 30 s survives event-loop stalls, and a crashed worker's jobs are back in
- * the queue within about a minute. An orchestrator may stall several times
- * (worker kill, then a Redis restart) and still complete.
- */
-export const STALLED_SETTINGS = { lockDuration: 60_000, stalledInterval: 30_000, maxStalledCount: 5 };
 
 /** Options of {@link startMoaWorker}. */
 export interface MoaWorkerOptions {
@@ -52,7 +45,14 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     connection,
     prefix: config.queuePrefix,
     concurrency: config.concurrency,
-    ...STALLED_SETTINGS,
+    // LLM calls are awaited I/O, so a 30 s lock renewed every 15 s is never
+    // lost by a live worker, while a killed worker's jobs are found by the
+    // stalled check and back in a queue within lockDuration + stalledInterval
+    // (45 s by default). maxStalledCount 5 lets a request survive a worker
+    // kill and a Redis restart in a row.
+    lockDuration: config.lockDurationMs,
+    stalledInterval: config.stalledIntervalMs,
+    maxStalledCount: config.maxStalledCount,
   };
   const orchestrator = new Worker(
     REQUESTS_QUEUE,

@@ -1,0 +1,155 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp, type JobView } from '@moa-queue/api';
+import { createMoaQueues, type MoaQueues } from '@moa-queue/contract';
+import { createFakeProvider, type FakeProvider, type FakeProviderOptions } from '@moa-queue/fake-provider';
+import { parseMoaConfig, type MoaConfig } from '@moa-queue/moa';
+import { spawnTsProcess, uniquePrefix, type TsProcess } from '@moa-queue/test-support';
+import type { Express } from 'express';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import request from 'supertest';
+
+/** Prices of the fake models, USD per 1M tokens. */
+export const FAKE_PRICES = {
+  'fake/alpha': { inputCostPerMTok: 1.2, outputCostPerMTok: 1.2 },
+  'fake/beta': { inputCostPerMTok: 0.88, outputCostPerMTok: 0.88 },
+  'fake/gamma': { inputCostPerMTok: 0.2, outputCostPerMTok: 0.6 },
+  'fake/dead': { inputCostPerMTok: 1, outputCostPerMTok: 1 },
+  'fake/aggregator': { inputCostPerMTok: 3, outputCostPerMTok: 4 },
+};
+
+/** The config file the stack's workers and API share: providers point at the fake server. */
+export function stackConfigFile(fakeUrl: string): Record<string, unknown> {
+  const three = [{ model: 'fake/alpha' }, { model: 'fake/beta' }, { model: 'fake/gamma' }];
+  return {
+    providers: { fake: { baseURL: fakeUrl, apiKeyEnv: 'FAKE_PROVIDER_API_KEY', maxAttempts: 3 } },
+    models: FAKE_PRICES,
+    presets: {
+      three: { description: '3 layers of 3', layers: [three, three], aggregator: { model: 'fake/aggregator' } },
+      'one-dead': {
+        layers: [
+          [{ model: 'fake/alpha' }, { model: 'fake/dead' }, { model: 'fake/gamma' }],
+          [{ model: 'fake/alpha' }, { model: 'fake/beta' }],
+        ],
+        aggregator: { model: 'fake/aggregator' },
+      },
+      'all-dead': {
+        layers: [[{ model: 'fake/dead' }, { model: 'fake/dead' }]],
+        aggregator: { model: 'fake/aggregator' },
+      },
+    },
+    defaultPreset: 'three',
+  };
+}
+
+/** Options of {@link startMoaStack}. */
+export interface MoaStackOptions {
+  name: string;
+  redisUrl: string;
+  workers: number;
+  fake?: FakeProviderOptions;
+  /** Extra environment for the worker processes. */
+  workerEnv?: Record<string, string>;
+}
+
+/** A fake provider, N worker processes and an in-process API on one real Redis. */
+export interface MoaStack {
+  fake: FakeProvider;
+  workers: TsProcess[];
+  app: Express;
+  config: MoaConfig;
+  queues: MoaQueues;
+  redis: Redis;
+  prefix: string;
+  environment: Record<string, string>;
+  startWorker(): Promise<TsProcess>;
+  submit(body: Record<string, unknown>): Promise<JobView>;
+  get(id: string): Promise<JobView>;
+  waitFor(id: string, timeoutMs?: number): Promise<JobView>;
+  stop(): Promise<void>;
+}
+
+export const PROVIDER_KEY = 'sk-fake-secret-key-for-tests-0123456789';
+
+/** Starts the stack; every process talks to the others only through Redis and HTTP. */
+export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack> {
+  const fake = await createFakeProvider({ defaultLatencyMs: 20, ...options.fake });
+  const directory = mkdtempSync(join(tmpdir(), `moa-${options.name}-`));
+  const configPath = join(directory, 'moa.json');
+  const file = stackConfigFile(fake.url);
+  writeFileSync(configPath, JSON.stringify(file));
+  const config = parseMoaConfig(file);
+  const prefix = uniquePrefix(options.name);
+  const environment: Record<string, string> = {
+    REDIS_URL: options.redisUrl,
+    MOA_QUEUE_PREFIX: prefix,
+    MOA_CONFIG: configPath,
+    METRICS_PORT: '0',
+    METRICS_HOST: '127.0.0.1',
+    LOG_LEVEL: 'debug',
+    FAKE_PROVIDER_API_KEY: PROVIDER_KEY,
+    WORKER_LOCK_DURATION_MS: '2000',
+    WORKER_STALLED_INTERVAL_MS: '1000',
+    SHUTDOWN_GRACE_MS: '5000',
+    ...options.workerEnv,
+  };
+  const workers: TsProcess[] = [];
+  async function startWorker(): Promise<TsProcess> {
+    const worker = spawnTsProcess('apps/worker/src/main.ts', environment);
+    workers.push(worker);
+    await worker.waitForLine((line) => line.includes('"worker started"'));
+    return worker;
+  }
+  await Promise.all(Array.from({ length: options.workers }, () => startWorker()));
+
+  const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
+  const queues = createMoaQueues({ connection: redis, prefix, providers: Object.keys(config.providers) });
+  const app = createApp({ queues, redis, config, logger: pino({ level: process.env.STACK_LOG ?? 'silent' }) });
+
+  async function get(id: string): Promise<JobView> {
+    const response = await request(app).get(`/v1/jobs/${id}`);
+    if (response.status !== 200) throw new Error(`GET ${id}: ${response.status} ${JSON.stringify(response.body)}`);
+    return response.body as JobView;
+  }
+
+  return {
+    fake,
+    workers,
+    app,
+    config,
+    queues,
+    redis,
+    prefix,
+    environment,
+    startWorker,
+    async submit(body) {
+      const response = await request(app).post('/v1/jobs').send(body);
+      if (response.status !== 202) throw new Error(`POST: ${response.status} ${JSON.stringify(response.body)}`);
+      return response.body as JobView;
+    },
+    get,
+    async waitFor(id, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const job = await get(id);
+        if (['completed', 'failed', 'cancelled'].includes(job.status)) return job;
+        if (Date.now() > deadline) throw new Error(`job ${id} still ${job.status} after ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    },
+    async stop() {
+      await Promise.all(workers.map((worker) => worker.stop('SIGTERM')));
+      await queues.close();
+      redis.disconnect();
+      await fake.close();
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The text of a recorded request's system message, or '' when it has none. */
+export function systemText(messages: { role: string; content: string }[]): string {
+  return messages.find((message) => message.role === 'system')?.content ?? '';
+}

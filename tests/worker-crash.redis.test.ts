@@ -1,0 +1,61 @@
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { startMoaStack, systemText, type MoaStack } from './support/moa-stack.js';
+
+const USER = [{ role: 'user', content: 'Why do queues need stalled-job detection?' }];
+const PROPOSERS = ['alpha', 'beta', 'gamma'];
+
+async function until(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('worker crashes and shutdowns lose no request and repeat no finished call', () => {
+  let stack: MoaStack | undefined;
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  it('SIGKILL during layer 2: another worker finishes the request without repeating layer 1', async () => {
+    stack = await startMoaStack({ name: 'crash', redisUrl: inject('redisUrl'), workers: 1 });
+    // Layer 1 answers fast; layer 2 is still in flight when the worker dies.
+    for (const model of PROPOSERS) stack.fake.script(model, { latencyMs: 10 }, { latencyMs: 4000 });
+    const created = await stack.submit({ preset: 'three', messages: USER });
+    await until(() => stack!.fake.requests.length >= 6);
+    const [victim] = stack.workers;
+    await victim!.stop('SIGKILL');
+    await stack.startWorker();
+
+    const job = await stack.waitFor(created.id, 30_000);
+    expect(job.status).toBe('completed');
+    const layer1 = stack.fake.requests.filter((request) => systemText(request.messages) === '');
+    expect(layer1).toHaveLength(3);
+    // The killed layer-2 calls were unfinished: they ran again, and only they did.
+    const layer2 = stack.fake.requests.filter(
+      (request) => request.model !== 'aggregator' && systemText(request.messages) !== '',
+    );
+    expect(layer2.filter((request) => request.status === 200)).toHaveLength(3);
+    expect(layer2.length).toBeLessThanOrEqual(6);
+    expect(stack.fake.requests.filter((request) => request.model === 'aggregator')).toHaveLength(1);
+  });
+
+  it('SIGTERM lets in-flight calls finish, exits 0, and the next worker carries on', async () => {
+    stack = await startMoaStack({ name: 'sigterm', redisUrl: inject('redisUrl'), workers: 1 });
+    for (const model of PROPOSERS) stack.fake.script(model, { latencyMs: 1500 });
+    const created = await stack.submit({ preset: 'three', messages: USER });
+    await until(() => stack!.fake.requests.length >= 3);
+    const exit = await stack.workers[0]!.stop('SIGTERM');
+    expect(exit.code).toBe(0);
+    // Every call that was in flight was answered, not abandoned.
+    expect(stack.fake.requests.slice(0, 3).map((request) => request.status)).toEqual([200, 200, 200]);
+
+    await stack.startWorker();
+    const job = await stack.waitFor(created.id, 30_000);
+    expect(job.status).toBe('completed');
+    expect(stack.fake.requests.filter((request) => systemText(request.messages) === '')).toHaveLength(3);
+    expect(stack.fake.requests).toHaveLength(7);
+  });
+});
