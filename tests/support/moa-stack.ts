@@ -17,6 +17,7 @@ export const FAKE_PRICES = {
   'fake/beta': { inputCostPerMTok: 0.88, outputCostPerMTok: 0.88 },
   'fake/gamma': { inputCostPerMTok: 0.2, outputCostPerMTok: 0.6 },
   'fake/dead': { inputCostPerMTok: 1, outputCostPerMTok: 1 },
+  'fake/slow': { inputCostPerMTok: 1, outputCostPerMTok: 1 },
   'fake/aggregator': { inputCostPerMTok: 3, outputCostPerMTok: 4 },
 };
 
@@ -34,6 +35,11 @@ export function stackConfigFile(fakeUrl: string): Record<string, unknown> {
           [{ model: 'fake/alpha' }, { model: 'fake/beta' }],
         ],
         aggregator: { model: 'fake/aggregator' },
+      },
+      deadline: {
+        layers: [[{ model: 'fake/alpha' }, { model: 'fake/beta' }, { model: 'fake/slow' }]],
+        aggregator: { model: 'fake/aggregator' },
+        layerTimeoutMs: 1000,
       },
       'all-dead': {
         layers: [[{ model: 'fake/dead' }, { model: 'fake/dead' }]],

@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import { accessLog } from './middleware/access-log.js';
 import { auth } from './middleware/auth.js';
 import { errorHandler, notFound } from './middleware/error-handler.js';
+import { httpMetrics } from './middleware/http-metrics.js';
+import { createApiMetrics, type ApiMetrics } from './metrics.js';
 import { jsonBody } from './middleware/json-body.js';
 import { requestId } from './middleware/request-id.js';
 import { createRequestStore } from './request-store.js';
@@ -24,6 +26,8 @@ export interface AppDependencies {
   /** @defaultValue 4194304 */
   maxBodyBytes?: number;
   webhookSecret?: string;
+  /** Created from the queues when not given. */
+  metrics?: ApiMetrics;
 }
 
 /** Builds the Express app. It never listens: `main.ts` does, tests call it in process. */
@@ -34,9 +38,12 @@ export function createApp(dependencies: AppDependencies): Express {
   app.set('query parser', 'simple');
   const store = createRequestStore(dependencies.queues, dependencies.redis);
 
+  const metrics = dependencies.metrics ?? createApiMetrics(dependencies.queues);
+
   app.use(requestId());
   app.use(accessLog(dependencies.logger));
-  app.use(healthRouter(dependencies.redis));
+  app.use(httpMetrics(metrics));
+  app.use(healthRouter(dependencies.redis, metrics.registry));
   app.use(auth(dependencies.apiKeys ?? []));
   app.use(jsonBody(dependencies.maxBodyBytes ?? 4 * 1024 * 1024));
   app.use(modelsRouter(dependencies.config, Date.now()));

@@ -36,7 +36,10 @@ export interface ApiConfig {
 
 /** Reads and validates the API's environment; the only place it touches `process.env` for settings. */
 export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env): ApiConfig {
-  const parsed = environmentSchema.safeParse(environment);
+  // An empty variable is how shells and compose files spell "unset": without
+  // this, `PORT=` would coerce to 0 and listen on a random port.
+  const set = Object.fromEntries(Object.entries(environment).filter(([, value]) => value?.trim()));
+  const parsed = environmentSchema.safeParse(set);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new Error(`Invalid environment: ${String(issue?.path[0])}: ${issue?.message}`);

@@ -3,6 +3,11 @@ import { z } from 'zod';
 const MAX_MESSAGES = 2048;
 const MAX_CONTENT_CHARACTERS = 1_000_000;
 
+/** An error map that replaces the message of a wrong-type issue only, keeping the others. */
+function onlyForWrongType(message: string) {
+  return (issue: { code?: string }) => (issue.code === 'invalid_type' ? message : undefined);
+}
+
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
 
 /** A chat message: content as a string or OpenAI text parts, joined into one string. */
@@ -20,7 +25,9 @@ export const messageSchema = z
     role: message.role,
     content: typeof message.content === 'string' ? message.content : message.content.map((part) => part.text).join(''),
   }))
-  .refine((message) => message.content.length <= MAX_CONTENT_CHARACTERS, {
+  // Refinements also run after a non-aborting issue (an empty parts array),
+  // when the transform has not run: check the type before using the value.
+  .refine((message) => typeof message.content !== 'string' || message.content.length <= MAX_CONTENT_CHARACTERS, {
     message: `content is longer than ${MAX_CONTENT_CHARACTERS} characters`,
     path: ['content'],
   });
@@ -30,14 +37,24 @@ export const messagesSchema = z
   .array(messageSchema, { error: 'must be an array of messages' })
   .min(1, 'must contain at least one message')
   .max(MAX_MESSAGES, `must contain at most ${MAX_MESSAGES} messages`)
-  .refine((messages) => messages.some((message) => message.role === 'user' && message.content.trim().length > 0), {
-    message: 'must contain a user message with non-empty content',
-  });
+  .refine(
+    (messages) =>
+      messages.some(
+        (message) =>
+          message.role === 'user' && typeof message.content === 'string' && message.content.trim().length > 0,
+      ),
+    { message: 'must contain a user message with non-empty content' },
+  );
 
 /** OpenAI's metadata limits: at most 16 keys of up to 64 characters, string values up to 512. */
 export const metadataSchema = z
-  .record(z.string().max(64, 'keys must be at most 64 characters'), z.string().max(512, 'values must be at most 512 characters'), {
-    error: 'must be an object of string values',
+  .record(z.string(), z.string({ error: 'values must be strings' }).max(512, 'values must be at most 512 characters'), {
+    error: onlyForWrongType('must be an object of string values'),
+  })
+  // Key limits are checked on the whole object, so `param` is `metadata`
+  // rather than an echo of the offending key.
+  .refine((metadata) => Object.keys(metadata).every((key) => key.length <= 64), {
+    message: 'keys must be at most 64 characters',
   })
   .refine((metadata) => Object.keys(metadata).length <= 16, { message: 'must have at most 16 keys' });
 
@@ -59,12 +76,17 @@ export const webhookSchema = z.strictObject({
 /** Body of `POST /v1/jobs`. */
 export const createJobSchema = z.strictObject(
   {
-    preset: z.string({ error: 'must be a string' }).min(1).max(128).optional(),
+    preset: z
+      .string({ error: 'must be a string' })
+      .min(1, 'must not be empty')
+      .max(128, 'must be at most 128 characters')
+      .optional(),
     messages: messagesSchema,
     webhook: webhookSchema.optional(),
     metadata: metadataSchema.optional(),
   },
-  { error: 'request body must be a JSON object' },
+  // Only a body of the wrong type gets this message; an unknown key keeps zod's.
+  { error: onlyForWrongType('request body must be a JSON object') },
 );
 
 export type CreateJobBody = z.infer<typeof createJobSchema>;

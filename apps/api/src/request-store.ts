@@ -1,4 +1,6 @@
 import {
+  callJobId,
+  cancelCallsChannel,
   cancelKey,
   CANCEL_MARKER_TTL_SECONDS,
   REQUEST_ID_PATTERN,
@@ -7,7 +9,7 @@ import {
   type RequestProgress,
   type RequestStatus,
 } from '@moa-queue/contract';
-import type { MoaResult } from '@moa-queue/moa';
+import { agentsOfLayer, layerCount, type MoaResult } from '@moa-queue/moa';
 import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { RequestSnapshot } from './job-view.js';
@@ -78,9 +80,16 @@ export function createRequestStore(queues: MoaQueues, redis: Redis): RequestStor
       if (state === 'completed' || state === 'failed') return snapshotOf(job, state, loaded.cancelled);
       await redis.set(cancelKey(queues.prefix, requestId), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);
       if (state === 'waiting-children') {
-        // Calls not yet started are removed; when none is left running, BullMQ
-        // wakes the orchestrator, which sees the marker and ends as cancelled.
+        // Calls not yet started are removed and running ones aborted by their
+        // workers; then BullMQ wakes the orchestrator, which sees the marker
+        // and ends as cancelled without making another call.
         await job.removeUnprocessedChildren();
+        const { preset } = job.data;
+        const callIds: string[] = [];
+        for (let layer = 1; layer <= layerCount(preset); layer += 1) {
+          agentsOfLayer(preset, layer).forEach((_agent, index) => callIds.push(callJobId(requestId, layer, index)));
+        }
+        await redis.publish(cancelCallsChannel(queues.prefix), JSON.stringify(callIds));
       }
       return snapshotOf(job, state, true);
     },

@@ -1,3 +1,4 @@
+import './testing/express-interop.js';
 import { createMoaQueues } from '@moa-queue/contract';
 import { builtInConfig } from '@moa-queue/moa';
 import { uniquePrefix } from '@moa-queue/test-support';
@@ -11,7 +12,7 @@ import { createApp } from './app.js';
 const redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
 const config = builtInConfig();
 const queues = createMoaQueues({ connection: redis, prefix: uniquePrefix('probe'), providers: Object.keys(config.providers) });
-const app = createApp({ queues, redis, config, logger: pino({ level: 'silent' }), maxBodyBytes: 2048, webhookSecret: 'whsec_abc=' });
+const app = createApp({ queues, redis, config, logger: pino({ level: 'error' }), maxBodyBytes: 2048, webhookSecret: 'whsec_abc=' });
 afterAll(async () => { await queues.close(); await redis.quit(); });
 const msgs = [{ role: 'user', content: 'hi' }];
 const show = (label: string, r: request.Response) => console.log(label, r.status, JSON.stringify(r.body).slice(0, 400), r.headers['allow'] ?? '');
@@ -46,5 +47,4 @@ it('probe', async () => {
   show('GET jobs', await request(app).get('/v1/jobs'));
   show('POST models', await request(app).post('/v1/models'));
   show('empty post', await request(app).post('/v1/jobs'));
-  show('cl mismatch', await request(app).post('/v1/jobs').set('content-type', 'application/json').set('content-length', '5').send('{}'));
 });

@@ -2,6 +2,7 @@ import { cancelKey, type CallJobData, type CallJobResult } from '@moa-queue/cont
 import {
   asProviderError,
   attemptCall,
+  CallCancelledError,
   computeCostUsd,
   ProviderRateLimitError,
   type CallRecord,
@@ -85,7 +86,7 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
         error: null,
       };
     } catch (thrown) {
-      const error = asProviderError(thrown);
+      const error = signal?.aborted ? new CallCancelledError(String(signal.reason ?? 'aborted')) : asProviderError(thrown);
       const finishedAt = Date.now();
       metrics.llmRequestDuration.observe({ ...labels, outcome: 'error' }, (finishedAt - startedAt) / 1000);
 

@@ -1,11 +1,13 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createMoaQueues, llmQueueName, REQUESTS_QUEUE } from '@moa-queue/contract';
+import { createMoaQueues, DEADLINES_QUEUE, llmQueueName, REQUESTS_QUEUE } from '@moa-queue/contract';
 import { backoffDelayMs, createModelRegistry, ProviderError, type ModelRegistry } from '@moa-queue/moa';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createCallProcessor } from './call-processor.js';
+import { listenForCancels } from './cancel-listener.js';
+import { createDeadlineProcessor } from './deadline-processor.js';
 import type { WorkerConfig } from './config.js';
 import { startMetricsServer } from './metrics-server.js';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
@@ -84,7 +86,12 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
       },
     });
   });
-  const workers = [orchestrator, ...callWorkers];
+  const deadlineWorker = new Worker(
+    DEADLINES_QUEUE,
+    createDeadlineProcessor({ queues, redis: connection, logger }),
+    workerOptions,
+  );
+  const workers = [orchestrator, deadlineWorker, ...callWorkers];
   for (const worker of workers) {
     worker.on('error', (error) => logger.error({ queue: worker.name, error: error.message }, 'worker error'));
     worker.on('failed', (job, error) => {
@@ -97,6 +104,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
       queues.llm(provider).setGlobalConcurrency(config.moa.providers[provider]?.concurrency ?? 32),
     ),
   );
+  const stopListening = await listenForCancels(connection, config.queuePrefix, callWorkers, logger);
   let server: Server | undefined;
   if (options.serveMetrics !== false) {
     server = await startMetricsServer({
@@ -128,6 +136,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
         await Promise.all(workers.map((worker) => worker.close(true)));
       }
       clearTimeout(timer);
+      await stopListening();
       await queues.close();
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
       connection.disconnect();

@@ -1,6 +1,7 @@
 import {
   callJobId,
   cancelKey,
+  deadlineKey,
   CALL_RETENTION_COMPLETED,
   CALL_RETENTION_FAILED,
   jobIdFromKey,
@@ -12,6 +13,7 @@ import {
 import {
   callsCost,
   layerCount,
+  LayerDeadlineError,
   layerShortfall,
   parseModelId,
   planLayer,
@@ -143,7 +145,10 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       for (const [key, reason] of Object.entries(failures)) finishedById.set(jobIdFromKey(key), { key, reason });
       const pending = planned.filter((call) => !finishedById.has(callJobId(requestId, layer, call.agentIndex)));
 
-      if (pending.length > 0) {
+      // Past the layer's deadline the unfinished calls are abandoned, never re-added.
+      const deadlinePassed =
+        pending.length > 0 && (await dependencies.redis.exists(deadlineKey(queues.prefix, requestId, layer))) === 1;
+      if (pending.length > 0 && !deadlinePassed) {
         if (progress.layerStartedAt[layer] === undefined || progress.currentLayer !== layer) {
           progress.layerStartedAt[layer] ??= Date.now();
           progress.currentLayer = layer;
@@ -151,6 +156,9 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
           log.info({ layer, role, calls: planned.length }, 'layer started');
         }
         await addCalls(job, layer, role, pending);
+        if (role === 'proposer' && preset.layerTimeoutMs > 0) {
+          await scheduleDeadline(requestId, layer, planned, progress.layerStartedAt[layer]! + preset.layerTimeoutMs, preset.layerTimeoutMs);
+        }
         if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
         continue; // every call finished while we were adding: read them now
       }
@@ -159,7 +167,8 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         planned.map(async (call) => {
           const finished = finishedById.get(callJobId(requestId, layer, call.agentIndex));
           if (finished?.value) return finished.value;
-          return failedCallRecord(call, finished?.key ?? '', finished?.reason ?? 'unknown failure');
+          if (!finished) return abandonedCallRecord(call, preset.layerTimeoutMs, progress.layerStartedAt[layer]);
+          return failedCallRecord(call, finished.key, finished.reason ?? 'unknown failure');
         }),
       );
       const finishedAt = Date.now();
@@ -195,6 +204,47 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       await job.updateProgress(progress);
     }
   };
+
+  /** A call cut off by the layer deadline: it produced nothing the request can use. */
+  function abandonedCallRecord(call: PlannedCall, layerTimeoutMs: number, layerStartedAt: number | undefined): CallRecord {
+    const now = Date.now();
+    return {
+      model: call.agent.model,
+      agentIndex: call.agentIndex,
+      status: 'failed',
+      output: null,
+      usage: { promptTokens: 0, completionTokens: 0 },
+      costUsd: dependencies.config.models[call.agent.model] ? 0 : null,
+      latencyMs: now - (layerStartedAt ?? now),
+      attempts: 1,
+      startedAt: layerStartedAt ?? now,
+      finishedAt: now,
+      error: new LayerDeadlineError(layerTimeoutMs).toRecord(),
+    };
+  }
+
+  async function scheduleDeadline(
+    requestId: string,
+    layer: number,
+    planned: PlannedCall[],
+    deadlineAt: number,
+    layerTimeoutMs: number,
+  ): Promise<void> {
+    await queues.deadlines.add(
+      'deadline',
+      {
+        requestId,
+        layer,
+        layerTimeoutMs,
+        calls: planned.map((call) => ({
+          jobId: callJobId(requestId, layer, call.agentIndex),
+          provider: parseModelId(call.agent.model).provider,
+        })),
+      },
+      // A deterministic id: a re-run orchestrator schedules the same deadline once.
+      { jobId: `${requestId}-L${layer}-deadline`, delay: Math.max(0, deadlineAt - Date.now()) },
+    );
+  }
 
   async function addCalls(
     parent: Job<RequestJobData, MoaResult>,

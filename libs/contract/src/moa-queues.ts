@@ -1,6 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
-import type { CallJobData, CallJobResult, RequestJobData } from './payloads.js';
-import { llmQueueName, REQUESTS_QUEUE } from './queue-names.js';
+import type { CallJobData, CallJobResult, DeadlineJobData, RequestJobData } from './payloads.js';
+import { DEADLINES_QUEUE, llmQueueName, REQUESTS_QUEUE } from './queue-names.js';
 import { REQUEST_RETENTION } from './retention.js';
 import type { MoaResult } from '@moa-queue/moa';
 
@@ -17,6 +17,7 @@ export interface MoaQueuesOptions {
 export interface MoaQueues {
   prefix: string;
   requests: Queue<RequestJobData, MoaResult>;
+  deadlines: Queue<DeadlineJobData, void>;
   /** The LLM call queue of a provider; throws for an unknown provider. */
   llm(provider: string): Queue<CallJobData, CallJobResult>;
   /** Every queue, requests first. */
@@ -36,6 +37,10 @@ export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
       removeOnFail: REQUEST_RETENTION,
     },
   });
+  const deadlines = new Queue<DeadlineJobData, void>(DEADLINES_QUEUE, {
+    ...base,
+    defaultJobOptions: { removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 }, attempts: 5 },
+  });
   const llmQueues = new Map(
     options.providers.map((provider) => [
       provider,
@@ -45,14 +50,15 @@ export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
   return {
     prefix: options.prefix,
     requests,
+    deadlines,
     llm(provider) {
       const queue = llmQueues.get(provider);
       if (!queue) throw new Error(`no LLM queue for provider "${provider}"`);
       return queue;
     },
-    all: () => [requests, ...llmQueues.values()] as Queue[],
+    all: () => [requests, deadlines, ...llmQueues.values()] as Queue[],
     async close() {
-      await Promise.all([requests.close(), ...[...llmQueues.values()].map((queue) => queue.close())]);
+      await Promise.all([requests.close(), deadlines.close(), ...[...llmQueues.values()].map((queue) => queue.close())]);
     },
   };
 }

@@ -39,3 +39,12 @@ export interface RequestProgress {
 
 /** Status of a request as the API reports it. */
 export type RequestStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+/** Data of a layer-deadline job (queue `moa-deadlines`, id `<request>-L<k>-deadline`). */
+export interface DeadlineJobData {
+  requestId: string;
+  layer: number;
+  layerTimeoutMs: number;
+  /** The layer's call jobs and the provider queue each one is on. */
+  calls: { jobId: string; provider: string }[];
+}

@@ -1,6 +1,9 @@
 /** The queue of orchestrator jobs: one per MoA request. */
 export const REQUESTS_QUEUE = 'moa-requests';
 
+/** Delayed jobs that enforce a layer's straggler deadline (`layerTimeoutMs`). */
+export const DEADLINES_QUEUE = 'moa-deadlines';
+
 /** Prefix of the per-provider LLM call queues. */
 export const LLM_QUEUE_PREFIX = 'moa-llm-';
 

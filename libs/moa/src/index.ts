@@ -39,6 +39,7 @@ export { PermissionDeniedError } from './errors/permission-error.js';
 export { ModelNotFoundError } from './errors/not-found-error.js';
 export { ContentFilterError } from './errors/content-filter-error.js';
 export { LayerDeadlineError } from './errors/layer-deadline-error.js';
+export { CallCancelledError } from './errors/call-cancelled-error.js';
 export { errorFromStatus } from './errors/error-from-status.js';
 export { asProviderError } from './errors/as-provider-error.js';
 export { retryAfterMsFromHeaders, type HeaderLookup } from './retry-after.js';

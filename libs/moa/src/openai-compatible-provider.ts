@@ -145,5 +145,7 @@ async function streamCompletion(client: OpenAI, body: CompletionBody, request: C
       usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
     }
   }
+  // The SDK ends a stream quietly when its signal aborts; a cut-off answer must not pass for a complete one.
+  request.signal?.throwIfAborted();
   return { output, usage, finishReason };
 }

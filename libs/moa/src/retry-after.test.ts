@@ -53,7 +53,8 @@ describe('retryAfterMsFromHeaders', () => {
   });
 
   it('parses x-ratelimit-reset durations', () => {
-    const reset = (value: string) => retryAfterMsFromHeaders(headers({ 'x-ratelimit-reset-requests': value }));
+    const reset = (value: string) =>
+      retryAfterMsFromHeaders(headers({ 'x-ratelimit-reset-requests': value }));
     expect(reset('1s')).toBe(1000);
     expect(reset('6m0s')).toBe(360_000);
     expect(reset('20ms')).toBe(20);
@@ -82,9 +83,9 @@ describe('retryAfterMsFromHeaders', () => {
   });
 
   it('prefers retry-after over the reset headers', () => {
-    expect(
-      retryAfterMsFromHeaders(headers({ 'retry-after': '1', 'x-ratelimit-reset-tokens': '6m0s' })),
-    ).toBe(1000);
+    expect(retryAfterMsFromHeaders(headers({ 'retry-after': '1', 'x-ratelimit-reset-tokens': '6m0s' }))).toBe(
+      1000,
+    );
   });
 
   it('accepts any lookup with get(), such as a plain object adapter', () => {

@@ -19,14 +19,32 @@ function fromBodyParser(error: { type?: string; message?: string; limit?: number
   return undefined;
 }
 
+/**
+ * Maps any other client error that carries an HTTP status (`http-errors`
+ * style): a malformed percent-encoding in the path (the router's `URIError`,
+ * status 400) or a corrupt compressed body (a zlib error that body-parser
+ * gives status 400). Without this they would leave as 500s.
+ */
+function fromClientError(error: { status?: unknown; statusCode?: unknown; expose?: unknown; message?: unknown }): ApiError | undefined {
+  const status = typeof error.status === 'number' ? error.status : error.statusCode;
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 499) return undefined;
+  if (error instanceof URIError) {
+    return new ApiError(400, 'The URL path is not valid percent-encoding', 'invalid_request_error', null, 'invalid_url');
+  }
+  const detail = error.expose === true && typeof error.message === 'string' && error.message ? `: ${error.message}` : '';
+  return new ApiError(status, `Invalid request${detail}`, 'invalid_request_error', null, 'invalid_request');
+}
+
 /** The last middleware: every error leaves as an OpenAI error object, never an HTML page. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error, request, response, next) => {
     if (response.headersSent) return next(error);
+    const candidate = (typeof error === 'object' && error !== null ? error : {}) as { type?: string };
     const apiError =
       error instanceof ApiError
         ? error
-        : (fromBodyParser(error as { type?: string }) ??
+        : (fromBodyParser(candidate) ??
+          fromClientError(candidate) ??
           new ApiError(500, 'internal server error', 'server_error', null, 'internal_error'));
     if (apiError.status >= 500) {
       logger.error(

@@ -45,11 +45,19 @@ describe('errorFromStatus', () => {
 
   it('keeps the code, retryAfterMs and cause it is given', () => {
     const cause = new Error('raw');
-    const error = errorFromStatus(429, 'slow down', { code: 'rate_limit_exceeded', retryAfterMs: 1500, cause });
+    const error = errorFromStatus(429, 'slow down', {
+      code: 'rate_limit_exceeded',
+      retryAfterMs: 1500,
+      cause,
+    });
     expect(error.code).toBe('rate_limit_exceeded');
     expect(error.retryAfterMs).toBe(1500);
     expect(error.cause).toBe(cause);
-    expect(error.toRecord()).toEqual({ message: 'slow down', type: 'rate_limit_error', code: 'rate_limit_exceeded' });
+    expect(error.toRecord()).toEqual({
+      message: 'slow down',
+      type: 'rate_limit_error',
+      code: 'rate_limit_exceeded',
+    });
   });
 
   it('uses the status argument even when the options carry another one', () => {
@@ -67,7 +75,10 @@ describe('errorFromStatus', () => {
 describe('error classes without a status', () => {
   it('connection, content filter and layer deadline errors have their types', () => {
     expect(new ProviderConnectionError('down')).toMatchObject({ type: 'connection_error', retryable: true });
-    expect(new ContentFilterError('filtered')).toMatchObject({ type: 'content_filter_error', retryable: false });
+    expect(new ContentFilterError('filtered')).toMatchObject({
+      type: 'content_filter_error',
+      retryable: false,
+    });
     const deadline = new LayerDeadlineError(250);
     expect(deadline).toBeInstanceOf(ProviderError);
     expect(deadline).toMatchObject({ type: 'timeout_error', retryable: false, code: 'layer_deadline' });

@@ -11,7 +11,8 @@ export type ProviderErrorType =
   | 'permission_error'
   | 'not_found_error'
   | 'content_filter_error'
-  | 'connection_error';
+  | 'connection_error'
+  | 'cancelled';
 
 /** Options shared by every provider error. */
 export interface ProviderErrorOptions {
