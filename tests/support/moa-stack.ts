@@ -1,7 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp, type JobView } from '@moa-queue/api';
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp, type AppDependencies, type JobView } from '@moa-queue/api';
 import { createMoaQueues, type MoaQueues } from '@moa-queue/contract';
 import { createFakeProvider, type FakeProvider, type FakeProviderOptions } from '@moa-queue/fake-provider';
 import { parseMoaConfig, type MoaConfig } from '@moa-queue/moa';
@@ -58,6 +61,8 @@ export interface MoaStackOptions {
   fake?: FakeProviderOptions;
   /** Extra environment for the worker processes. */
   workerEnv?: Record<string, string>;
+  /** Extra dependencies for the in-process API. */
+  app?: Partial<AppDependencies>;
 }
 
 /** A fake provider, N worker processes and an in-process API on one real Redis. */
@@ -71,6 +76,8 @@ export interface MoaStack {
   prefix: string;
   environment: Record<string, string>;
   startWorker(): Promise<TsProcess>;
+  /** Serves the app on a real loopback socket; returns its base URL. */
+  listen(): Promise<string>;
   submit(body: Record<string, unknown>): Promise<JobView>;
   get(id: string): Promise<JobView>;
   waitFor(id: string, timeoutMs?: number): Promise<JobView>;
@@ -112,7 +119,14 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
 
   const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
   const queues = createMoaQueues({ connection: redis, prefix, providers: Object.keys(config.providers) });
-  const app = createApp({ queues, redis, config, logger: pino({ level: process.env.STACK_LOG ?? 'silent' }) });
+  const app = createApp({
+    queues,
+    redis,
+    config,
+    logger: pino({ level: process.env.STACK_LOG ?? 'silent' }),
+    ...options.app,
+  });
+  const servers: Server[] = [];
 
   async function get(id: string): Promise<JobView> {
     const response = await request(app).get(`/v1/jobs/${id}`);
@@ -130,6 +144,12 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
     prefix,
     environment,
     startWorker,
+    async listen() {
+      const server = app.listen(0, '127.0.0.1');
+      servers.push(server);
+      await once(server, 'listening');
+      return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    },
     async submit(body) {
       const response = await request(app).post('/v1/jobs').send(body);
       if (response.status !== 202) throw new Error(`POST: ${response.status} ${JSON.stringify(response.body)}`);
@@ -146,6 +166,8 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
       }
     },
     async stop() {
+      for (const server of servers) server.closeAllConnections();
+      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
       await Promise.all(workers.map((worker) => worker.stop('SIGTERM')));
       await queues.close();
       redis.disconnect();

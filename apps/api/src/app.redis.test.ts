@@ -1,4 +1,3 @@
-import './testing/express-interop.js';
 import { createMoaQueues } from '@moa-queue/contract';
 import { builtInConfig } from '@moa-queue/moa';
 import { uniquePrefix } from '@moa-queue/test-support';
@@ -32,7 +31,13 @@ const queues = createMoaQueues({
   prefix: uniquePrefix('api-app'),
   providers: Object.keys(config.providers),
 });
-const app = createApp({ queues, redis, config, logger: pino({ level: 'silent' }), webhookSecret: WEBHOOK_SECRET });
+const app = createApp({
+  queues,
+  redis,
+  config,
+  logger: pino({ level: 'silent' }),
+  webhookSecret: WEBHOOK_SECRET,
+});
 
 afterAll(async () => {
   await queues.close();
@@ -42,7 +47,12 @@ afterAll(async () => {
 const messages = [{ role: 'user', content: 'What is a mixture of agents?' }];
 
 /** Asserts that `body` is exactly an OpenAI error object. */
-function expectErrorObject(body: unknown): { message: string; type: string; param: string | null; code: string | null } {
+function expectErrorObject(body: unknown): {
+  message: string;
+  type: string;
+  param: string | null;
+  code: string | null;
+} {
   expect(Object.keys(body as object)).toEqual(['error']);
   const error = (body as { error: Record<string, unknown> }).error;
   expect(Object.keys(error).sort()).toEqual(['code', 'message', 'param', 'type']);
@@ -88,7 +98,13 @@ describe('POST /v1/jobs', () => {
       .send({
         messages: [
           { role: 'system', content: 'Be brief.' },
-          { role: 'user', content: [{ type: 'text', text: 'Hello, ' }, { type: 'text', text: 'world' }] },
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'Hello, ' },
+              { type: 'text', text: 'world' },
+            ],
+          },
         ],
         metadata: { customer: 'c-42' },
         webhook: { url: 'https://hooks.example.com/moa' },
@@ -136,7 +152,12 @@ describe('GET /v1/jobs/{id}', () => {
     const response = await request(app).get(`/v1/jobs/${created.body.id}`);
     expect(response.status).toBe(200);
     expect(Object.keys(response.body).sort()).toEqual(JOB_KEYS);
-    expect(response.body).toMatchObject({ id: created.body.id, object: 'moa.job', status: 'queued', preset: 'self-moa' });
+    expect(response.body).toMatchObject({
+      id: created.body.id,
+      object: 'moa.job',
+      status: 'queued',
+      preset: 'self-moa',
+    });
     expect(response.body.created_at).toBe(created.body.created_at);
   });
 

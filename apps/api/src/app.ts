@@ -9,8 +9,10 @@ import { errorHandler, notFound } from './middleware/error-handler.js';
 import { httpMetrics } from './middleware/http-metrics.js';
 import { createApiMetrics, type ApiMetrics } from './metrics.js';
 import { jsonBody } from './middleware/json-body.js';
+import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { createRequestStore } from './request-store.js';
+import { chatCompletionsRouter } from './routes/chat-completions.js';
 import { healthRouter } from './routes/health.js';
 import { jobsRouter } from './routes/jobs.js';
 import { modelsRouter } from './routes/models.js';
@@ -28,6 +30,10 @@ export interface AppDependencies {
   webhookSecret?: string;
   /** Created from the queues when not given. */
   metrics?: ApiMetrics;
+  /** Requests per minute per API key; 0 turns the limit off. @defaultValue 0 */
+  rateLimitRpm?: number;
+  /** How long a chat completion waits for its request. @defaultValue 600000 */
+  chatTimeoutMs?: number;
 }
 
 /** Builds the Express app. It never listens: `main.ts` does, tests call it in process. */
@@ -45,11 +51,12 @@ export function createApp(dependencies: AppDependencies): Express {
   app.use(httpMetrics(metrics));
   app.use(healthRouter(dependencies.redis, metrics.registry));
   app.use(auth(dependencies.apiKeys ?? []));
+  app.use(rateLimit(dependencies.redis, dependencies.queues.prefix, dependencies.rateLimitRpm ?? 0));
   app.use(jsonBody(dependencies.maxBodyBytes ?? 4 * 1024 * 1024));
   app.use(modelsRouter(dependencies.config, Date.now()));
-  app.use(
-    jobsRouter({ store, config: dependencies.config, webhookSecretConfigured: Boolean(dependencies.webhookSecret) }),
-  );
+  const shared = { store, config: dependencies.config, queues: dependencies.queues, redis: dependencies.redis };
+  app.use(jobsRouter({ ...shared, webhookSecretConfigured: Boolean(dependencies.webhookSecret) }));
+  app.use(chatCompletionsRouter({ ...shared, timeoutMs: dependencies.chatTimeoutMs ?? 600_000 }));
   app.use(notFound());
   app.use(errorHandler(dependencies.logger));
   return app;

@@ -11,7 +11,11 @@ const environmentSchema = z.object({
   MOA_API_KEYS: z.string().optional(),
   MOA_AUTH: z.enum(['none', 'keys']).optional(),
   MOA_RATE_LIMIT_RPM: z.coerce.number().int().min(0).default(0),
-  MOA_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
+  MOA_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024),
   MOA_WEBHOOK_SECRET: z
     .string()
     .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')

@@ -6,7 +6,16 @@ export function createLogger(level: string): Logger {
     level,
     base: { service: 'moa-api' },
     redact: {
-      paths: ['authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'apiKey', '*.apiKey', 'secret', '*.secret'],
+      paths: [
+        'authorization',
+        '*.authorization',
+        'headers.authorization',
+        '*.headers.authorization',
+        'apiKey',
+        '*.apiKey',
+        'secret',
+        '*.secret',
+      ],
       censor: '[redacted]',
     },
   });

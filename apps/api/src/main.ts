@@ -35,6 +35,7 @@ const app = createApp({
   apiKeys: config.apiKeys,
   maxBodyBytes: config.maxBodyBytes,
   webhookSecret: config.webhookSecret,
+  rateLimitRpm: config.rateLimitRpm,
 });
 const server = app.listen(config.port, config.host, () => {
   const address = server.address();

@@ -34,7 +34,9 @@ export function createApiMetrics(queues: MoaQueues): ApiMetrics {
     registers,
     async collect() {
       const counts = await Promise.all(
-        queues.all().map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts(...QUEUE_STATES) })),
+        queues
+          .all()
+          .map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts(...QUEUE_STATES) })),
       );
       this.reset();
       for (const { queue, counts: byState } of counts) {

@@ -23,14 +23,20 @@ export const messageSchema = z
   })
   .transform((message) => ({
     role: message.role,
-    content: typeof message.content === 'string' ? message.content : message.content.map((part) => part.text).join(''),
+    content:
+      typeof message.content === 'string'
+        ? message.content
+        : message.content.map((part) => part.text).join(''),
   }))
   // Refinements also run after a non-aborting issue (an empty parts array),
   // when the transform has not run: check the type before using the value.
-  .refine((message) => typeof message.content !== 'string' || message.content.length <= MAX_CONTENT_CHARACTERS, {
-    message: `content is longer than ${MAX_CONTENT_CHARACTERS} characters`,
-    path: ['content'],
-  });
+  .refine(
+    (message) => typeof message.content !== 'string' || message.content.length <= MAX_CONTENT_CHARACTERS,
+    {
+      message: `content is longer than ${MAX_CONTENT_CHARACTERS} characters`,
+      path: ['content'],
+    },
+  );
 
 /** A list of messages that ends with something to answer. */
 export const messagesSchema = z
@@ -48,9 +54,13 @@ export const messagesSchema = z
 
 /** OpenAI's metadata limits: at most 16 keys of up to 64 characters, string values up to 512. */
 export const metadataSchema = z
-  .record(z.string(), z.string({ error: 'values must be strings' }).max(512, 'values must be at most 512 characters'), {
-    error: onlyForWrongType('must be an object of string values'),
-  })
+  .record(
+    z.string(),
+    z.string({ error: 'values must be strings' }).max(512, 'values must be at most 512 characters'),
+    {
+      error: onlyForWrongType('must be an object of string values'),
+    },
+  )
   // Key limits are checked on the whole object, so `param` is `metadata`
   // rather than an echo of the offending key.
   .refine((metadata) => Object.keys(metadata).every((key) => key.length <= 64), {

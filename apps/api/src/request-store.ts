@@ -3,63 +3,32 @@ import {
   cancelCallsChannel,
   cancelKey,
   CANCEL_MARKER_TTL_SECONDS,
-  REQUEST_ID_PATTERN,
+  loadRequest,
+  readRequest,
+  snapshotOf,
   type MoaQueues,
   type RequestJobData,
-  type RequestProgress,
-  type RequestStatus,
+  type RequestSnapshot,
 } from '@moa-queue/contract';
-import { agentsOfLayer, layerCount, type MoaResult } from '@moa-queue/moa';
-import { Job } from 'bullmq';
+import { agentsOfLayer, layerCount } from '@moa-queue/moa';
 import type { Redis } from 'ioredis';
-import type { RequestSnapshot } from './job-view.js';
 
 /** Reads and writes MoA requests as orchestrator jobs in Redis. The API keeps no state of its own. */
 export interface RequestStore {
-  create(data: RequestJobData): Promise<RequestSnapshot>;
+  create(data: RequestJobData, options?: { priority?: number }): Promise<RequestSnapshot>;
   get(requestId: string): Promise<RequestSnapshot | undefined>;
-  /** Marks a request cancelled and removes its calls that have not started. */
+  /** Marks a request cancelled, removes its calls that have not started and aborts running ones. */
   cancel(requestId: string): Promise<RequestSnapshot | undefined>;
-}
-
-function statusOf(state: string, job: Job<RequestJobData, MoaResult>, cancelled: boolean): RequestStatus {
-  if (state === 'completed') return job.returnvalue?.status === 'cancelled' ? 'cancelled' : 'completed';
-  if (state === 'failed') return 'failed';
-  if (cancelled) return 'cancelled';
-  if (state === 'active' || state === 'waiting-children') return 'running';
-  const progress = job.progress as Partial<RequestProgress> | undefined;
-  const started = Boolean(progress && typeof progress === 'object' && (progress.layers?.length || progress.currentLayer));
-  return started ? 'running' : 'queued';
-}
-
-function snapshotOf(job: Job<RequestJobData, MoaResult>, state: string, cancelled: boolean): RequestSnapshot {
-  const progress = job.progress && typeof job.progress === 'object' ? (job.progress as RequestProgress) : undefined;
-  return {
-    data: job.data,
-    status: statusOf(state, job, cancelled),
-    finishedOn: job.finishedOn,
-    progress,
-    result: state === 'completed' ? job.returnvalue : undefined,
-    failedReason: job.failedReason,
-  };
 }
 
 /** Creates the store over the shared queues. */
 export function createRequestStore(queues: MoaQueues, redis: Redis): RequestStore {
-  async function load(requestId: string) {
-    if (!REQUEST_ID_PATTERN.test(requestId)) return undefined;
-    const job = (await Job.fromId(queues.requests, requestId)) as Job<RequestJobData, MoaResult> | undefined;
-    if (!job) return undefined;
-    const [state, cancelled] = await Promise.all([
-      job.getState(),
-      redis.exists(cancelKey(queues.prefix, requestId)),
-    ]);
-    return { job, state, cancelled: cancelled === 1 };
-  }
-
   return {
-    async create(data) {
-      await queues.requests.add('moa', data, { jobId: data.requestId });
+    async create(data, options = {}) {
+      await queues.requests.add('moa', data, {
+        jobId: data.requestId,
+        ...(options.priority ? { priority: options.priority } : {}),
+      });
       return {
         data,
         status: 'queued',
@@ -67,17 +36,15 @@ export function createRequestStore(queues: MoaQueues, redis: Redis): RequestStor
         progress: undefined,
         result: undefined,
         failedReason: undefined,
+        deliveries: data.webhook ? [] : undefined,
       };
     },
-    async get(requestId) {
-      const loaded = await load(requestId);
-      return loaded && snapshotOf(loaded.job, loaded.state, loaded.cancelled);
-    },
+    get: (requestId) => readRequest(queues, redis, requestId),
     async cancel(requestId) {
-      const loaded = await load(requestId);
+      const loaded = await loadRequest(queues, redis, requestId);
       if (!loaded) return undefined;
       const { job, state } = loaded;
-      if (state === 'completed' || state === 'failed') return snapshotOf(job, state, loaded.cancelled);
+      if (state === 'completed' || state === 'failed') return snapshotOf(queues, redis, loaded);
       await redis.set(cancelKey(queues.prefix, requestId), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);
       if (state === 'waiting-children') {
         // Calls not yet started are removed and running ones aborted by their
@@ -87,11 +54,13 @@ export function createRequestStore(queues: MoaQueues, redis: Redis): RequestStor
         const { preset } = job.data;
         const callIds: string[] = [];
         for (let layer = 1; layer <= layerCount(preset); layer += 1) {
-          agentsOfLayer(preset, layer).forEach((_agent, index) => callIds.push(callJobId(requestId, layer, index)));
+          agentsOfLayer(preset, layer).forEach((_agent, index) =>
+            callIds.push(callJobId(requestId, layer, index)),
+          );
         }
         await redis.publish(cancelCallsChannel(queues.prefix), JSON.stringify(callIds));
       }
-      return snapshotOf(job, state, true);
+      return snapshotOf(queues, redis, { ...loaded, cancelled: true });
     },
   };
 }

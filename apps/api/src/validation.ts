@@ -5,7 +5,9 @@ import { ApiError } from './api-error.js';
 export function formatParam(path: readonly PropertyKey[]): string | null {
   if (path.length === 0) return null;
   return path
-    .map((part, index) => (typeof part === 'number' ? `[${part}]` : `${index === 0 ? '' : '.'}${String(part)}`))
+    .map((part, index) =>
+      typeof part === 'number' ? `[${part}]` : `${index === 0 ? '' : '.'}${String(part)}`,
+    )
     .join('');
 }
 

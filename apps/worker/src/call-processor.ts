@@ -1,4 +1,4 @@
-import { cancelKey, type CallJobData, type CallJobResult } from '@moa-queue/contract';
+import { cancelKey, publishEvent, type CallJobData, type CallJobResult } from '@moa-queue/contract';
 import {
   asProviderError,
   attemptCall,
@@ -60,8 +60,18 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
     }
 
     const startedAt = Date.now();
+    // Deltas are published in order on one connection; the chain is awaited before the result.
+    let relay: Promise<void> = Promise.resolve();
+    const onDelta = data.stream
+      ? (text: string) => {
+          relay = relay.then(() =>
+            publishEvent(dependencies.redis, dependencies.prefix, data.requestId, { type: 'delta', attempt: attempts, text }),
+          );
+        }
+      : undefined;
     try {
-      const result = await attemptCall(model, data.agent, data.messages, { signal });
+      const result = await attemptCall(model, data.agent, data.messages, { signal, onDelta });
+      await relay;
       metrics.llmRequestDuration.observe({ ...labels, outcome: 'success' }, result.latencyMs / 1000);
       metrics.llmTokens.inc({ ...labels, type: 'input' }, result.usage.promptTokens);
       metrics.llmTokens.inc({ ...labels, type: 'output' }, result.usage.completionTokens);

@@ -5,6 +5,7 @@ import {
   CALL_RETENTION_COMPLETED,
   CALL_RETENTION_FAILED,
   jobIdFromKey,
+  publishEvent,
   type CallJobData,
   type MoaQueues,
   type RequestJobData,
@@ -103,7 +104,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     const progress = savedProgress(job.progress);
     const lastLayer = layerCount(preset);
 
-    const finish = (status: 'completed' | 'cancelled', output: string | null): MoaResult => {
+    const finish = async (status: 'completed' | 'cancelled', output: string | null): Promise<MoaResult> => {
       const result: MoaResult = {
         status,
         output,
@@ -121,6 +122,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         metrics.jobCost.observe({ preset: preset.name }, result.costUsd);
       }
       log.info({ status, costUsd: result.costUsd, usage: result.usage }, 'request finished');
+      await publishEvent(dependencies.redis, queues.prefix, requestId, { type: 'done', status });
       return result;
     };
 
@@ -154,6 +156,12 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
           progress.currentLayer = layer;
           await job.updateProgress(progress);
           log.info({ layer, role, calls: planned.length }, 'layer started');
+          await publishEvent(dependencies.redis, queues.prefix, requestId, {
+            type: 'layer_started',
+            layer,
+            role,
+            calls: planned.length,
+          });
         }
         await addCalls(job, layer, role, pending);
         if (role === 'proposer' && preset.layerTimeoutMs > 0) {
@@ -192,6 +200,15 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         'layer finished',
       );
 
+      const failedCalls = calls.filter((call) => call.status === 'failed').length;
+      await publishEvent(dependencies.redis, queues.prefix, requestId, {
+        type: 'layer_finished',
+        layer,
+        role,
+        duration_ms: record.durationMs,
+        succeeded: calls.length - failedCalls,
+        failed: failedCalls,
+      });
       const shortfall = layerShortfall(preset, record);
       if (shortfall) {
         progress.error = shortfall;
@@ -199,6 +216,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         metrics.jobsFinished.inc({ preset: preset.name, outcome: 'failed' });
         metrics.jobDuration.observe({ preset: preset.name, outcome: 'failed' }, (Date.now() - data.createdAt) / 1000);
         log.warn({ error: shortfall }, 'request failed');
+        await publishEvent(dependencies.redis, queues.prefix, requestId, { type: 'done', status: 'failed' });
         throw new UnrecoverableError(shortfall.message);
       }
       await job.updateProgress(progress);
@@ -271,6 +289,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
               agentIndex: call.agentIndex,
               agent: call.agent,
               messages: call.messages,
+              ...(role === 'aggregator' && parent.data.stream ? { stream: true } : {}),
             } satisfies CallJobData,
             opts: {
               jobId: callJobId(parent.data.requestId, layer, call.agentIndex),

@@ -10,6 +10,10 @@ export interface RequestJobData {
   webhook?: { url: string };
   /** Epoch milliseconds. */
   createdAt: number;
+  /** Relay the aggregator's tokens through the request's event stream as they arrive. */
+  stream?: boolean;
+  /** Where the request came from: interactive jobs, chat completions or a batch. */
+  source?: 'jobs' | 'chat' | 'batch';
 }
 
 /** Data of one LLM call job (queue `moa-llm-<provider>`, id `<request>-L<k>-A<i>`). */
@@ -21,6 +25,8 @@ export interface CallJobData {
   agentIndex: number;
   agent: AgentConfig;
   messages: ChatMessage[];
+  /** Stream the answer and publish each delta to the request's event stream. */
+  stream?: boolean;
 }
 
 /** A finished call job returns its record; a failed one leaves it as its progress. */

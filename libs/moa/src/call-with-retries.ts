@@ -3,6 +3,8 @@ import { backoffDelayMs } from './backoff.js';
 import { attemptCall } from './call-attempt.js';
 import { computeCostUsd } from './cost.js';
 import { asProviderError } from './errors/as-provider-error.js';
+import { CallCancelledError } from './errors/call-cancelled-error.js';
+import { ProviderError } from './errors/provider-error.js';
 import { ProviderRateLimitError } from './errors/rate-limit-error.js';
 import type { ResolvedModel } from './model-registry.js';
 import type { AgentConfig, CallRecord, ChatMessage } from './types.js';
@@ -64,7 +66,7 @@ export async function callWithRetries(
         error: null,
       };
     } catch (thrown) {
-      const error = asProviderError(options.signal?.aborted ? (options.signal.reason ?? thrown) : thrown);
+      const error = options.signal?.aborted ? abortError(options.signal.reason) : asProviderError(thrown);
       let delayMs: number | undefined;
       if (!options.signal?.aborted) {
         if (error instanceof ProviderRateLimitError && rateLimitWaits < (options.maxRateLimitWaits ?? 20)) {
@@ -81,12 +83,17 @@ export async function callWithRetries(
           await sleep(delayMs, options.signal);
           continue;
         } catch (aborted) {
-          return failedRecord(model, options.agentIndex, attempts, startedAt, asProviderError(aborted));
+          return failedRecord(model, options.agentIndex, attempts, startedAt, abortError(aborted));
         }
       }
       return failedRecord(model, options.agentIndex, attempts, startedAt, error);
     }
   }
+}
+
+/** Why a call was aborted: a layer deadline says so itself; anything else is a cancel. */
+function abortError(reason: unknown): ProviderError {
+  return reason instanceof ProviderError ? reason : new CallCancelledError('the request was cancelled');
 }
 
 function failedRecord(

@@ -87,7 +87,7 @@ export function createOpenAICompatibleProvider(options: OpenAICompatibleProvider
     };
     try {
       const result = request.onDelta
-        ? await streamCompletion(client, body, request)
+        ? await streamCompletion(client, body, request, options.timeoutMs ?? 120_000, options.name)
         : await plainCompletion(client, body, request);
       if (result.finishReason === 'content_filter') {
         throw new ContentFilterError(`${options.name}: the answer was stopped by the content filter`, {
@@ -125,27 +125,50 @@ async function plainCompletion(client: OpenAI, body: CompletionBody, request: Ch
   };
 }
 
-async function streamCompletion(client: OpenAI, body: CompletionBody, request: ChatRequest): Promise<ChatResult> {
-  const stream = await client.chat.completions.create(
-    { ...body, stream: true, stream_options: { include_usage: true } },
-    { signal: request.signal ?? null },
-  );
-  let output = '';
-  let finishReason: string | null = null;
-  let usage = { promptTokens: 0, completionTokens: 0 };
-  for await (const chunk of stream) {
-    const choice = chunk.choices[0];
-    const delta = choice?.delta?.content;
-    if (delta) {
-      output += delta;
-      request.onDelta?.(delta);
+async function streamCompletion(
+  client: OpenAI,
+  body: CompletionBody,
+  request: ChatRequest,
+  idleTimeoutMs: number,
+  name: string,
+): Promise<ChatResult> {
+  // The SDK's timeout ends with the response headers; a stream that stalls
+  // midway is cut when no chunk has arrived for a whole timeout.
+  const idle = new AbortController();
+  const signal = request.signal ? AbortSignal.any([request.signal, idle.signal]) : idle.signal;
+  let timer = setTimeout(() => idle.abort(), idleTimeoutMs);
+  try {
+    const stream = await client.chat.completions.create(
+      { ...body, stream: true, stream_options: { include_usage: true } },
+      { signal },
+    );
+    let output = '';
+    let finishReason: string | null = null;
+    let usage = { promptTokens: 0, completionTokens: 0 };
+    for await (const chunk of stream) {
+      clearTimeout(timer);
+      timer = setTimeout(() => idle.abort(), idleTimeoutMs);
+      const choice = chunk.choices[0];
+      const delta = choice?.delta?.content;
+      if (delta) {
+        output += delta;
+        request.onDelta?.(delta);
+      }
+      if (choice?.finish_reason) finishReason = choice.finish_reason;
+      if (chunk.usage) {
+        usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+      }
     }
-    if (choice?.finish_reason) finishReason = choice.finish_reason;
-    if (chunk.usage) {
-      usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+    // The SDK ends a stream quietly when its signal aborts; a cut-off answer must not pass for a complete one.
+    request.signal?.throwIfAborted();
+    if (idle.signal.aborted) throw new ProviderTimeoutError(`${name}: the stream stalled for ${idleTimeoutMs} ms`);
+    return { output, usage, finishReason };
+  } catch (error) {
+    if (idle.signal.aborted && !request.signal?.aborted) {
+      throw new ProviderTimeoutError(`${name}: the stream stalled for ${idleTimeoutMs} ms`, { cause: error });
     }
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
-  // The SDK ends a stream quietly when its signal aborts; a cut-off answer must not pass for a complete one.
-  request.signal?.throwIfAborted();
-  return { output, usage, finishReason };
 }

@@ -22,14 +22,22 @@ export function auth(apiKeys: string[]): RequestHandler {
     const match = /^Bearer\s+(.+)$/i.exec(header);
     if (!match) {
       return next(
-        new ApiError(401, 'Missing API key: send Authorization: Bearer <key>', 'invalid_request_error', null, 'missing_api_key'),
+        new ApiError(
+          401,
+          'Missing API key: send Authorization: Bearer <key>',
+          'invalid_request_error',
+          null,
+          'missing_api_key',
+        ),
       );
     }
     const given = digest(match[1]!.trim());
     let valid = false;
     for (const candidate of digests) valid = timingSafeEqual(given, candidate) || valid;
     if (!valid) {
-      return next(new ApiError(401, 'Incorrect API key provided', 'invalid_request_error', null, 'invalid_api_key'));
+      return next(
+        new ApiError(401, 'Incorrect API key provided', 'invalid_request_error', null, 'invalid_api_key'),
+      );
     }
     response.locals.apiKeyDigest = given.toString('hex').slice(0, 16);
     next();

@@ -8,7 +8,8 @@ import { ApiError } from '../api-error.js';
 export function jsonBody(limitBytes: number): RequestHandler[] {
   const parse = express.json({ limit: limitBytes, strict: false, type: () => true });
   const requireJson: RequestHandler = (request, _response, next) => {
-    const hasBody = Number(request.get('content-length') ?? 0) > 0 || request.get('transfer-encoding') !== undefined;
+    const hasBody =
+      Number(request.get('content-length') ?? 0) > 0 || request.get('transfer-encoding') !== undefined;
     if (!['POST', 'PUT', 'PATCH'].includes(request.method) || !hasBody) return next();
     if (!request.is('application/json') && !request.is('application/*+json')) {
       return next(

@@ -1,17 +1,23 @@
-import { newRequestId } from '@moa-queue/contract';
-import { resolvePreset, type MoaConfig } from '@moa-queue/moa';
+import { jobView, type MoaQueues } from '@moa-queue/contract';
+import { resolvePreset, type MoaConfig, type PresetConfig } from '@moa-queue/moa';
 import { Router } from 'express';
+import type { Redis } from 'ioredis';
 import { ApiError } from '../api-error.js';
-import { jobView } from '../job-view.js';
+import { followRequest } from '../follow-request.js';
+import { claimIdempotencyKey } from '../idempotency.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
+import { newRequestData } from '../new-request.js';
 import { createJobSchema } from '../request-schema.js';
 import type { RequestStore } from '../request-store.js';
+import { startSse } from '../sse.js';
 import { parseOrThrow } from '../validation.js';
 
 /** What the jobs routes need. */
 export interface JobsRouteDependencies {
   store: RequestStore;
   config: MoaConfig;
+  queues: MoaQueues;
+  redis: Redis;
   /** Webhooks are refused unless a signing secret is configured. */
   webhookSecretConfigured: boolean;
 }
@@ -20,24 +26,39 @@ function notFound(id: string): ApiError {
   return new ApiError(404, `No job with id ${JSON.stringify(id)}`, 'invalid_request_error', 'id', 'job_not_found');
 }
 
-/** `POST /v1/jobs`, `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}`. */
+/** The preset a request names, or a 400 naming the field. */
+export function presetOrThrow(config: MoaConfig, name: string | undefined, param: string): PresetConfig {
+  const preset = resolvePreset(config, name);
+  if (preset) return preset;
+  throw new ApiError(
+    400,
+    `Unknown preset ${JSON.stringify(name)}; available: ${Object.keys(config.presets).join(', ')}`,
+    'invalid_request_error',
+    param,
+    'unknown_preset',
+  );
+}
+
+/** Waits briefly for a job another request is creating under the same idempotency key. */
+async function waitForJob(store: RequestStore, requestId: string) {
+  for (let waited = 0; waited < 5000; waited += 50) {
+    const snapshot = await store.get(requestId);
+    if (snapshot) return snapshot;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new ApiError(409, 'A request with this Idempotency-Key is still being created; retry', 'invalid_request_error', 'Idempotency-Key', 'idempotency_key_in_use');
+}
+
+/** `POST /v1/jobs`, `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}`, `GET /v1/jobs/{id}/events`. */
 export function jobsRouter(dependencies: JobsRouteDependencies): Router {
   const router = Router();
+  const { store } = dependencies;
 
   router
     .route('/v1/jobs')
     .post(async (request, response) => {
       const body = parseOrThrow(createJobSchema, request.body);
-      const preset = resolvePreset(dependencies.config, body.preset);
-      if (!preset) {
-        throw new ApiError(
-          400,
-          `Unknown preset ${JSON.stringify(body.preset)}; available: ${Object.keys(dependencies.config.presets).join(', ')}`,
-          'invalid_request_error',
-          'preset',
-          'unknown_preset',
-        );
-      }
+      const preset = presetOrThrow(dependencies.config, body.preset, 'preset');
       if (body.webhook && !dependencies.webhookSecretConfigured) {
         throw new ApiError(
           400,
@@ -47,14 +68,31 @@ export function jobsRouter(dependencies: JobsRouteDependencies): Router {
           'webhooks_disabled',
         );
       }
-      const snapshot = await dependencies.store.create({
-        requestId: newRequestId(),
+      const data = newRequestData({
         preset,
         messages: body.messages,
-        metadata: body.metadata ?? {},
-        ...(body.webhook ? { webhook: { url: body.webhook.url } } : {}),
-        createdAt: Date.now(),
+        metadata: body.metadata,
+        webhook: body.webhook,
+        source: 'jobs',
       });
+      const idempotencyKey = request.get('idempotency-key');
+      if (idempotencyKey !== undefined) {
+        const caller = (response.locals.apiKeyDigest as string | undefined) ?? 'anonymous';
+        const claim = await claimIdempotencyKey(
+          dependencies.redis,
+          dependencies.queues.prefix,
+          caller,
+          idempotencyKey,
+          request.body,
+          data.requestId,
+        );
+        if (claim.kind === 'existing') {
+          const existing = await waitForJob(store, claim.requestId);
+          response.status(202).location(`/v1/jobs/${claim.requestId}`).set('idempotent-replayed', 'true').json(jobView(existing));
+          return;
+        }
+      }
+      const snapshot = await store.create(data);
       response.status(202).location(`/v1/jobs/${snapshot.data.requestId}`).json(jobView(snapshot));
     })
     .all(methodNotAllowed(['POST']));
@@ -62,12 +100,12 @@ export function jobsRouter(dependencies: JobsRouteDependencies): Router {
   router
     .route('/v1/jobs/:id')
     .get(async (request, response) => {
-      const snapshot = await dependencies.store.get(request.params.id);
+      const snapshot = await store.get(request.params.id);
       if (!snapshot) throw notFound(request.params.id);
       response.json(jobView(snapshot));
     })
     .delete(async (request, response) => {
-      const snapshot = await dependencies.store.cancel(request.params.id);
+      const snapshot = await store.cancel(request.params.id);
       if (!snapshot) throw notFound(request.params.id);
       if (snapshot.status !== 'cancelled') {
         throw new ApiError(
@@ -81,6 +119,31 @@ export function jobsRouter(dependencies: JobsRouteDependencies): Router {
       response.json(jobView(snapshot));
     })
     .all(methodNotAllowed(['GET', 'DELETE']));
+
+  router
+    .route('/v1/jobs/:id/events')
+    .get(async (request, response) => {
+      const requestId = request.params.id;
+      if (!(await store.get(requestId))) throw notFound(requestId);
+      const sse = startSse(response);
+      const stopped = new AbortController();
+      response.on('close', () => stopped.abort());
+      let sawDone = false;
+      const { snapshot } = await followRequest(dependencies.redis, dependencies.queues, requestId, {
+        signal: stopped.signal,
+        onEvent(event) {
+          if (event.type === 'delta') return;
+          if (event.type === 'done') sawDone = true;
+          sse.write(JSON.stringify(event), event.type);
+        },
+      });
+      // The stream may have expired after a long retention: the job's state still tells how it ended.
+      if (!sawDone && snapshot && ['completed', 'failed', 'cancelled'].includes(snapshot.status)) {
+        sse.write(JSON.stringify({ type: 'done', status: snapshot.status }), 'done');
+      }
+      sse.end();
+    })
+    .all(methodNotAllowed(['GET']));
 
   return router;
 }

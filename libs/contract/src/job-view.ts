@@ -1,4 +1,4 @@
-import type { RequestJobData, RequestProgress, RequestStatus } from '@moa-queue/contract';
+import type { RequestJobData, RequestProgress, RequestStatus } from './payloads.js';
 import {
   totalCost,
   totalUsage,
@@ -42,10 +42,17 @@ export interface JobView {
   cost_usd: number | null;
   metadata: Record<string, string>;
   error: ErrorRecord | null;
-  webhook: { url: string; deliveries: { attempt: number; at: number; status_code: number | null }[] } | null;
+  webhook: { url: string; deliveries: WebhookDeliveryView[] } | null;
 }
 
-/** What the API knows about a request, read from its orchestrator job. */
+/** One webhook delivery attempt as the job object shows it. */
+export interface WebhookDeliveryView {
+  attempt: number;
+  at: number;
+  status_code: number | null;
+}
+
+/** What is known about a request, read from its orchestrator job. */
 export interface RequestSnapshot {
   data: RequestJobData;
   status: RequestStatus;
@@ -53,6 +60,8 @@ export interface RequestSnapshot {
   progress: RequestProgress | undefined;
   result: MoaResult | undefined;
   failedReason: string | undefined;
+  /** Webhook delivery attempts so far, oldest first. */
+  deliveries?: WebhookDeliveryView[];
 }
 
 function callView(call: CallRecord): CallView {
@@ -80,7 +89,7 @@ export function layerView(layer: LayerRecord): LayerView {
 
 const toSeconds = (milliseconds: number) => Math.floor(milliseconds / 1000);
 
-/** Builds the job object from a request snapshot. */
+/** Builds the job object of DESIGN §4 from a request snapshot: the API's answer and the webhook's body. */
 export function jobView(snapshot: RequestSnapshot): JobView {
   const { data, result, progress } = snapshot;
   const layers = result?.layers ?? progress?.layers ?? [];
@@ -110,6 +119,6 @@ export function jobView(snapshot: RequestSnapshot): JobView {
     cost_usd: totalCost(layers),
     metadata: data.metadata,
     error: snapshot.status === 'completed' ? null : error,
-    webhook: data.webhook ? { url: data.webhook.url, deliveries: [] } : null,
+    webhook: data.webhook ? { url: data.webhook.url, deliveries: snapshot.deliveries ?? [] } : null,
   };
 }

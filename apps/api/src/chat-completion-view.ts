@@ -1,0 +1,52 @@
+import { jobView, type JobView, type RequestSnapshot } from '@moa-queue/contract';
+
+/** The chat completion's id for a request: OpenAI's prefix, our job id inside. */
+export function completionId(requestId: string): string {
+  return `chatcmpl-${requestId}`;
+}
+
+/** The job object less `output`: the `moa` extension field of a completion. */
+export function moaExtension(view: JobView): Omit<JobView, 'output'> {
+  const { output: _output, ...rest } = view;
+  return rest;
+}
+
+/** A `chat.completion` for a finished request, usage summed over every call. */
+export function chatCompletion(snapshot: RequestSnapshot) {
+  const view = jobView(snapshot);
+  return {
+    id: completionId(view.id),
+    object: 'chat.completion' as const,
+    created: view.created_at,
+    model: view.preset,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant' as const, content: view.output ?? '', refusal: null },
+        logprobs: null,
+        finish_reason: 'stop' as const,
+      },
+    ],
+    usage: view.usage,
+    system_fingerprint: null,
+    moa: moaExtension(view),
+  };
+}
+
+/** One `chat.completion.chunk`. */
+export function chatChunk(
+  requestId: string,
+  model: string,
+  created: number,
+  delta: { role?: 'assistant'; content?: string },
+  finishReason: 'stop' | null = null,
+) {
+  return {
+    id: completionId(requestId),
+    object: 'chat.completion.chunk' as const,
+    created,
+    model,
+    system_fingerprint: null,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+  };
+}

@@ -1,0 +1,68 @@
+import { readEvents, readRequest, type MoaQueues, type RequestEvent, type RequestSnapshot } from '@moa-queue/contract';
+import type { Redis } from 'ioredis';
+
+/** Options of {@link followRequest}. */
+export interface FollowOptions {
+  onEvent?: (event: RequestEvent) => void;
+  /** Stops following (the client went away); the request itself goes on. */
+  signal?: AbortSignal;
+  /** Give up after this long; the result is then whatever the snapshot says. */
+  timeoutMs?: number;
+  /**
+   * How long one blocking read waits before the job's state is checked
+   * directly, in case its stream expired or an event was never written.
+   * @defaultValue 5000
+   */
+  pollMs?: number;
+}
+
+const FINISHED = new Set(['completed', 'failed', 'cancelled']);
+
+/**
+ * Follows a request through its Redis event stream until it is done, calling
+ * `onEvent` for each event from the beginning, then returns its final
+ * snapshot. Uses a connection of its own, because XREAD BLOCK holds it.
+ */
+export async function followRequest(
+  redis: Redis,
+  queues: MoaQueues,
+  requestId: string,
+  options: FollowOptions = {},
+): Promise<{ snapshot: RequestSnapshot | undefined; timedOut: boolean }> {
+  const reader = redis.duplicate({ maxRetriesPerRequest: 1 });
+  reader.on('error', () => undefined);
+  const stop = () => reader.disconnect();
+  options.signal?.addEventListener('abort', stop, { once: true });
+  const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+  const pollMs = options.pollMs ?? 5000;
+  let position = '0';
+  let timedOut = false;
+  try {
+    for (;;) {
+      if (options.signal?.aborted) break;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        timedOut = true;
+        break;
+      }
+      const events = await readEvents(reader, queues.prefix, requestId, position, Math.max(1, Math.min(pollMs, remaining)));
+      let done = false;
+      for (const { id, event } of events) {
+        position = id;
+        options.onEvent?.(event);
+        if (event.type === 'done') done = true;
+      }
+      if (done) break;
+      if (events.length === 0) {
+        const snapshot = await readRequest(queues, redis, requestId);
+        if (!snapshot || (FINISHED.has(snapshot.status) && snapshot.finishedOn)) break;
+      }
+    }
+  } catch (error) {
+    if (!options.signal?.aborted) throw error;
+  } finally {
+    options.signal?.removeEventListener('abort', stop);
+    reader.disconnect();
+  }
+  return { snapshot: await readRequest(queues, redis, requestId), timedOut };
+}

@@ -1,0 +1,31 @@
+import { newRequestId, type RequestJobData } from '@moa-queue/contract';
+import type { ChatMessage, PresetConfig } from '@moa-queue/moa';
+
+/** What a new request is made of, whichever route accepted it. */
+export interface NewRequestOptions {
+  preset: PresetConfig;
+  messages: ChatMessage[];
+  metadata?: Record<string, string>;
+  webhook?: { url: string };
+  stream?: boolean;
+  source: 'jobs' | 'chat' | 'batch';
+  /** Caps the aggregator's answer (a chat completion's `max_tokens`). */
+  maxTokens?: number;
+}
+
+/** Builds the orchestrator job's data: a snapshot of the preset, so config changes never alter it. */
+export function newRequestData(options: NewRequestOptions): RequestJobData {
+  const preset: PresetConfig = options.maxTokens
+    ? { ...options.preset, aggregator: { ...options.preset.aggregator, maxTokens: options.maxTokens } }
+    : options.preset;
+  return {
+    requestId: newRequestId(),
+    preset,
+    messages: options.messages,
+    metadata: options.metadata ?? {},
+    ...(options.webhook ? { webhook: { url: options.webhook.url } } : {}),
+    createdAt: Date.now(),
+    ...(options.stream ? { stream: true } : {}),
+    source: options.source,
+  };
+}

@@ -1,0 +1,141 @@
+import { jobView, type MoaQueues, type RequestSnapshot } from '@moa-queue/contract';
+import type { MoaConfig } from '@moa-queue/moa';
+import { Router } from 'express';
+import type { Redis } from 'ioredis';
+import { ApiError } from '../api-error.js';
+import { chatChunk, chatCompletion, completionId, moaExtension } from '../chat-completion-view.js';
+import { chatCompletionSchema } from '../chat-schema.js';
+import { followRequest } from '../follow-request.js';
+import { methodNotAllowed } from '../middleware/error-handler.js';
+import { newRequestData } from '../new-request.js';
+import type { RequestStore } from '../request-store.js';
+import { startSse } from '../sse.js';
+import { parseOrThrow } from '../validation.js';
+
+/** What the chat completions route needs. */
+export interface ChatRouteDependencies {
+  store: RequestStore;
+  config: MoaConfig;
+  queues: MoaQueues;
+  redis: Redis;
+  /** How long a completion waits for its request before answering 504. */
+  timeoutMs: number;
+}
+
+/** The OpenAI error for a request that did not complete. */
+function failure(snapshot: RequestSnapshot | undefined, timedOut: boolean, timeoutMs: number): ApiError {
+  if (timedOut || !snapshot) {
+    return new ApiError(
+      504,
+      `The MoA request did not finish within ${timeoutMs} ms; it goes on as job ${snapshot?.data.requestId ?? 'unknown'}`,
+      'timeout_error',
+      null,
+      'timeout',
+    );
+  }
+  const error = jobView(snapshot).error;
+  if (snapshot.status === 'cancelled') {
+    return new ApiError(409, error?.message ?? 'the request was cancelled', 'invalid_request_error', null, 'cancelled');
+  }
+  return new ApiError(502, error?.message ?? 'the MoA request failed', 'server_error', null, error?.code ?? 'moa_failed');
+}
+
+/**
+ * `POST /v1/chat/completions`, where `model` names a preset. The request
+ * runs on the workers like any job; this replica only waits for it (and, when
+ * streaming, relays the aggregator's tokens from Redis). A client that goes
+ * away does not stop the job.
+ */
+export function chatCompletionsRouter(dependencies: ChatRouteDependencies): Router {
+  const router = Router();
+  router
+    .route('/v1/chat/completions')
+    .post(async (request, response) => {
+      const body = parseOrThrow(chatCompletionSchema, request.body);
+      const preset = Object.hasOwn(dependencies.config.presets, body.model) ? dependencies.config.presets[body.model] : undefined;
+      if (!preset) {
+        throw new ApiError(
+          404,
+          `The model ${JSON.stringify(body.model)} does not exist; models are presets: ${Object.keys(dependencies.config.presets).join(', ')}`,
+          'invalid_request_error',
+          'model',
+          'model_not_found',
+        );
+      }
+      const data = newRequestData({
+        preset,
+        messages: body.messages,
+        metadata: body.metadata ?? undefined,
+        stream: body.stream === true,
+        source: 'chat',
+        maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+      });
+      await dependencies.store.create(data);
+      response.set('x-moa-job-id', data.requestId);
+      const clientGone = new AbortController();
+      response.on('close', () => {
+        if (!response.writableFinished) clientGone.abort();
+      });
+
+      if (!body.stream) {
+        const { snapshot, timedOut } = await followRequest(dependencies.redis, dependencies.queues, data.requestId, {
+          signal: clientGone.signal,
+          timeoutMs: dependencies.timeoutMs,
+        });
+        if (clientGone.signal.aborted) return;
+        if (snapshot?.status !== 'completed' || timedOut) throw failure(snapshot, timedOut, dependencies.timeoutMs);
+        response.json(chatCompletion(snapshot));
+        return;
+      }
+
+      const created = Math.floor(data.createdAt / 1000);
+      const sse = startSse(response);
+      sse.write(JSON.stringify(chatChunk(data.requestId, preset.name, created, { role: 'assistant', content: '' })));
+      let attempt: number | undefined;
+      let relayed = false;
+      let restarted = false;
+      const { snapshot, timedOut } = await followRequest(dependencies.redis, dependencies.queues, data.requestId, {
+        signal: clientGone.signal,
+        timeoutMs: dependencies.timeoutMs,
+        onEvent(event) {
+          if (event.type !== 'delta' || restarted) return;
+          if (attempt !== undefined && event.attempt !== attempt) {
+            // A retried aggregator starts over; text already sent cannot be taken back.
+            if (relayed) restarted = true;
+            if (relayed) return;
+          }
+          attempt = event.attempt;
+          relayed = true;
+          sse.write(JSON.stringify(chatChunk(data.requestId, preset.name, created, { content: event.text })));
+        },
+      });
+      if (clientGone.signal.aborted) return;
+      if (snapshot?.status === 'completed' && !timedOut && !restarted) {
+        const view = jobView(snapshot);
+        sse.write(JSON.stringify(chatChunk(data.requestId, preset.name, created, {}, 'stop')));
+        if (body.stream_options?.include_usage) {
+          sse.write(
+            JSON.stringify({
+              id: completionId(data.requestId),
+              object: 'chat.completion.chunk',
+              created,
+              model: preset.name,
+              system_fingerprint: null,
+              choices: [],
+              usage: view.usage,
+              moa: moaExtension(view),
+            }),
+          );
+        }
+      } else {
+        const error = restarted
+          ? new ApiError(502, 'the aggregator failed midway and was retried; its partial answer cannot be retracted', 'server_error', null, 'stream_restarted')
+          : failure(snapshot, timedOut, dependencies.timeoutMs);
+        sse.write(JSON.stringify(error.toBody()));
+      }
+      sse.write('[DONE]');
+      sse.end();
+    })
+    .all(methodNotAllowed(['POST']));
+  return router;
+}

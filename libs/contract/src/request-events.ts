@@ -1,0 +1,61 @@
+import type { Redis } from 'ioredis';
+
+/** Progress of one request as it is relayed through Redis to API replicas. */
+export type RequestEvent =
+  | { type: 'layer_started'; layer: number; role: 'proposer' | 'aggregator'; calls: number }
+  | {
+      type: 'layer_finished';
+      layer: number;
+      role: 'proposer' | 'aggregator';
+      duration_ms: number;
+      succeeded: number;
+      failed: number;
+    }
+  /** A piece of the aggregator's answer, as the provider streamed it; `attempt` tells retries apart. */
+  | { type: 'delta'; attempt: number; text: string }
+  | { type: 'done'; status: 'completed' | 'failed' | 'cancelled' };
+
+/** A request's event stream key (a Redis Stream, trimmed and expiring). */
+export function eventsKey(prefix: string, requestId: string): string {
+  return `${prefix}:moa-events:${requestId}`;
+}
+
+/** Streams live a day after their last event; readers after that fall back to the job's state. */
+export const EVENTS_TTL_SECONDS = 24 * 3600;
+/** Bound on a stream's length: a 2,048-token answer streamed token by token fits. */
+export const EVENTS_MAX_LENGTH = 10_000;
+
+/** Appends an event to a request's stream (one round trip: XADD and EXPIRE pipelined). */
+export async function publishEvent(redis: Redis, prefix: string, requestId: string, event: RequestEvent): Promise<void> {
+  const key = eventsKey(prefix, requestId);
+  await redis
+    .multi()
+    .xadd(key, 'MAXLEN', '~', EVENTS_MAX_LENGTH, '*', 'event', JSON.stringify(event))
+    .expire(key, EVENTS_TTL_SECONDS)
+    .exec();
+}
+
+/** One event read back, with its stream id (the position to resume from). */
+export interface ReadEvent {
+  id: string;
+  event: RequestEvent;
+}
+
+/**
+ * Reads events after `afterId` ('0' for the start), blocking up to
+ * `blockMs` for new ones. Blocks its connection: give each reader its own.
+ */
+export async function readEvents(
+  redis: Redis,
+  prefix: string,
+  requestId: string,
+  afterId: string,
+  blockMs: number,
+): Promise<ReadEvent[]> {
+  const reply = (await redis.xread('COUNT', 500, 'BLOCK', blockMs, 'STREAMS', eventsKey(prefix, requestId), afterId)) as
+    | [string, [string, string[]][]][]
+    | null;
+  if (!reply) return [];
+  const entries = reply[0]?.[1] ?? [];
+  return entries.map(([id, fields]) => ({ id, event: JSON.parse(fields[1] ?? '{}') as RequestEvent }));
+}
