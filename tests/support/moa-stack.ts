@@ -50,8 +50,13 @@ export function stackConfigFile(fakeUrl: string): Record<string, unknown> {
       },
     },
     defaultPreset: 'three',
+    // Receivers in tests listen on loopback, which webhooks refuse unless allowed.
+    webhooks: { allowHosts: ['127.0.0.1'], retryScheduleMs: [300, 300, 300], retryHorizonMs: 60_000 },
   };
 }
+
+/** The webhook signing secret the stack's API and workers share. */
+export const WEBHOOK_SECRET = `whsec_${Buffer.from('moa-queue-test-webhook-secret-32b').toString('base64')}`;
 
 /** Options of {@link startMoaStack}. */
 export interface MoaStackOptions {
@@ -106,6 +111,7 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
     WORKER_LOCK_DURATION_MS: '2000',
     WORKER_STALLED_INTERVAL_MS: '1000',
     SHUTDOWN_GRACE_MS: '5000',
+    MOA_WEBHOOK_SECRET: WEBHOOK_SECRET,
     ...options.workerEnv,
   };
   const workers: TsProcess[] = [];
@@ -124,6 +130,7 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
     redis,
     config,
     logger: pino({ level: process.env.STACK_LOG ?? 'silent' }),
+    webhookSecret: WEBHOOK_SECRET,
     ...options.app,
   });
   const servers: Server[] = [];

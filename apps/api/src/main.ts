@@ -43,6 +43,9 @@ const server = app.listen(config.port, config.host, () => {
   logger.info({ host: config.host, port }, `API listening on http://${config.host}:${port}`);
 });
 
+// A client that sends less than its Content-Length cannot hold a socket for Node's default 5 minutes.
+server.requestTimeout = 120_000;
+
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {

@@ -13,6 +13,10 @@ const environmentSchema = z.object({
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).default(30_000),
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(15_000),
   WORKER_MAX_STALLED_COUNT: z.coerce.number().int().min(1).default(5),
+  MOA_WEBHOOK_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -29,6 +33,7 @@ export interface WorkerConfig {
   stalledIntervalMs: number;
   maxStalledCount: number;
   logLevel: string;
+  webhookSecret: string | undefined;
   moa: MoaConfig;
 }
 
@@ -54,6 +59,7 @@ export function loadWorkerConfig(environment: NodeJS.ProcessEnv = process.env): 
     stalledIntervalMs: values.WORKER_STALLED_INTERVAL_MS,
     maxStalledCount: values.WORKER_MAX_STALLED_COUNT,
     logLevel: values.LOG_LEVEL,
+    webhookSecret: values.MOA_WEBHOOK_SECRET,
     moa: loadMoaConfig(values.MOA_CONFIG),
   };
 }

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createMoaQueues, DEADLINES_QUEUE, llmQueueName, REQUESTS_QUEUE } from '@moa-queue/contract';
+import { createMoaQueues, DEADLINES_QUEUE, llmQueueName, REQUESTS_QUEUE, WEBHOOKS_QUEUE } from '@moa-queue/contract';
 import { backoffDelayMs, createModelRegistry, ProviderError, type ModelRegistry } from '@moa-queue/moa';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -11,7 +11,9 @@ import { createDeadlineProcessor } from './deadline-processor.js';
 import type { WorkerConfig } from './config.js';
 import { startMetricsServer } from './metrics-server.js';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
-import { createOrchestratorProcessor } from './orchestrator-processor.js';
+import { createOrchestratorProcessor, enqueueWebhook } from './orchestrator-processor.js';
+import type { Resolver } from './webhooks/deliver-webhook.js';
+import { createWebhookProcessor, webhookRetryDelayMs } from './webhooks/webhook-processor.js';
 
 
 /** Options of {@link startMoaWorker}. */
@@ -22,6 +24,8 @@ export interface MoaWorkerOptions {
   models?: ModelRegistry;
   /** Whether to serve metrics on `config.metricsPort`. @defaultValue true */
   serveMetrics?: boolean;
+  /** Resolves webhook hosts; tests inject one. @defaultValue the system resolver */
+  webhookResolver?: Resolver;
 }
 
 /** A running worker process's parts. */
@@ -91,7 +95,31 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     createDeadlineProcessor({ queues, redis: connection, logger }),
     workerOptions,
   );
-  const workers = [orchestrator, deadlineWorker, ...callWorkers];
+  const webhookWorker = new Worker(
+    WEBHOOKS_QUEUE,
+    createWebhookProcessor({
+      queues,
+      redis: connection,
+      settings: config.moa.webhooks,
+      secret: config.webhookSecret,
+      metrics,
+      logger,
+      resolver: options.webhookResolver,
+    }),
+    {
+      ...workerOptions,
+      settings: { backoffStrategy: (attemptsMade: number) => webhookRetryDelayMs(config.moa.webhooks, attemptsMade) },
+    },
+  );
+  // A request that failed for an unexpected reason (attempts exhausted) still gets its webhook and its count.
+  orchestrator.on('failed', (job, error) => {
+    if (!job || error.name === 'UnrecoverableError' || job.attemptsMade < (job.opts.attempts ?? 1)) return;
+    metrics.jobsFinished.inc({ preset: job.data.preset.name, outcome: 'failed' });
+    enqueueWebhook(queues, job.data).catch((failure: unknown) =>
+      logger.error({ requestId: job.data.requestId, error: String(failure) }, 'cannot queue webhook'),
+    );
+  });
+  const workers = [orchestrator, deadlineWorker, webhookWorker, ...callWorkers];
   for (const worker of workers) {
     worker.on('error', (error) => logger.error({ queue: worker.name, error: error.message }, 'worker error'));
     worker.on('failed', (job, error) => {

@@ -6,6 +6,7 @@ import {
   CALL_RETENTION_FAILED,
   jobIdFromKey,
   publishEvent,
+  type WebhookJobData,
   type CallJobData,
   type MoaQueues,
   type RequestJobData,
@@ -31,6 +32,24 @@ import { Job, UnrecoverableError, WaitingChildrenError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { WorkerMetrics } from './metrics.js';
+
+/**
+ * Queues the webhook of a request that is ending, once: the job id is
+ * deterministic, so a re-run orchestrator cannot queue a second delivery.
+ */
+export async function enqueueWebhook(queues: MoaQueues, data: RequestJobData): Promise<void> {
+  if (!data.webhook) return;
+  await queues.webhooks.add(
+    'webhook',
+    { requestId: data.requestId, url: data.webhook.url } satisfies WebhookJobData,
+    {
+      jobId: `${data.requestId}-webhook`,
+      // Bounded by webhooks.retryHorizonMs in the processor, not by this count.
+      attempts: 10_000,
+      backoff: { type: 'webhook' },
+    },
+  );
+}
 
 /** What the orchestrator needs. */
 export interface OrchestratorDependencies {
@@ -123,6 +142,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       }
       log.info({ status, costUsd: result.costUsd, usage: result.usage }, 'request finished');
       await publishEvent(dependencies.redis, queues.prefix, requestId, { type: 'done', status });
+      await enqueueWebhook(queues, data);
       return result;
     };
 
@@ -217,6 +237,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         metrics.jobDuration.observe({ preset: preset.name, outcome: 'failed' }, (Date.now() - data.createdAt) / 1000);
         log.warn({ error: shortfall }, 'request failed');
         await publishEvent(dependencies.redis, queues.prefix, requestId, { type: 'done', status: 'failed' });
+        await enqueueWebhook(queues, data);
         throw new UnrecoverableError(shortfall.message);
       }
       await job.updateProgress(progress);

@@ -1,4 +1,4 @@
-export { REQUESTS_QUEUE, DEADLINES_QUEUE, LLM_QUEUE_PREFIX, DEFAULT_QUEUE_PREFIX, llmQueueName } from './queue-names.js';
+export { REQUESTS_QUEUE, DEADLINES_QUEUE, WEBHOOKS_QUEUE, LLM_QUEUE_PREFIX, DEFAULT_QUEUE_PREFIX, llmQueueName } from './queue-names.js';
 export { newRequestId, callJobId, parseCallJobId, jobIdFromKey, REQUEST_ID_PATTERN } from './job-ids.js';
 export type {
   RequestJobData,
@@ -7,6 +7,7 @@ export type {
   RequestProgress,
   RequestStatus,
   DeadlineJobData,
+  WebhookJobData,
 } from './payloads.js';
 export { REQUEST_RETENTION, CALL_RETENTION_COMPLETED, CALL_RETENTION_FAILED } from './retention.js';
 export { cancelKey, deadlineKey, cancelCallsChannel, CANCEL_MARKER_TTL_SECONDS } from './cancel-marker.js';

@@ -1,6 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
-import type { CallJobData, CallJobResult, DeadlineJobData, RequestJobData } from './payloads.js';
-import { DEADLINES_QUEUE, llmQueueName, REQUESTS_QUEUE } from './queue-names.js';
+import type { CallJobData, CallJobResult, DeadlineJobData, RequestJobData, WebhookJobData } from './payloads.js';
+import { DEADLINES_QUEUE, llmQueueName, REQUESTS_QUEUE, WEBHOOKS_QUEUE } from './queue-names.js';
 import { REQUEST_RETENTION } from './retention.js';
 import type { MoaResult } from '@moa-queue/moa';
 
@@ -18,6 +18,7 @@ export interface MoaQueues {
   prefix: string;
   requests: Queue<RequestJobData, MoaResult>;
   deadlines: Queue<DeadlineJobData, void>;
+  webhooks: Queue<WebhookJobData, void>;
   /** The LLM call queue of a provider; throws for an unknown provider. */
   llm(provider: string): Queue<CallJobData, CallJobResult>;
   /** Every queue, requests first. */
@@ -41,6 +42,10 @@ export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
     ...base,
     defaultJobOptions: { removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 }, attempts: 5 },
   });
+  const webhooks = new Queue<WebhookJobData, void>(WEBHOOKS_QUEUE, {
+    ...base,
+    defaultJobOptions: { removeOnComplete: { age: 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
+  });
   const llmQueues = new Map(
     options.providers.map((provider) => [
       provider,
@@ -51,14 +56,15 @@ export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
     prefix: options.prefix,
     requests,
     deadlines,
+    webhooks,
     llm(provider) {
       const queue = llmQueues.get(provider);
       if (!queue) throw new Error(`no LLM queue for provider "${provider}"`);
       return queue;
     },
-    all: () => [requests, deadlines, ...llmQueues.values()] as Queue[],
+    all: () => [requests, deadlines, webhooks, ...llmQueues.values()] as Queue[],
     async close() {
-      await Promise.all([requests.close(), deadlines.close(), ...[...llmQueues.values()].map((queue) => queue.close())]);
+      await Promise.all([requests.close(), deadlines.close(), webhooks.close(), ...[...llmQueues.values()].map((queue) => queue.close())]);
     },
   };
 }

@@ -54,3 +54,9 @@ export interface DeadlineJobData {
   /** The layer's call jobs and the provider queue each one is on. */
   calls: { jobId: string; provider: string }[];
 }
+
+/** Data of a webhook delivery job (queue `moa-webhooks`, id `<request>-webhook`). */
+export interface WebhookJobData {
+  requestId: string;
+  url: string;
+}

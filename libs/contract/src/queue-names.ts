@@ -4,6 +4,9 @@ export const REQUESTS_QUEUE = 'moa-requests';
 /** Delayed jobs that enforce a layer's straggler deadline (`layerTimeoutMs`). */
 export const DEADLINES_QUEUE = 'moa-deadlines';
 
+/** Webhook deliveries, one job per finished request that asked for one. */
+export const WEBHOOKS_QUEUE = 'moa-webhooks';
+
 /** Prefix of the per-provider LLM call queues. */
 export const LLM_QUEUE_PREFIX = 'moa-llm-';
 
