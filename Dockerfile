@@ -55,12 +55,14 @@ COPY tools/fake-provider/package.json tools/fake-provider/
 COPY tools/test-support/package.json tools/test-support/
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
 
-# Compiled output of the API, the worker and the libraries they import.
+# Compiled output of the API, the worker and the libraries they import, plus runtime assets.
 # Files stay owned by root: the `node` user can read but not change the app.
 COPY --from=build /app/libs/moa/dist libs/moa/dist
 COPY --from=build /app/libs/contract/dist libs/contract/dist
 COPY --from=build /app/apps/api/dist apps/api/dist
 COPY --from=build /app/apps/worker/dist apps/worker/dist
+# Static files the API serves at run time (the web console), resolved next to dist/.
+COPY --from=build /app/apps/api/public apps/api/public
 
 # In a container the API must listen beyond loopback; it then refuses to start
 # without MOA_API_KEYS unless MOA_AUTH=none is set on purpose.

@@ -26,21 +26,35 @@ describe('OpenAI-compatible chat completions through the queue', () => {
 
   it('lists presets as models', async () => {
     const models = await client.models.list();
-    expect(models.data.map((model) => model.id)).toEqual(expect.arrayContaining(['three', 'one-dead', 'all-dead']));
+    expect(models.data.map((model) => model.id)).toEqual(
+      expect.arrayContaining(['three', 'one-dead', 'all-dead']),
+    );
   });
 
   it('answers a chat.completion whose usage sums every call, with the per-layer breakdown', async () => {
     const completion = await client.chat.completions.create({ model: 'three', messages: MESSAGES });
     expect(completion.object).toBe('chat.completion');
     expect(completion.model).toBe('three');
-    const moa = (completion as unknown as { moa: { id: string; layers: { calls: { usage: { prompt_tokens: number; completion_tokens: number }; output: string }[] }[] } }).moa;
+    const moa = (
+      completion as unknown as {
+        moa: {
+          id: string;
+          layers: {
+            calls: { usage: { prompt_tokens: number; completion_tokens: number }; output: string }[];
+          }[];
+        };
+      }
+    ).moa;
     expect(moa.layers).toHaveLength(3);
     const calls = moa.layers.flatMap((layer) => layer.calls);
     expect(calls).toHaveLength(7);
     expect(completion.usage).toEqual({
       prompt_tokens: calls.reduce((sum, call) => sum + call.usage.prompt_tokens, 0),
       completion_tokens: calls.reduce((sum, call) => sum + call.usage.completion_tokens, 0),
-      total_tokens: calls.reduce((sum, call) => sum + call.usage.prompt_tokens + call.usage.completion_tokens, 0),
+      total_tokens: calls.reduce(
+        (sum, call) => sum + call.usage.prompt_tokens + call.usage.completion_tokens,
+        0,
+      ),
     });
     expect(completion.choices[0]!.message.content).toBe(moa.layers[2]!.calls[0]!.output);
     expect(completion.id).toBe(`chatcmpl-${moa.id}`);
@@ -71,12 +85,16 @@ describe('OpenAI-compatible chat completions through the queue', () => {
     expect(deltas.length).toBe(plain.choices[0]!.message.content!.split(' ').length);
     expect(finish).toBe('stop');
     expect(usage).toEqual(plain.usage);
-    const aggregatorRequest = stack.fake.requests.slice(providerRequestsBefore).find((request) => request.model === 'aggregator');
+    const aggregatorRequest = stack.fake.requests
+      .slice(providerRequestsBefore)
+      .find((request) => request.model === 'aggregator');
     expect(aggregatorRequest?.stream).toBe(true);
   });
 
   it('an unknown model is a 404 model_not_found; bad input is a 400 naming the field', async () => {
-    const error = await client.chat.completions.create({ model: 'nope', messages: MESSAGES }).catch((caught) => caught);
+    const error = await client.chat.completions
+      .create({ model: 'nope', messages: MESSAGES })
+      .catch((caught) => caught);
     expect(error).toBeInstanceOf(NotFoundError);
     expect(error.code).toBe('model_not_found');
     const bad = await client.chat.completions
@@ -87,7 +105,9 @@ describe('OpenAI-compatible chat completions through the queue', () => {
   });
 
   it('a failed request comes back as an OpenAI error object', async () => {
-    const error = await client.chat.completions.create({ model: 'all-dead', messages: MESSAGES }).catch((caught) => caught);
+    const error = await client.chat.completions
+      .create({ model: 'all-dead', messages: MESSAGES })
+      .catch((caught) => caught);
     expect(error).toBeInstanceOf(APIError);
     expect(error.status).toBe(502);
     expect(error.code).toBe('too_few_proposers');

@@ -56,7 +56,8 @@ describe('MoA requests as BullMQ flows across two worker processes', () => {
     for (const call of job.layers.flatMap((layer) => layer.calls)) {
       const price = FAKE_PRICES[call.model as keyof typeof FAKE_PRICES];
       const expected =
-        (call.usage.prompt_tokens * price.inputCostPerMTok + call.usage.completion_tokens * price.outputCostPerMTok) /
+        (call.usage.prompt_tokens * price.inputCostPerMTok +
+          call.usage.completion_tokens * price.outputCostPerMTok) /
         1e6;
       expect(call.cost_usd).toBeCloseTo(expected, 15);
       expect(call.status).toBe('completed');
@@ -74,7 +75,9 @@ describe('MoA requests as BullMQ flows across two worker processes', () => {
     expect(job.cost_usd).toBeCloseTo(cost, 15);
     expect(job.completed_at).toBeGreaterThanOrEqual(job.created_at);
     // The provider key reached the provider, and nowhere else.
-    expect(stack.fake.requests.every((request) => request.authorization === `Bearer ${PROVIDER_KEY}`)).toBe(true);
+    expect(stack.fake.requests.every((request) => request.authorization === `Bearer ${PROVIDER_KEY}`)).toBe(
+      true,
+    );
   });
 
   it('spreads calls over both workers and keeps secrets out of logs and job data', async () => {
@@ -95,7 +98,9 @@ describe('MoA requests as BullMQ flows across two worker processes', () => {
     const stored = await stack.queues.requests.getJob(created[0]!.id);
     expect(JSON.stringify(stored?.data)).not.toContain(PROVIDER_KEY);
     // Log lines about a job carry its request id, layer, model and attempt.
-    const callLine = stack.workers.flatMap((worker) => worker.logs).find((line) => line.msg === 'call completed');
+    const callLine = stack.workers
+      .flatMap((worker) => worker.logs)
+      .find((line) => line.msg === 'call completed');
     expect(callLine).toMatchObject({ requestId: expect.stringMatching(/^job_/), layer: expect.any(Number) });
     expect(callLine).toHaveProperty('model');
     expect(callLine).toHaveProperty('attempt');
@@ -142,7 +147,9 @@ describe('MoA requests as BullMQ flows across two worker processes', () => {
     stack.fake.script('alpha', { status: 500 });
     const job = await stack.waitFor((await stack.submit({ preset: 'three', messages: USER })).id);
     expect(job.status).toBe('completed');
-    const alphaCalls = job.layers.flatMap((layer) => layer.calls).filter((call) => call.model === 'fake/alpha');
+    const alphaCalls = job.layers
+      .flatMap((layer) => layer.calls)
+      .filter((call) => call.model === 'fake/alpha');
     expect(alphaCalls.map((call) => call.attempts).sort()).toEqual([1, 2]);
   });
 

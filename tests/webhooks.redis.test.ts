@@ -67,7 +67,12 @@ describe('webhooks when a job ends', () => {
         'webhook-timestamp': String(delivery.headers['webhook-timestamp']),
         'webhook-signature': String(delivery.headers['webhook-signature']),
       }) as { id: string; status: string; object: string; output: string; metadata: Record<string, string> };
-      expect(payload).toMatchObject({ id: created.id, object: 'moa.job', status: 'completed', metadata: { order: '42' } });
+      expect(payload).toMatchObject({
+        id: created.id,
+        object: 'moa.job',
+        status: 'completed',
+        metadata: { order: '42' },
+      });
       expect(payload.output).toBeTruthy();
     }
 
@@ -88,7 +93,11 @@ describe('webhooks when a job ends', () => {
   it('a failed job is delivered too, with its error', async () => {
     answers = [];
     stack.fake.setBehaviour('dead', { failStatus: 400 });
-    const created = await stack.submit({ preset: 'all-dead', messages: [{ role: 'user', content: 'x' }], webhook: { url } });
+    const created = await stack.submit({
+      preset: 'all-dead',
+      messages: [{ role: 'user', content: 'x' }],
+      webhook: { url },
+    });
     const [delivery] = await deliveriesFor(created.id, 1);
     const payload = JSON.parse(delivery!.body) as { status: string; error: { code: string } };
     expect(payload.status).toBe('failed');

@@ -56,7 +56,9 @@ async function main(): Promise<void> {
   cleanups.push(() => Promise.all(processes.map((child) => child.stop('SIGTERM'))));
   const api = spawnTsProcess('apps/api/src/main.ts', { ...environment, LOG_LEVEL: 'info' });
   processes.push(api);
-  const workers = [0, 1].map(() => spawnTsProcess('apps/worker/src/main.ts', { ...environment, LOG_LEVEL: 'info' }));
+  const workers = [0, 1].map(() =>
+    spawnTsProcess('apps/worker/src/main.ts', { ...environment, LOG_LEVEL: 'info' }),
+  );
   processes.push(...workers);
   const listening = await api.waitForLine((line) => line.includes('API listening'));
   const baseUrl = /http:\/\/[\d.]+:\d+/.exec(listening)?.[0];
@@ -72,7 +74,8 @@ async function main(): Promise<void> {
         body: JSON.stringify({ preset: run.preset, messages: [{ role: 'user', content: run.prompt }] }),
       });
       const job = (await response.json()) as JobView;
-      if (response.status !== 202) throw new Error(`POST /v1/jobs answered ${response.status}: ${JSON.stringify(job)}`);
+      if (response.status !== 202)
+        throw new Error(`POST /v1/jobs answered ${response.status}: ${JSON.stringify(job)}`);
       say(`submitted ${job.id} (preset ${run.preset}): "${run.prompt}"`);
       return { job, started: Date.now() };
     }),
@@ -101,7 +104,9 @@ async function main(): Promise<void> {
 
   for (const report of reports) console.log(renderJob(report.job, report.elapsedMs));
   if (mode.kind === 'simulated') {
-    console.log('\n[demo] These answers are SIMULATED by the bundled fake provider; set TOGETHER_API_KEY for real ones.');
+    console.log(
+      '\n[demo] These answers are SIMULATED by the bundled fake provider; set TOGETHER_API_KEY for real ones.',
+    );
   }
   say('done: stopping the API, the workers and anything else the demo started');
 }

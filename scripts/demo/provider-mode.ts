@@ -44,7 +44,8 @@ export async function chooseProviderMode(environment: NodeJS.ProcessEnv): Promis
   if (environment.TOGETHER_API_KEY) {
     return {
       kind: 'real',
-      description: 'REAL providers: TOGETHER_API_KEY is set, so these calls go to Together and cost real money.',
+      description:
+        'REAL providers: TOGETHER_API_KEY is set, so these calls go to Together and cost real money.',
       configFile: {},
       runs: [
         { preset: 'moa-lite', prompt: PROMPTS[0]! },
@@ -57,7 +58,9 @@ export async function chooseProviderMode(environment: NodeJS.ProcessEnv): Promis
   const local = await ollamaModels();
   if (local.length > 0) {
     const proposers = local.slice(0, 3).map((name) => ({ model: `ollama/${name}`, maxTokens: 256 }));
-    const models = Object.fromEntries(local.map((name) => [`ollama/${name}`, { inputCostPerMTok: 0, outputCostPerMTok: 0 }]));
+    const models = Object.fromEntries(
+      local.map((name) => [`ollama/${name}`, { inputCostPerMTok: 0, outputCostPerMTok: 0 }]),
+    );
     return {
       kind: 'ollama',
       description: `REAL local models: Ollama answers at 127.0.0.1:11434 (${local.slice(0, 3).join(', ')}); cost is 0.`,

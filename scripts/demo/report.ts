@@ -31,9 +31,12 @@ export function renderJob(job: JobView, elapsedMs: number): string {
       (sum, call) => (sum === null || call.cost_usd === null ? null : sum + call.cost_usd),
       0,
     );
-    lines.push(`  ${pad('', 6)}${pad(`layer ${layer.layer} total`, 57)}${pad(`${layer.duration_ms} ms`, 10, true)}${pad('', 14)}${pad(usd(cost), 12, true)}`);
+    lines.push(
+      `  ${pad('', 6)}${pad(`layer ${layer.layer} total`, 57)}${pad(`${layer.duration_ms} ms`, 10, true)}${pad('', 14)}${pad(usd(cost), 12, true)}`,
+    );
   }
   if (job.error) lines.push(`  error: ${job.error.message}`);
-  if (job.output) lines.push(`  answer: ${job.output.length > 400 ? `${job.output.slice(0, 400)}…` : job.output}`);
+  if (job.output)
+    lines.push(`  answer: ${job.output.length > 400 ? `${job.output.slice(0, 400)}…` : job.output}`);
   return lines.join('\n');
 }

@@ -31,7 +31,11 @@ export function stackConfigFile(fakeUrl: string): Record<string, unknown> {
     providers: { fake: { baseURL: fakeUrl, apiKeyEnv: 'FAKE_PROVIDER_API_KEY', maxAttempts: 3 } },
     models: FAKE_PRICES,
     presets: {
-      three: { description: '3 layers of 3', layers: [three, three], aggregator: { model: 'fake/aggregator' } },
+      three: {
+        description: '3 layers of 3',
+        layers: [three, three],
+        aggregator: { model: 'fake/aggregator' },
+      },
       'one-dead': {
         layers: [
           [{ model: 'fake/alpha' }, { model: 'fake/dead' }, { model: 'fake/gamma' }],
@@ -108,7 +112,7 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
     METRICS_HOST: '127.0.0.1',
     LOG_LEVEL: 'debug',
     FAKE_PROVIDER_API_KEY: PROVIDER_KEY,
-    WORKER_LOCK_DURATION_MS: '2000',
+    WORKER_LOCK_DURATION_MS: '4000',
     WORKER_STALLED_INTERVAL_MS: '1000',
     SHUTDOWN_GRACE_MS: '5000',
     MOA_WEBHOOK_SECRET: WEBHOOK_SECRET,
@@ -137,7 +141,8 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
 
   async function get(id: string): Promise<JobView> {
     const response = await request(app).get(`/v1/jobs/${id}`);
-    if (response.status !== 200) throw new Error(`GET ${id}: ${response.status} ${JSON.stringify(response.body)}`);
+    if (response.status !== 200)
+      throw new Error(`GET ${id}: ${response.status} ${JSON.stringify(response.body)}`);
     return response.body as JobView;
   }
 
@@ -159,7 +164,8 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
     },
     async submit(body) {
       const response = await request(app).post('/v1/jobs').send(body);
-      if (response.status !== 202) throw new Error(`POST: ${response.status} ${JSON.stringify(response.body)}`);
+      if (response.status !== 202)
+        throw new Error(`POST: ${response.status} ${JSON.stringify(response.body)}`);
       return response.body as JobView;
     },
     get,

@@ -14,7 +14,10 @@ export const chatCompletionSchema = z.object(
     messages: messagesSchema,
     stream: z.boolean({ error: 'must be a boolean' }).nullish(),
     stream_options: z
-      .object({ include_usage: z.boolean({ error: 'must be a boolean' }).nullish() }, { error: 'must be an object' })
+      .object(
+        { include_usage: z.boolean({ error: 'must be a boolean' }).nullish() },
+        { error: 'must be an object' },
+      )
       .nullish(),
     max_tokens: tokenLimit.nullish(),
     max_completion_tokens: tokenLimit.nullish(),

@@ -9,7 +9,11 @@ import { createApp } from './app.js';
 
 const redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
 const config = builtInConfig();
-const queues = createMoaQueues({ connection: redis, prefix: uniquePrefix('api-delivery'), providers: ['together'] });
+const queues = createMoaQueues({
+  connection: redis,
+  prefix: uniquePrefix('api-delivery'),
+  providers: ['together'],
+});
 const logger = pino({ level: 'silent' });
 const body = { messages: [{ role: 'user', content: 'Idempotent, please.' }] };
 
@@ -22,9 +26,17 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
   const app = createApp({ queues, redis, config, logger, apiKeys: ['key-a', 'key-b'] });
 
   it('the same key and body return the same job; another body is a 409', async () => {
-    const first = await request(app).post('/v1/jobs').set('authorization', 'Bearer key-a').set('idempotency-key', 'k-1').send(body);
+    const first = await request(app)
+      .post('/v1/jobs')
+      .set('authorization', 'Bearer key-a')
+      .set('idempotency-key', 'k-1')
+      .send(body);
     expect(first.status).toBe(202);
-    const second = await request(app).post('/v1/jobs').set('authorization', 'Bearer key-a').set('idempotency-key', 'k-1').send(body);
+    const second = await request(app)
+      .post('/v1/jobs')
+      .set('authorization', 'Bearer key-a')
+      .set('idempotency-key', 'k-1')
+      .send(body);
     expect(second.status).toBe(202);
     expect(second.body.id).toBe(first.body.id);
     expect(second.headers['idempotent-replayed']).toBe('true');
@@ -40,11 +52,19 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
   });
 
   it('keys are per caller, and concurrent retries create one job', async () => {
-    const other = await request(app).post('/v1/jobs').set('authorization', 'Bearer key-b').set('idempotency-key', 'k-1').send(body);
+    const other = await request(app)
+      .post('/v1/jobs')
+      .set('authorization', 'Bearer key-b')
+      .set('idempotency-key', 'k-1')
+      .send(body);
     expect(other.status).toBe(202);
     const responses = await Promise.all(
       Array.from({ length: 5 }, () =>
-        request(app).post('/v1/jobs').set('authorization', 'Bearer key-b').set('idempotency-key', 'k-2').send(body),
+        request(app)
+          .post('/v1/jobs')
+          .set('authorization', 'Bearer key-b')
+          .set('idempotency-key', 'k-2')
+          .send(body),
       ),
     );
     expect(new Set(responses.map((response) => response.body.id)).size).toBe(1);

@@ -1,4 +1,11 @@
-import { readEvents, readRequest, type MoaQueues, type RequestEvent, type RequestSnapshot } from '@moa-queue/contract';
+import {
+  isFinished,
+  readEvents,
+  readRequest,
+  type MoaQueues,
+  type RequestEvent,
+  type RequestSnapshot,
+} from '@moa-queue/contract';
 import type { Redis } from 'ioredis';
 
 /** Options of {@link followRequest}. */
@@ -16,7 +23,18 @@ export interface FollowOptions {
   pollMs?: number;
 }
 
-const FINISHED = new Set(['completed', 'failed', 'cancelled']);
+async function waitUntilFinished(redis: Redis, queues: MoaQueues, requestId: string, signal?: AbortSignal) {
+  // Usually final on the first read (the worker finishes one round trip after 'done').
+  for (
+    let delay = 1, waited = 0;
+    waited < 10_000 && !signal?.aborted;
+    waited += delay, delay = Math.min(delay * 2, 50)
+  ) {
+    const snapshot = await readRequest(queues, redis, requestId);
+    if (!snapshot || isFinished(snapshot)) return;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+}
 
 /**
  * Follows a request through its Redis event stream until it is done, calling
@@ -45,17 +63,29 @@ export async function followRequest(
         timedOut = true;
         break;
       }
-      const events = await readEvents(reader, queues.prefix, requestId, position, Math.max(1, Math.min(pollMs, remaining)));
-      let done = false;
+      const events = await readEvents(
+        reader,
+        queues.prefix,
+        requestId,
+        position,
+        Math.max(1, Math.min(pollMs, remaining)),
+      );
+      let done: RequestEvent | undefined;
       for (const { id, event } of events) {
         position = id;
-        options.onEvent?.(event);
-        if (event.type === 'done') done = true;
+        if (event.type === 'done') done = event;
+        else options.onEvent?.(event);
       }
-      if (done) break;
+      if (done) {
+        // 'done' is written just before BullMQ records the job as finished:
+        // hold it back until a reader of the job sees the final state too.
+        await waitUntilFinished(redis, queues, requestId, options.signal);
+        options.onEvent?.(done);
+        break;
+      }
       if (events.length === 0) {
         const snapshot = await readRequest(queues, redis, requestId);
-        if (!snapshot || (FINISHED.has(snapshot.status) && snapshot.finishedOn)) break;
+        if (!snapshot || isFinished(snapshot)) break;
       }
     }
   } catch (error) {

@@ -26,13 +26,28 @@ export async function claimIdempotencyKey(
   requestId: string,
 ): Promise<IdempotencyClaim> {
   if (key.length === 0 || key.length > 255) {
-    throw new ApiError(400, 'Idempotency-Key must be 1 to 255 characters', 'invalid_request_error', 'Idempotency-Key', 'invalid_value');
+    throw new ApiError(
+      400,
+      'Idempotency-Key must be 1 to 255 characters',
+      'invalid_request_error',
+      'Idempotency-Key',
+      'invalid_value',
+    );
   }
   const redisKey = `${prefix}:moa-idempotency:${hash(`${caller}\n${key}`)}`;
   const bodyHash = hash(JSON.stringify(body));
-  const claimed = await redis.set(redisKey, JSON.stringify({ requestId, bodyHash }), 'EX', IDEMPOTENCY_TTL_SECONDS, 'NX');
+  const claimed = await redis.set(
+    redisKey,
+    JSON.stringify({ requestId, bodyHash }),
+    'EX',
+    IDEMPOTENCY_TTL_SECONDS,
+    'NX',
+  );
   if (claimed === 'OK') return { kind: 'new' };
-  const existing = JSON.parse((await redis.get(redisKey)) ?? '{}') as { requestId?: string; bodyHash?: string };
+  const existing = JSON.parse((await redis.get(redisKey)) ?? '{}') as {
+    requestId?: string;
+    bodyHash?: string;
+  };
   if (!existing.requestId) return { kind: 'new' };
   if (existing.bodyHash !== bodyHash) {
     throw new ApiError(

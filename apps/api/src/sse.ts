@@ -1,7 +1,10 @@
 import type { Response } from 'express';
 
 /** Starts a Server-Sent Events response, with a heartbeat so proxies keep it open during long layers. */
-export function startSse(response: Response, heartbeatMs = 15_000): { write(data: string, event?: string): void; end(): void } {
+export function startSse(
+  response: Response,
+  heartbeatMs = 15_000,
+): { write(data: string, event?: string): void; end(): void } {
   response.status(200).set({
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',

@@ -45,7 +45,12 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
   ): Promise<CallJobResult> {
     const { data } = job;
     const model = dependencies.models.resolve(data.agent.model);
-    const labels = { provider: model.provider, model: model.modelId, layer: String(data.layer), role: data.role };
+    const labels = {
+      provider: model.provider,
+      model: model.modelId,
+      layer: String(data.layer),
+      role: data.role,
+    };
     const attempts = job.attemptsMade + 1;
     const log = logger.child({
       requestId: data.requestId,
@@ -65,7 +70,11 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
     const onDelta = data.stream
       ? (text: string) => {
           relay = relay.then(() =>
-            publishEvent(dependencies.redis, dependencies.prefix, data.requestId, { type: 'delta', attempt: attempts, text }),
+            publishEvent(dependencies.redis, dependencies.prefix, data.requestId, {
+              type: 'delta',
+              attempt: attempts,
+              text,
+            }),
           );
         }
       : undefined;
@@ -96,7 +105,9 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
         error: null,
       };
     } catch (thrown) {
-      const error = signal?.aborted ? new CallCancelledError(String(signal.reason ?? 'aborted')) : asProviderError(thrown);
+      const error = signal?.aborted
+        ? new CallCancelledError(String(signal.reason ?? 'aborted'))
+        : asProviderError(thrown);
       const finishedAt = Date.now();
       metrics.llmRequestDuration.observe({ ...labels, outcome: 'error' }, (finishedAt - startedAt) / 1000);
 

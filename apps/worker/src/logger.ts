@@ -14,5 +14,9 @@ export const REDACTED_PATHS = [
 
 /** The worker's structured JSON logger. */
 export function createLogger(level: string): Logger {
-  return pino({ level, base: { service: 'moa-worker' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } });
+  return pino({
+    level,
+    base: { service: 'moa-worker' },
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+  });
 }

@@ -54,6 +54,7 @@ export async function enqueueWebhook(queues: MoaQueues, data: RequestJobData): P
 /** What the orchestrator needs. */
 export interface OrchestratorDependencies {
   queues: MoaQueues;
+  /** A plain connection with auto-pipelining, for our own commands (not BullMQ's). */
   redis: Redis;
   config: MoaConfig;
   metrics: WorkerMetrics;
@@ -136,7 +137,10 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
             : null,
       };
       metrics.jobsFinished.inc({ preset: preset.name, outcome: status });
-      metrics.jobDuration.observe({ preset: preset.name, outcome: status }, (Date.now() - data.createdAt) / 1000);
+      metrics.jobDuration.observe(
+        { preset: preset.name, outcome: status },
+        (Date.now() - data.createdAt) / 1000,
+      );
       if (result.costUsd !== null && status === 'completed') {
         metrics.jobCost.observe({ preset: preset.name }, result.costUsd);
       }
@@ -147,33 +151,28 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     };
 
     for (;;) {
-      if (await dependencies.redis.exists(cancelKey(queues.prefix, requestId))) {
+      const layer = progress.layers.length + 1;
+      const state = await readState(job, layer);
+      if (state.cancelled) {
         await job.removeUnprocessedChildren();
         progress.currentLayer = null;
         await job.updateProgress(progress);
         return finish('cancelled', null);
       }
-
-      const layer = progress.layers.length + 1;
       if (layer > lastLayer) return finish('completed', progress.layers.at(-1)?.calls[0]?.output ?? '');
       const role = roleOfLayer(preset, layer);
       const planned = planLayer(preset, layer, data.messages, progress.layers.at(-1));
-      const [values, failures] = await Promise.all([
-        job.getChildrenValues<CallRecord>(),
-        job.getIgnoredChildrenFailures(),
-      ]);
-      const finishedById = new Map<string, { key: string; value?: CallRecord; reason?: string }>();
-      for (const [key, value] of Object.entries(values)) finishedById.set(jobIdFromKey(key), { key, value });
-      for (const [key, reason] of Object.entries(failures)) finishedById.set(jobIdFromKey(key), { key, reason });
-      const pending = planned.filter((call) => !finishedById.has(callJobId(requestId, layer, call.agentIndex)));
+      const finishedById = state.finished;
+      const pending = planned.filter(
+        (call) => !finishedById.has(callJobId(requestId, layer, call.agentIndex)),
+      );
 
       // Past the layer's deadline the unfinished calls are abandoned, never re-added.
-      const deadlinePassed =
-        pending.length > 0 && (await dependencies.redis.exists(deadlineKey(queues.prefix, requestId, layer))) === 1;
-      if (pending.length > 0 && !deadlinePassed) {
+      if (pending.length > 0 && !state.deadlinePassed) {
         if (progress.layerStartedAt[layer] === undefined || progress.currentLayer !== layer) {
           progress.layerStartedAt[layer] ??= Date.now();
           progress.currentLayer = layer;
+          // One write records the previous layer's result and this layer's start.
           await job.updateProgress(progress);
           log.info({ layer, role, calls: planned.length }, 'layer started');
           await publishEvent(dependencies.redis, queues.prefix, requestId, {
@@ -185,7 +184,13 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         }
         await addCalls(job, layer, role, pending);
         if (role === 'proposer' && preset.layerTimeoutMs > 0) {
-          await scheduleDeadline(requestId, layer, planned, progress.layerStartedAt[layer]! + preset.layerTimeoutMs, preset.layerTimeoutMs);
+          await scheduleDeadline(
+            requestId,
+            layer,
+            planned,
+            progress.layerStartedAt[layer]! + preset.layerTimeoutMs,
+            preset.layerTimeoutMs,
+          );
         }
         if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
         continue; // every call finished while we were adding: read them now
@@ -195,7 +200,8 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         planned.map(async (call) => {
           const finished = finishedById.get(callJobId(requestId, layer, call.agentIndex));
           if (finished?.value) return finished.value;
-          if (!finished) return abandonedCallRecord(call, preset.layerTimeoutMs, progress.layerStartedAt[layer]);
+          if (!finished)
+            return abandonedCallRecord(call, preset.layerTimeoutMs, progress.layerStartedAt[layer]);
           return failedCallRecord(call, finished.key, finished.reason ?? 'unknown failure');
         }),
       );
@@ -213,14 +219,11 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       metrics.layerDuration.observe(layerLabels, record.durationMs / 1000);
       const layerCost = callsCost(calls);
       if (layerCost !== null) metrics.layerCost.observe(layerLabels, layerCost);
-      progress.layers.push(record);
+      // Assigned by position, never appended: a run that overlaps a stalled one cannot duplicate a layer.
+      progress.layers.splice(layer - 1, progress.layers.length, record);
       progress.currentLayer = null;
-      log.info(
-        { layer, role, durationMs: record.durationMs, failed: calls.filter((call) => call.status === 'failed').length },
-        'layer finished',
-      );
-
       const failedCalls = calls.filter((call) => call.status === 'failed').length;
+      log.info({ layer, role, durationMs: record.durationMs, failed: failedCalls }, 'layer finished');
       await publishEvent(dependencies.redis, queues.prefix, requestId, {
         type: 'layer_finished',
         layer,
@@ -234,18 +237,47 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         progress.error = shortfall;
         await job.updateProgress(progress);
         metrics.jobsFinished.inc({ preset: preset.name, outcome: 'failed' });
-        metrics.jobDuration.observe({ preset: preset.name, outcome: 'failed' }, (Date.now() - data.createdAt) / 1000);
+        metrics.jobDuration.observe(
+          { preset: preset.name, outcome: 'failed' },
+          (Date.now() - data.createdAt) / 1000,
+        );
         log.warn({ error: shortfall }, 'request failed');
         await publishEvent(dependencies.redis, queues.prefix, requestId, { type: 'done', status: 'failed' });
         await enqueueWebhook(queues, data);
         throw new UnrecoverableError(shortfall.message);
       }
-      await job.updateProgress(progress);
+      // No progress write here: the next layer's start (or the result) records this layer.
     }
   };
 
+  /**
+   * Everything one wake-up needs, in one round trip: the cancel and deadline
+   * markers and the results BullMQ holds for this request's calls (the same
+   * hashes `getChildrenValues` and `getIgnoredChildrenFailures` read).
+   */
+  async function readState(job: Job<RequestJobData, MoaResult>, layer: number) {
+    const { requestId } = job.data;
+    // Issued together: the connection auto-pipelines them into one round trip.
+    const [cancelled, deadlinePassed, processed, failed] = await Promise.all([
+      dependencies.redis.exists(cancelKey(queues.prefix, requestId)),
+      dependencies.redis.exists(deadlineKey(queues.prefix, requestId, layer)),
+      dependencies.redis.hgetall(queues.requests.toKey(`${job.id}:processed`)),
+      dependencies.redis.hgetall(queues.requests.toKey(`${job.id}:failed`)),
+    ]);
+    const finished = new Map<string, { key: string; value?: CallRecord; reason?: string }>();
+    for (const [key, value] of Object.entries(processed)) {
+      finished.set(jobIdFromKey(key), { key, value: JSON.parse(value) as CallRecord });
+    }
+    for (const [key, reason] of Object.entries(failed)) finished.set(jobIdFromKey(key), { key, reason });
+    return { cancelled: cancelled === 1, deadlinePassed: deadlinePassed === 1, finished };
+  }
+
   /** A call cut off by the layer deadline: it produced nothing the request can use. */
-  function abandonedCallRecord(call: PlannedCall, layerTimeoutMs: number, layerStartedAt: number | undefined): CallRecord {
+  function abandonedCallRecord(
+    call: PlannedCall,
+    layerTimeoutMs: number,
+    layerStartedAt: number | undefined,
+  ): CallRecord {
     const now = Date.now();
     return {
       model: call.agent.model,

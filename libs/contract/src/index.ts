@@ -1,4 +1,11 @@
-export { REQUESTS_QUEUE, DEADLINES_QUEUE, WEBHOOKS_QUEUE, LLM_QUEUE_PREFIX, DEFAULT_QUEUE_PREFIX, llmQueueName } from './queue-names.js';
+export {
+  REQUESTS_QUEUE,
+  DEADLINES_QUEUE,
+  WEBHOOKS_QUEUE,
+  LLM_QUEUE_PREFIX,
+  DEFAULT_QUEUE_PREFIX,
+  llmQueueName,
+} from './queue-names.js';
 export { newRequestId, callJobId, parseCallJobId, jobIdFromKey, REQUEST_ID_PATTERN } from './job-ids.js';
 export type {
   RequestJobData,
@@ -21,7 +28,14 @@ export {
   type RequestSnapshot,
   type WebhookDeliveryView,
 } from './job-view.js';
-export { readRequest, loadRequest, snapshotOf, deliveriesKey, type LoadedRequest } from './read-request.js';
+export {
+  readRequest,
+  loadRequest,
+  snapshotOf,
+  deliveriesKey,
+  isFinished,
+  type LoadedRequest,
+} from './read-request.js';
 export {
   eventsKey,
   publishEvent,
@@ -31,3 +45,62 @@ export {
   type RequestEvent,
   type ReadEvent,
 } from './request-events.js';
+export {
+  BATCHES_QUEUE,
+  BATCH_LIMITS,
+  FILE_CHUNK_BYTES,
+  BATCH_ITEM_PRIORITY,
+  BATCH_ENQUEUE_CHUNK,
+  BATCH_RETENTION_SECONDS,
+  BATCH_COMPLETION_WINDOW_MS,
+  BATCH_FORCE_FINALIZE_MS,
+  BATCH_VALIDATION_STALE_MS,
+  FILE_ID_PATTERN,
+  BATCH_ID_PATTERN,
+  newFileId,
+  newBatchId,
+  newBatchRequestId,
+  batchItemRequestId,
+  fileKey,
+  fileChunksKey,
+  batchKey,
+  batchDoneKey,
+  batchSeenKey,
+  batchOutputKey,
+  batchErrorKey,
+  batchIndexKey,
+  type BatchJobData,
+  type BatchJobName,
+} from './batch-keys.js';
+export {
+  fileObject,
+  readStoredFile,
+  saveStoredFile,
+  deleteStoredFile,
+  ChunkWriter,
+  readFileChunks,
+  readFileLines,
+  listToFile,
+  type FileObject,
+  type StoredFile,
+  type FileLine,
+} from './batch-files.js';
+export {
+  batchObject,
+  readBatchHash,
+  TERMINAL_BATCH_STATUSES,
+  type BatchObject,
+  type BatchStatus,
+  type BatchErrorEntry,
+} from './batch-record.js';
+export {
+  recordBatchItem,
+  markBatchValidated,
+  requestBatchCancel,
+  beginBatchExpiry,
+  completeBatch,
+  failBatch,
+  queueBatchJob,
+  type BatchItemOutcome,
+} from './batch-accounting.js';
+export { chatCompletionOf, batchOutputLine, batchErrorLine } from './batch-lines.js';

@@ -101,7 +101,8 @@ export function jobView(snapshot: RequestSnapshot): JobView {
   if (snapshot.status === 'cancelled' && !error) {
     error = { message: 'the request was cancelled', type: 'cancelled', code: 'cancelled' };
   }
-  const finished = snapshot.status === 'completed' || snapshot.status === 'failed' || snapshot.status === 'cancelled';
+  const finished =
+    snapshot.status === 'completed' || snapshot.status === 'failed' || snapshot.status === 'cancelled';
   return {
     id: data.requestId,
     object: 'moa.job',

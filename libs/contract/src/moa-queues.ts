@@ -1,7 +1,14 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
-import type { CallJobData, CallJobResult, DeadlineJobData, RequestJobData, WebhookJobData } from './payloads.js';
+import type {
+  CallJobData,
+  CallJobResult,
+  DeadlineJobData,
+  RequestJobData,
+  WebhookJobData,
+} from './payloads.js';
 import { DEADLINES_QUEUE, llmQueueName, REQUESTS_QUEUE, WEBHOOKS_QUEUE } from './queue-names.js';
 import { REQUEST_RETENTION } from './retention.js';
+import { BATCHES_QUEUE, type BatchJobData } from './batch-keys.js';
 import type { MoaResult } from '@moa-queue/moa';
 
 /** Options of {@link createMoaQueues}. */
@@ -19,6 +26,8 @@ export interface MoaQueues {
   requests: Queue<RequestJobData, MoaResult>;
   deadlines: Queue<DeadlineJobData, void>;
   webhooks: Queue<WebhookJobData, void>;
+  /** Batch housekeeping: finalize, drain, expire, watchdog. */
+  batches: Queue<BatchJobData, void>;
   /** The LLM call queue of a provider; throws for an unknown provider. */
   llm(provider: string): Queue<CallJobData, CallJobResult>;
   /** Every queue, requests first. */
@@ -46,6 +55,15 @@ export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
     ...base,
     defaultJobOptions: { removeOnComplete: { age: 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
   });
+  const batches = new Queue<BatchJobData, void>(BATCHES_QUEUE, {
+    ...base,
+    defaultJobOptions: {
+      attempts: 10,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: { age: 24 * 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  });
   const llmQueues = new Map(
     options.providers.map((provider) => [
       provider,
@@ -57,14 +75,21 @@ export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
     requests,
     deadlines,
     webhooks,
+    batches,
     llm(provider) {
       const queue = llmQueues.get(provider);
       if (!queue) throw new Error(`no LLM queue for provider "${provider}"`);
       return queue;
     },
-    all: () => [requests, deadlines, webhooks, ...llmQueues.values()] as Queue[],
+    all: () => [requests, deadlines, webhooks, batches, ...llmQueues.values()] as Queue[],
     async close() {
-      await Promise.all([requests.close(), deadlines.close(), webhooks.close(), ...[...llmQueues.values()].map((queue) => queue.close())]);
+      await Promise.all([
+        requests.close(),
+        deadlines.close(),
+        webhooks.close(),
+        batches.close(),
+        ...[...llmQueues.values()].map((queue) => queue.close()),
+      ]);
     },
   };
 }

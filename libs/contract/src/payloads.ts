@@ -1,4 +1,11 @@
-import type { AgentConfig, CallRecord, ChatMessage, ErrorRecord, LayerRecord, PresetConfig } from '@moa-queue/moa';
+import type {
+  AgentConfig,
+  CallRecord,
+  ChatMessage,
+  ErrorRecord,
+  LayerRecord,
+  PresetConfig,
+} from '@moa-queue/moa';
 
 /** Data of an orchestrator job (queue `moa-requests`, job id = request id). Never holds a secret. */
 export interface RequestJobData {
@@ -14,6 +21,8 @@ export interface RequestJobData {
   stream?: boolean;
   /** Where the request came from: interactive jobs, chat completions or a batch. */
   source?: 'jobs' | 'chat' | 'batch';
+  /** Set on a batch's item: its batch and the input line's `custom_id`. */
+  batch?: { id: string; customId: string };
 }
 
 /** Data of one LLM call job (queue `moa-llm-<provider>`, id `<request>-L<k>-A<i>`). */

@@ -25,14 +25,28 @@ export const EVENTS_TTL_SECONDS = 24 * 3600;
 /** Bound on a stream's length: a 2,048-token answer streamed token by token fits. */
 export const EVENTS_MAX_LENGTH = 10_000;
 
-/** Appends an event to a request's stream (one round trip: XADD and EXPIRE pipelined). */
-export async function publishEvent(redis: Redis, prefix: string, requestId: string, event: RequestEvent): Promise<void> {
+/**
+ * Appends an event to a request's stream. Two commands sent together (one
+ * round trip on an auto-pipelining connection), not a transaction: a stream
+ * briefly without its TTL is harmless, and the next event sets it.
+ * Deltas skip the EXPIRE (the layer events around them set it).
+ */
+export async function publishEvent(
+  redis: Redis,
+  prefix: string,
+  requestId: string,
+  event: RequestEvent,
+): Promise<void> {
   const key = eventsKey(prefix, requestId);
-  await redis
-    .multi()
-    .xadd(key, 'MAXLEN', '~', EVENTS_MAX_LENGTH, '*', 'event', JSON.stringify(event))
-    .expire(key, EVENTS_TTL_SECONDS)
-    .exec();
+  const payload = JSON.stringify(event);
+  if (event.type === 'delta') {
+    await redis.xadd(key, 'MAXLEN', '~', EVENTS_MAX_LENGTH, '*', 'event', payload);
+    return;
+  }
+  await Promise.all([
+    redis.xadd(key, 'MAXLEN', '~', EVENTS_MAX_LENGTH, '*', 'event', payload),
+    redis.expire(key, EVENTS_TTL_SECONDS),
+  ]);
 }
 
 /** One event read back, with its stream id (the position to resume from). */
@@ -52,9 +66,15 @@ export async function readEvents(
   afterId: string,
   blockMs: number,
 ): Promise<ReadEvent[]> {
-  const reply = (await redis.xread('COUNT', 500, 'BLOCK', blockMs, 'STREAMS', eventsKey(prefix, requestId), afterId)) as
-    | [string, [string, string[]][]][]
-    | null;
+  const reply = (await redis.xread(
+    'COUNT',
+    500,
+    'BLOCK',
+    blockMs,
+    'STREAMS',
+    eventsKey(prefix, requestId),
+    afterId,
+  )) as [string, [string, string[]][]][] | null;
   if (!reply) return [];
   const entries = reply[0]?.[1] ?? [];
   return entries.map(([id, fields]) => ({ id, event: JSON.parse(fields[1] ?? '{}') as RequestEvent }));

@@ -14,10 +14,20 @@ export type {
 
 export { ConfigError, type ConfigIssue, type ConfigErrorOptions } from './config-error.js';
 export { parseModelId, type ParsedModelId } from './model-id.js';
-export { BUILT_IN_PROVIDERS, BUILT_IN_MODELS, BUILT_IN_PRESETS, CONFIG_DEFAULTS, builtInConfig } from './built-in-config.js';
+export {
+  BUILT_IN_PROVIDERS,
+  BUILT_IN_MODELS,
+  BUILT_IN_PRESETS,
+  CONFIG_DEFAULTS,
+  builtInConfig,
+} from './built-in-config.js';
 export { moaConfigFileSchema, CONFIG_NAME_PATTERN, type MoaConfigFile } from './config-schema.js';
 export { parseMoaConfig, loadMoaConfig, resolvePreset, priceOf } from './load-config.js';
-export { DEFAULT_REFERENCE_PROMPT, buildAgentMessages, type BuildAgentMessagesOptions } from './references.js';
+export {
+  DEFAULT_REFERENCE_PROMPT,
+  buildAgentMessages,
+  type BuildAgentMessagesOptions,
+} from './references.js';
 export { computeCostUsd, sumCosts } from './cost.js';
 
 export type { ChatModel, ChatRequest, ChatResult } from './chat-model.js';
@@ -25,7 +35,12 @@ export {
   createOpenAICompatibleProvider,
   type OpenAICompatibleProviderOptions,
 } from './openai-compatible-provider.js';
-export { createModelRegistry, type ModelRegistry, type ModelRegistryOptions, type ResolvedModel } from './model-registry.js';
+export {
+  createModelRegistry,
+  type ModelRegistry,
+  type ModelRegistryOptions,
+  type ResolvedModel,
+} from './model-registry.js';
 
 export { ProviderError, type ProviderErrorType, type ProviderErrorOptions } from './errors/provider-error.js';
 export { ProviderRateLimitError } from './errors/rate-limit-error.js';
@@ -48,7 +63,14 @@ export { abortableSleep } from './abortable-sleep.js';
 
 export { attemptCall, type AttemptResult, type AttemptOptions } from './call-attempt.js';
 export { callWithRetries, type CallWithRetriesOptions } from './call-with-retries.js';
-export { layerCount, roleOfLayer, agentsOfLayer, referencesFrom, planLayer, type PlannedCall } from './moa-plan.js';
+export {
+  layerCount,
+  roleOfLayer,
+  agentsOfLayer,
+  referencesFrom,
+  planLayer,
+  type PlannedCall,
+} from './moa-plan.js';
 export { totalUsage, totalCost, callsCost, layerShortfall, type MoaResult } from './moa-result.js';
 export type { MoaEvent } from './moa-events.js';
 export { runMoa, type RunMoaOptions } from './run-moa.js';

@@ -66,7 +66,9 @@ export function createModelRegistry(config: MoaConfig, options: ModelRegistryOpt
   return {
     resolve(modelId) {
       const { provider, model } = parseModelId(modelId);
-      const providerConfig = Object.hasOwn(config.providers, provider) ? config.providers[provider] : undefined;
+      const providerConfig = Object.hasOwn(config.providers, provider)
+        ? config.providers[provider]
+        : undefined;
       if (!providerConfig) {
         throw new InvalidRequestError(`unknown provider "${provider}" in model "${modelId}"`, {
           code: 'unknown_provider',

@@ -109,7 +109,11 @@ type CompletionBody = Pick<
   'model' | 'messages' | 'temperature' | 'max_tokens'
 >;
 
-async function plainCompletion(client: OpenAI, body: CompletionBody, request: ChatRequest): Promise<ChatResult> {
+async function plainCompletion(
+  client: OpenAI,
+  body: CompletionBody,
+  request: ChatRequest,
+): Promise<ChatResult> {
   const completion = await client.chat.completions.create(
     { ...body, stream: false },
     { signal: request.signal ?? null },
@@ -161,7 +165,8 @@ async function streamCompletion(
     }
     // The SDK ends a stream quietly when its signal aborts; a cut-off answer must not pass for a complete one.
     request.signal?.throwIfAborted();
-    if (idle.signal.aborted) throw new ProviderTimeoutError(`${name}: the stream stalled for ${idleTimeoutMs} ms`);
+    if (idle.signal.aborted)
+      throw new ProviderTimeoutError(`${name}: the stream stalled for ${idleTimeoutMs} ms`);
     return { output, usage, finishReason };
   } catch (error) {
     if (idle.signal.aborted && !request.signal?.aborted) {

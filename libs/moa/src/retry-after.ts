@@ -25,10 +25,14 @@ function parseResetDuration(value: string): number | undefined {
  * `x-ratelimit-reset-requests` / `x-ratelimit-reset-tokens` durations.
  * Undefined when no header says.
  */
-export function retryAfterMsFromHeaders(headers: HeaderLookup | undefined, now = Date.now()): number | undefined {
+export function retryAfterMsFromHeaders(
+  headers: HeaderLookup | undefined,
+  now = Date.now(),
+): number | undefined {
   if (!headers) return undefined;
   const milliseconds = Number(headers.get('retry-after-ms'));
-  if (headers.get('retry-after-ms') && Number.isFinite(milliseconds) && milliseconds >= 0) return milliseconds;
+  if (headers.get('retry-after-ms') && Number.isFinite(milliseconds) && milliseconds >= 0)
+    return milliseconds;
   const retryAfter = headers.get('retry-after');
   if (retryAfter) {
     const seconds = Number(retryAfter);

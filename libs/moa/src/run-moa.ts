@@ -78,7 +78,10 @@ async function runLayer(
   options.signal?.addEventListener('abort', onRequestAbort, { once: true });
   const deadline =
     role === 'proposer' && preset.layerTimeoutMs > 0
-      ? setTimeout(() => controller.abort(new LayerDeadlineError(preset.layerTimeoutMs)), preset.layerTimeoutMs)
+      ? setTimeout(
+          () => controller.abort(new LayerDeadlineError(preset.layerTimeoutMs)),
+          preset.layerTimeoutMs,
+        )
       : undefined;
 
   const startedAt = Date.now();

@@ -24,12 +24,21 @@ export interface TsProcess {
  * Runs a workspace TypeScript file with tsx under the `development`
  * condition, so it uses the sources without a build, as a separate process.
  */
-export function spawnTsProcess(entry: string, env: Record<string, string | undefined>): TsProcess {
-  const child = spawn(process.execPath, ['--conditions=development', '--import', 'tsx', entry], {
-    cwd: REPOSITORY_ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export function spawnTsProcess(
+  entry: string,
+  env: Record<string, string | undefined>,
+  args: string[] = [],
+  nodeArguments: string[] = [],
+): TsProcess {
+  const child = spawn(
+    process.execPath,
+    [...nodeArguments, '--conditions=development', '--import', 'tsx', entry, ...args],
+    {
+      cwd: REPOSITORY_ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const lines: string[] = [];
   const logs: Record<string, unknown>[] = [];
   const waiters: { predicate: (line: string) => boolean; resolve: (line: string) => void }[] = [];
@@ -68,7 +77,11 @@ export function spawnTsProcess(entry: string, env: Record<string, string | undef
       if (existing !== undefined) return Promise.resolve(existing);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
-          reject(new Error(`${entry}: no matching line within ${timeoutMs} ms; last output:\n${lines.slice(-20).join('\n')}`));
+          reject(
+            new Error(
+              `${entry}: no matching line within ${timeoutMs} ms; last output:\n${lines.slice(-20).join('\n')}`,
+            ),
+          );
         }, timeoutMs);
         const waiter = {
           predicate,
@@ -81,7 +94,11 @@ export function spawnTsProcess(entry: string, env: Record<string, string | undef
         void exited.then(({ code, signal }) => {
           if (!waiters.includes(waiter)) return;
           clearTimeout(timer);
-          reject(new Error(`${entry} exited (${code ?? signal}) before the expected line:\n${lines.slice(-20).join('\n')}`));
+          reject(
+            new Error(
+              `${entry} exited (${code ?? signal}) before the expected line:\n${lines.slice(-20).join('\n')}`,
+            ),
+          );
         });
       });
     },

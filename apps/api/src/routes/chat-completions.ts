@@ -35,9 +35,21 @@ function failure(snapshot: RequestSnapshot | undefined, timedOut: boolean, timeo
   }
   const error = jobView(snapshot).error;
   if (snapshot.status === 'cancelled') {
-    return new ApiError(409, error?.message ?? 'the request was cancelled', 'invalid_request_error', null, 'cancelled');
+    return new ApiError(
+      409,
+      error?.message ?? 'the request was cancelled',
+      'invalid_request_error',
+      null,
+      'cancelled',
+    );
   }
-  return new ApiError(502, error?.message ?? 'the MoA request failed', 'server_error', null, error?.code ?? 'moa_failed');
+  return new ApiError(
+    502,
+    error?.message ?? 'the MoA request failed',
+    'server_error',
+    null,
+    error?.code ?? 'moa_failed',
+  );
 }
 
 /**
@@ -52,7 +64,9 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies): Rout
     .route('/v1/chat/completions')
     .post(async (request, response) => {
       const body = parseOrThrow(chatCompletionSchema, request.body);
-      const preset = Object.hasOwn(dependencies.config.presets, body.model) ? dependencies.config.presets[body.model] : undefined;
+      const preset = Object.hasOwn(dependencies.config.presets, body.model)
+        ? dependencies.config.presets[body.model]
+        : undefined;
       if (!preset) {
         throw new ApiError(
           404,
@@ -78,37 +92,52 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies): Rout
       });
 
       if (!body.stream) {
-        const { snapshot, timedOut } = await followRequest(dependencies.redis, dependencies.queues, data.requestId, {
-          signal: clientGone.signal,
-          timeoutMs: dependencies.timeoutMs,
-        });
+        const { snapshot, timedOut } = await followRequest(
+          dependencies.redis,
+          dependencies.queues,
+          data.requestId,
+          {
+            signal: clientGone.signal,
+            timeoutMs: dependencies.timeoutMs,
+          },
+        );
         if (clientGone.signal.aborted) return;
-        if (snapshot?.status !== 'completed' || timedOut) throw failure(snapshot, timedOut, dependencies.timeoutMs);
+        if (snapshot?.status !== 'completed' || timedOut)
+          throw failure(snapshot, timedOut, dependencies.timeoutMs);
         response.json(chatCompletion(snapshot));
         return;
       }
 
       const created = Math.floor(data.createdAt / 1000);
       const sse = startSse(response);
-      sse.write(JSON.stringify(chatChunk(data.requestId, preset.name, created, { role: 'assistant', content: '' })));
+      sse.write(
+        JSON.stringify(chatChunk(data.requestId, preset.name, created, { role: 'assistant', content: '' })),
+      );
       let attempt: number | undefined;
       let relayed = false;
       let restarted = false;
-      const { snapshot, timedOut } = await followRequest(dependencies.redis, dependencies.queues, data.requestId, {
-        signal: clientGone.signal,
-        timeoutMs: dependencies.timeoutMs,
-        onEvent(event) {
-          if (event.type !== 'delta' || restarted) return;
-          if (attempt !== undefined && event.attempt !== attempt) {
-            // A retried aggregator starts over; text already sent cannot be taken back.
-            if (relayed) restarted = true;
-            if (relayed) return;
-          }
-          attempt = event.attempt;
-          relayed = true;
-          sse.write(JSON.stringify(chatChunk(data.requestId, preset.name, created, { content: event.text })));
+      const { snapshot, timedOut } = await followRequest(
+        dependencies.redis,
+        dependencies.queues,
+        data.requestId,
+        {
+          signal: clientGone.signal,
+          timeoutMs: dependencies.timeoutMs,
+          onEvent(event) {
+            if (event.type !== 'delta' || restarted) return;
+            if (attempt !== undefined && event.attempt !== attempt) {
+              // A retried aggregator starts over; text already sent cannot be taken back.
+              if (relayed) restarted = true;
+              if (relayed) return;
+            }
+            attempt = event.attempt;
+            relayed = true;
+            sse.write(
+              JSON.stringify(chatChunk(data.requestId, preset.name, created, { content: event.text })),
+            );
+          },
         },
-      });
+      );
       if (clientGone.signal.aborted) return;
       if (snapshot?.status === 'completed' && !timedOut && !restarted) {
         const view = jobView(snapshot);
@@ -129,7 +158,13 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies): Rout
         }
       } else {
         const error = restarted
-          ? new ApiError(502, 'the aggregator failed midway and was retried; its partial answer cannot be retracted', 'server_error', null, 'stream_restarted')
+          ? new ApiError(
+              502,
+              'the aggregator failed midway and was retried; its partial answer cannot be retracted',
+              'server_error',
+              null,
+              'stream_restarted',
+            )
           : failure(snapshot, timedOut, dependencies.timeoutMs);
         sse.write(JSON.stringify(error.toBody()));
       }

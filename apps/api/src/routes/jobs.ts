@@ -23,7 +23,13 @@ export interface JobsRouteDependencies {
 }
 
 function notFound(id: string): ApiError {
-  return new ApiError(404, `No job with id ${JSON.stringify(id)}`, 'invalid_request_error', 'id', 'job_not_found');
+  return new ApiError(
+    404,
+    `No job with id ${JSON.stringify(id)}`,
+    'invalid_request_error',
+    'id',
+    'job_not_found',
+  );
 }
 
 /** The preset a request names, or a 400 naming the field. */
@@ -46,7 +52,13 @@ async function waitForJob(store: RequestStore, requestId: string) {
     if (snapshot) return snapshot;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new ApiError(409, 'A request with this Idempotency-Key is still being created; retry', 'invalid_request_error', 'Idempotency-Key', 'idempotency_key_in_use');
+  throw new ApiError(
+    409,
+    'A request with this Idempotency-Key is still being created; retry',
+    'invalid_request_error',
+    'Idempotency-Key',
+    'idempotency_key_in_use',
+  );
 }
 
 /** `POST /v1/jobs`, `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}`, `GET /v1/jobs/{id}/events`. */
@@ -88,7 +100,11 @@ export function jobsRouter(dependencies: JobsRouteDependencies): Router {
         );
         if (claim.kind === 'existing') {
           const existing = await waitForJob(store, claim.requestId);
-          response.status(202).location(`/v1/jobs/${claim.requestId}`).set('idempotent-replayed', 'true').json(jobView(existing));
+          response
+            .status(202)
+            .location(`/v1/jobs/${claim.requestId}`)
+            .set('idempotent-replayed', 'true')
+            .json(jobView(existing));
           return;
         }
       }

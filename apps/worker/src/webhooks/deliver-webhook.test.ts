@@ -7,7 +7,9 @@ import { deliverWebhook, type Resolver } from './deliver-webhook.js';
 import { WebhookBlockedError } from './webhook-blocked-error.js';
 
 /** A loopback receiver that records what it gets and answers as told. */
-async function receiver(answer: (request: IncomingMessage) => { status: number; headers?: Record<string, string> }) {
+async function receiver(
+  answer: (request: IncomingMessage) => { status: number; headers?: Record<string, string> },
+) {
   const received: { headers: IncomingMessage['headers']; body: string }[] = [];
   const server: Server = createServer((request, response) => {
     let body = '';
@@ -42,7 +44,10 @@ describe('deliverWebhook', () => {
   let redirect: Awaited<ReturnType<typeof receiver>>;
   beforeAll(async () => {
     ok = await receiver(() => ({ status: 204 }));
-    redirect = await receiver(() => ({ status: 302, headers: { location: `http://127.0.0.1:${ok.port}/moved` } }));
+    redirect = await receiver(() => ({
+      status: 302,
+      headers: { location: `http://127.0.0.1:${ok.port}/moved` },
+    }));
   });
   afterAll(async () => {
     await new Promise((resolve) => ok.server.close(resolve));
@@ -86,9 +91,12 @@ describe('deliverWebhook', () => {
     '[fc00::1]',
     '[fe80::1]',
   ])('refuses the literal address %s before connecting', async (host) => {
-    const error = await deliverWebhook({ url: `http://${host}:8080/`, body, headers, allowList: allowLoopback }).catch(
-      (caught: unknown) => caught,
-    );
+    const error = await deliverWebhook({
+      url: `http://${host}:8080/`,
+      body,
+      headers,
+      allowList: allowLoopback,
+    }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(WebhookBlockedError);
   });
 
@@ -115,15 +123,20 @@ describe('deliverWebhook', () => {
 
   it('does not follow redirects: a 302 is an answer, and its target is never called', async () => {
     const before = ok.received.length;
-    const status = await deliverWebhook({ url: `http://127.0.0.1:${redirect.port}/`, body, headers, allowList: allowLoopback });
+    const status = await deliverWebhook({
+      url: `http://127.0.0.1:${redirect.port}/`,
+      body,
+      headers,
+      allowList: allowLoopback,
+    });
     expect(status).toBe(302);
     expect(redirect.received).toHaveLength(1);
     expect(ok.received.length).toBe(before);
   });
 
   it('refuses other protocols', async () => {
-    await expect(deliverWebhook({ url: 'ftp://127.0.0.1/', body, headers, allowList: allowLoopback })).rejects.toThrow(
-      /unsupported protocol/,
-    );
+    await expect(
+      deliverWebhook({ url: 'ftp://127.0.0.1/', body, headers, allowList: allowLoopback }),
+    ).rejects.toThrow(/unsupported protocol/);
   });
 });

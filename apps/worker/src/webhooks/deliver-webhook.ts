@@ -11,7 +11,9 @@ export type Resolver = (host: string) => Promise<LookupAddress[]>;
 /** The system resolver: every A and AAAA record, as a connection would see them. */
 export const systemResolver: Resolver = (host) =>
   new Promise((resolve, reject) => {
-    dnsLookup(host, { all: true, verbatim: true }, (error, addresses) => (error ? reject(error) : resolve(addresses)));
+    dnsLookup(host, { all: true, verbatim: true }, (error, addresses) =>
+      error ? reject(error) : resolve(addresses),
+    );
   });
 
 /** Options of {@link deliverWebhook}. */
@@ -56,7 +58,8 @@ function guardedLookup(host: string, resolver: Resolver, allowList: AllowList): 
  */
 export async function deliverWebhook(options: DeliverOptions): Promise<number> {
   const url = new URL(options.url);
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported protocol ${url.protocol}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new Error(`unsupported protocol ${url.protocol}`);
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const resolver = options.resolver ?? systemResolver;
   if (isIP(host) && isBlockedAddress(host) && !options.allowList.allows(host, host)) {
@@ -77,7 +80,9 @@ export async function deliverWebhook(options: DeliverOptions): Promise<number> {
       response.on('end', () => resolve(response.statusCode ?? 0));
       response.on('error', reject);
     });
-    outgoing.on('timeout', () => outgoing.destroy(new Error(`webhook timed out after ${requestOptions.timeout} ms`)));
+    outgoing.on('timeout', () =>
+      outgoing.destroy(new Error(`webhook timed out after ${requestOptions.timeout} ms`)),
+    );
     outgoing.on('error', reject);
     outgoing.end(options.body);
   });

@@ -6,6 +6,8 @@ export class WebhookBlockedError extends Error {
     readonly host: string,
     readonly address: string,
   ) {
-    super(`webhook target ${host} resolves to ${address}, a private, loopback or link-local address (not in webhooks.allowHosts)`);
+    super(
+      `webhook target ${host} resolves to ${address}, a private, loopback or link-local address (not in webhooks.allowHosts)`,
+    );
   }
 }

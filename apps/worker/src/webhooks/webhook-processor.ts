@@ -1,4 +1,11 @@
-import { deliveriesKey, jobView, readRequest, type MoaQueues, type WebhookJobData } from '@moa-queue/contract';
+import {
+  deliveriesKey,
+  isFinished,
+  jobView,
+  readRequest,
+  type MoaQueues,
+  type WebhookJobData,
+} from '@moa-queue/contract';
 import type { WebhookSettings } from '@moa-queue/moa';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -43,7 +50,11 @@ export function createWebhookProcessor(dependencies: WebhookDependencies) {
 
   async function record(job: Job<WebhookJobData, void>, statusCode: number | null): Promise<void> {
     const listKey = deliveriesKey(queues.prefix, job.data.requestId);
-    const entry = { attempt: job.attemptsMade + 1, at: Math.floor(Date.now() / 1000), status_code: statusCode };
+    const entry = {
+      attempt: job.attemptsMade + 1,
+      at: Math.floor(Date.now() / 1000),
+      status_code: statusCode,
+    };
     await redis.multi().rpush(listKey, JSON.stringify(entry)).expire(listKey, DELIVERIES_TTL_SECONDS).exec();
   }
 
@@ -52,7 +63,9 @@ export function createWebhookProcessor(dependencies: WebhookDependencies) {
     const log = dependencies.logger.child({ requestId, attempt: job.attemptsMade + 1 });
     if (Date.now() - job.timestamp > dependencies.settings.retryHorizonMs) {
       metrics.webhookDeliveries.inc({ outcome: 'expired' });
-      throw new UnrecoverableError(`webhook delivery gave up after ${dependencies.settings.retryHorizonMs} ms`);
+      throw new UnrecoverableError(
+        `webhook delivery gave up after ${dependencies.settings.retryHorizonMs} ms`,
+      );
     }
     if (!key) {
       metrics.webhookDeliveries.inc({ outcome: 'failure' });
@@ -60,7 +73,7 @@ export function createWebhookProcessor(dependencies: WebhookDependencies) {
     }
     const snapshot = await readRequest(queues, redis, requestId);
     if (!snapshot) throw new UnrecoverableError(`request ${requestId} no longer exists`);
-    if (!snapshot.finishedOn) {
+    if (!isFinished(snapshot)) {
       // The orchestrator queues this just before it finishes: wait for the final state, without spending an attempt.
       await job.moveToDelayed(Date.now() + 250, token);
       throw new DelayedError();

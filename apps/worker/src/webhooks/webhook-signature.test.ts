@@ -22,7 +22,11 @@ describe('Standard Webhooks signatures', () => {
     const timestamp = Math.floor(Date.now() / 1000);
     const signature = signWebhook(decodeWebhookSecret(secret), 'msg_1', timestamp, '{"a":1}');
     const webhook = new Webhook(secret);
-    const headers = { 'webhook-id': 'msg_1', 'webhook-timestamp': String(timestamp), 'webhook-signature': signature };
+    const headers = {
+      'webhook-id': 'msg_1',
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signature,
+    };
     expect(() => webhook.verify('{"a":2}', headers)).toThrow();
     expect(() => webhook.verify('{"a":1}', { ...headers, 'webhook-id': 'msg_2' })).toThrow();
   });

@@ -12,7 +12,11 @@ import { ProviderTimeoutError } from './timeout-error.js';
  * Maps an HTTP status from a provider to its error class: the one place that
  * decides which failures are worth another attempt (408, 409, 429, 5xx).
  */
-export function errorFromStatus(status: number, message: string, options: ProviderErrorOptions = {}): ProviderError {
+export function errorFromStatus(
+  status: number,
+  message: string,
+  options: ProviderErrorOptions = {},
+): ProviderError {
   const withStatus = { ...options, status };
   if (status === 401) return new AuthenticationError(message, withStatus);
   if (status === 403) return new PermissionDeniedError(message, withStatus);

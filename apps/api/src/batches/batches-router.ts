@@ -1,0 +1,177 @@
+import {
+  BATCH_ID_PATTERN,
+  BATCH_VALIDATION_STALE_MS,
+  batchIndexKey,
+  batchKey,
+  batchObject,
+  FILE_ID_PATTERN,
+  newBatchId,
+  queueBatchJob,
+  readBatchHash,
+  readStoredFile,
+  requestBatchCancel,
+  TERMINAL_BATCH_STATUSES,
+} from '@moa-queue/contract';
+import { Router } from 'express';
+import { z } from 'zod';
+import { ApiError } from '../api-error.js';
+import { methodNotAllowed } from '../middleware/error-handler.js';
+import { metadataSchema } from '../request-schema.js';
+import { parseOrThrow } from '../validation.js';
+import type { BatchRouteDependencies } from './batch-options.js';
+import { validateAndEnqueue } from './batch-validation.js';
+
+const createBatchSchema = z.object(
+  {
+    input_file_id: z.string({ error: 'must be a file id string' }).min(1).max(128),
+    endpoint: z.literal('/v1/chat/completions', { error: 'only /v1/chat/completions is supported' }),
+    completion_window: z.literal('24h', { error: 'only 24h is supported' }),
+    metadata: metadataSchema.nullish(),
+  },
+  { error: 'request body must be a JSON object' },
+);
+
+const listSchema = z.object({
+  after: z.string().max(128).optional(),
+  limit: z.coerce.number({ error: 'must be an integer' }).int('must be an integer').min(1).max(100).optional(),
+});
+
+function batchNotFound(id: string): ApiError {
+  return new ApiError(404, `No batch with id ${JSON.stringify(id)}`, 'invalid_request_error', 'id', 'batch_not_found');
+}
+
+/**
+ * The OpenAI Batch API: `POST /v1/batches`, `GET /v1/batches`,
+ * `GET /v1/batches/{id}`, `POST /v1/batches/{id}/cancel`. Every batch lives
+ * in Redis, so any API replica serves any batch.
+ */
+export function batchesRouter(dependencies: BatchRouteDependencies): Router {
+  const router = Router();
+  const { redis, queues } = dependencies;
+  const { prefix } = queues;
+  const load = async (id: string) => {
+    const hash = BATCH_ID_PATTERN.test(id) ? await readBatchHash(redis, prefix, id) : undefined;
+    if (!hash) throw batchNotFound(id);
+    return hash;
+  };
+
+  router
+    .route('/v1/batches')
+    .post(async (request, response) => {
+      const body = parseOrThrow(createBatchSchema, request.body);
+      const file = FILE_ID_PATTERN.test(body.input_file_id)
+        ? await readStoredFile(redis, prefix, body.input_file_id)
+        : undefined;
+      if (!file) {
+        throw new ApiError(404, `No such File object: ${JSON.stringify(body.input_file_id)}`, 'invalid_request_error', 'input_file_id', 'file_not_found');
+      }
+      if (file.purpose !== 'batch') {
+        throw new ApiError(400, `File ${file.id} has purpose ${JSON.stringify(file.purpose)}, not "batch"`, 'invalid_request_error', 'input_file_id', 'invalid_value');
+      }
+      const batchId = newBatchId();
+      const now = Date.now();
+      const createdAt = Math.floor(now / 1000);
+      const windowMs = dependencies.options.completionWindowMs;
+      await redis
+        .multi()
+        .hset(batchKey(prefix, batchId), {
+          id: batchId,
+          status: 'validating',
+          endpoint: body.endpoint,
+          input_file_id: file.id,
+          completion_window: body.completion_window,
+          created_at: createdAt,
+          expires_at: Math.floor((now + windowMs) / 1000),
+          total: 0,
+          completed: 0,
+          failed: 0,
+          cancelled: 0,
+          items: 0,
+          heartbeat: now,
+          ...(body.metadata ? { metadata: JSON.stringify(body.metadata) } : {}),
+        })
+        .zadd(batchIndexKey(prefix), now, batchId)
+        .exec();
+      await queueBatchJob(queues, 'expire', batchId, { delayMs: windowMs });
+      await queueBatchJob(queues, 'watchdog', batchId, { delayMs: BATCH_VALIDATION_STALE_MS, idSuffix: '-0' });
+      // Validation and enqueueing run before the answer: one round trip per 500 lines.
+      await validateAndEnqueue(dependencies, batchId, body.endpoint, file);
+      response.json(batchObject(await load(batchId)));
+    })
+    .get(async (request, response) => {
+      const query = parseOrThrow(listSchema, request.query);
+      const limit = query.limit ?? 20;
+      let start = 0;
+      if (query.after) {
+        const rank = await redis.zrevrank(batchIndexKey(prefix), query.after);
+        if (rank === null) throw new ApiError(400, `Unknown cursor ${JSON.stringify(query.after)}`, 'invalid_request_error', 'after', 'invalid_value');
+        start = rank + 1;
+      }
+      const data = [];
+      let hasMore = false;
+      // Newest first. Entries whose batch has expired from Redis are dropped from the index on the way.
+      for (let cursor = start; ; ) {
+        const ids = await redis.zrevrange(batchIndexKey(prefix), cursor, cursor + limit);
+        if (ids.length === 0) break;
+        cursor += ids.length;
+        const pipeline = redis.pipeline();
+        for (const id of ids) pipeline.hgetall(batchKey(prefix, id));
+        const hashes = (await pipeline.exec()) ?? [];
+        for (const [index, id] of ids.entries()) {
+          const hash = hashes[index]?.[1] as Record<string, string> | undefined;
+          if (!hash?.id) {
+            await redis.zrem(batchIndexKey(prefix), id);
+            cursor -= 1;
+            continue;
+          }
+          if (data.length === limit) {
+            hasMore = true;
+            break;
+          }
+          data.push(batchObject(hash));
+        }
+        if (hasMore) break;
+      }
+      response.json({
+        object: 'list',
+        data,
+        first_id: data[0]?.id ?? null,
+        last_id: data.at(-1)?.id ?? null,
+        has_more: hasMore,
+      });
+    })
+    .all(methodNotAllowed(['GET', 'POST']));
+
+  router
+    .route('/v1/batches/:id')
+    .get(async (request, response) => {
+      response.json(batchObject(await load(request.params.id)));
+    })
+    .all(methodNotAllowed(['GET']));
+
+  router
+    .route('/v1/batches/:id/cancel')
+    .post(async (request, response) => {
+      const id = request.params.id;
+      await load(id);
+      const outcome = await requestBatchCancel(redis, prefix, id);
+      if (outcome === 'missing') throw batchNotFound(id);
+      if (outcome === 'drain') await queueBatchJob(queues, 'drain', id);
+      const hash = await load(id);
+      // Cancelling twice is fine; a batch that has ended (or is ending) otherwise cannot be cancelled.
+      const ended = TERMINAL_BATCH_STATUSES.has(hash.status ?? '') || hash.status === 'finalizing';
+      if (outcome === 'noop' && ended && hash.status !== 'cancelled') {
+        throw new ApiError(
+          409,
+          `Batch ${id} is ${hash.status} and can no longer be cancelled`,
+          'invalid_request_error',
+          'id',
+          'batch_not_cancellable',
+        );
+      }
+      response.json(batchObject(hash));
+    })
+    .all(methodNotAllowed(['POST']));
+
+  return router;
+}

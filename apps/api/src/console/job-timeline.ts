@@ -1,0 +1,174 @@
+import { callJobId, jobView, type JobView, type MoaQueues, type RequestSnapshot } from '@moa-queue/contract';
+import {
+  agentsOfLayer,
+  layerCount,
+  parseModelId,
+  roleOfLayer,
+  type AgentConfig,
+  type CallRecord,
+  type ErrorRecord,
+  type LayerRecord,
+} from '@moa-queue/moa';
+import { Job } from 'bullmq';
+
+/** One call on the timeline. Times in epoch milliseconds; null where not known yet. */
+export interface TimelineCall {
+  agent_index: number;
+  model: string;
+  /** `running`: a worker has it; `pending`: waiting for a worker. */
+  status: 'completed' | 'failed' | 'running' | 'pending';
+  started_at: number | null;
+  finished_at: number | null;
+  latency_ms: number | null;
+  attempts: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_usd: number | null;
+  error: ErrorRecord | null;
+}
+
+/** One layer on the timeline: a finished layer, or the one whose calls are in flight. */
+export interface TimelineLayer {
+  layer: number;
+  role: 'proposer' | 'aggregator';
+  status: 'finished' | 'running';
+  started_at: number | null;
+  finished_at: number | null;
+  calls: TimelineCall[];
+}
+
+/**
+ * The console's view of a job: the job object of DESIGN §4 unchanged, plus
+ * the millisecond timing the public object leaves out, for drawing.
+ */
+export type ConsoleJob = JobView & {
+  created_at_ms: number;
+  finished_at_ms: number | null;
+  /** The server's clock when this was read: where the bars of unfinished calls end. */
+  now_ms: number;
+  timeline: TimelineLayer[];
+};
+
+function fromRecord(call: CallRecord): TimelineCall {
+  return {
+    agent_index: call.agentIndex,
+    model: call.model,
+    status: call.status,
+    started_at: call.startedAt,
+    finished_at: call.finishedAt,
+    latency_ms: call.latencyMs,
+    attempts: call.attempts,
+    prompt_tokens: call.usage.promptTokens,
+    completion_tokens: call.usage.completionTokens,
+    cost_usd: call.costUsd,
+    error: call.error,
+  };
+}
+
+function finishedLayer(layer: LayerRecord): TimelineLayer {
+  return {
+    layer: layer.layer,
+    role: layer.role,
+    status: 'finished',
+    started_at: layer.startedAt,
+    finished_at: layer.finishedAt,
+    calls: [...layer.calls].sort((left, right) => left.agentIndex - right.agentIndex).map(fromRecord),
+  };
+}
+
+function isCallRecord(value: unknown): value is CallRecord {
+  const record = value as Partial<CallRecord> | null | undefined;
+  return (
+    typeof record === 'object' &&
+    record !== null &&
+    (record.status === 'completed' || record.status === 'failed') &&
+    typeof record.startedAt === 'number' &&
+    typeof record.finishedAt === 'number' &&
+    typeof record.usage === 'object'
+  );
+}
+
+/**
+ * A call of the layer in flight, read from its own job on the provider's
+ * queue: its record once it finished (the return value, or the progress a
+ * failed call leaves), running once a worker picked it up, else pending.
+ */
+async function liveCall(
+  queues: MoaQueues,
+  requestId: string,
+  layer: number,
+  agentIndex: number,
+  agent: AgentConfig,
+): Promise<TimelineCall> {
+  let child: Job | undefined;
+  try {
+    child = await Job.fromId(
+      queues.llm(parseModelId(agent.model).provider),
+      callJobId(requestId, layer, agentIndex),
+    );
+  } catch {
+    child = undefined; // a provider no longer configured: nothing to read
+  }
+  if (child?.finishedOn) {
+    const record: unknown = isCallRecord(child.returnvalue) ? child.returnvalue : child.progress;
+    if (isCallRecord(record)) return { ...fromRecord(record), agent_index: agentIndex };
+  }
+  const running = Boolean(child?.processedOn && !child.finishedOn);
+  return {
+    agent_index: agentIndex,
+    model: agent.model,
+    status: running ? 'running' : 'pending',
+    started_at: running ? child!.processedOn! : null,
+    finished_at: null,
+    latency_ms: null,
+    attempts: running ? child!.attemptsMade + 1 : 0,
+    prompt_tokens: 0,
+    completion_tokens: 0,
+    cost_usd: null,
+    error: null,
+  };
+}
+
+/** The layer whose calls are in flight, from the orchestrator's progress, or undefined. */
+async function currentLayer(
+  queues: MoaQueues,
+  snapshot: RequestSnapshot,
+  finished: LayerRecord[],
+): Promise<TimelineLayer | undefined> {
+  const layer = snapshot.progress?.currentLayer;
+  const { preset, requestId } = snapshot.data;
+  if (typeof layer !== 'number' || layer < 1 || layer > layerCount(preset)) return undefined;
+  if (finished.some((record) => record.layer === layer)) return undefined;
+  const calls = await Promise.all(
+    agentsOfLayer(preset, layer).map((agent, index) => liveCall(queues, requestId, layer, index, agent)),
+  );
+  return {
+    layer,
+    role: roleOfLayer(preset, layer),
+    status: 'running',
+    started_at: snapshot.progress?.layerStartedAt[String(layer)] ?? null,
+    finished_at: null,
+    calls,
+  };
+}
+
+/** The job object plus its timeline: every finished layer, then the layer in flight with pending bars. */
+export async function consoleJob(
+  queues: MoaQueues,
+  snapshot: RequestSnapshot,
+  now = Date.now(),
+): Promise<ConsoleJob> {
+  const view = jobView(snapshot);
+  const finished = snapshot.result?.layers ?? snapshot.progress?.layers ?? [];
+  const timeline = finished.map(finishedLayer);
+  const inFlight = await currentLayer(queues, snapshot, finished);
+  if (inFlight) timeline.push(inFlight);
+  const done = view.status === 'completed' || view.status === 'failed' || view.status === 'cancelled';
+  return {
+    ...view,
+    created_at_ms: snapshot.data.createdAt,
+    finished_at_ms: done ? (snapshot.finishedOn ?? null) : null,
+    now_ms: now,
+    timeline,
+  };
+}

@@ -1,0 +1,80 @@
+import {
+  batchErrorLine,
+  batchOutputLine,
+  jobView,
+  newBatchRequestId,
+  queueBatchJob,
+  recordBatchItem,
+  type MoaQueues,
+  type RequestJobData,
+  type RequestProgress,
+  type RequestSnapshot,
+} from '@moa-queue/contract';
+import type { ErrorRecord, MoaResult } from '@moa-queue/moa';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+
+/** What the batch-item hook needs. */
+export interface BatchItemHookDependencies {
+  queues: MoaQueues;
+  redis: Redis;
+  logger: Logger;
+}
+
+/** How a request ended, as the orchestrator knows it. */
+export type RequestEnd =
+  | { status: 'completed' | 'cancelled'; result: MoaResult }
+  | { status: 'failed'; progress: RequestProgress | undefined; error: ErrorRecord };
+
+/**
+ * Called wherever a request ends (completed, cancelled, failed). For a batch
+ * item, records its output or error line and counts it, once per item
+ * however often the orchestrator re-runs; the item that completes the batch
+ * queues its finalization. Does nothing for other requests.
+ */
+export async function recordBatchItemEnd(
+  dependencies: BatchItemHookDependencies,
+  data: RequestJobData,
+  end: RequestEnd,
+): Promise<void> {
+  if (!data.batch) return;
+  const { id: batchId, customId } = data.batch;
+  const snapshot: RequestSnapshot = {
+    data,
+    status: end.status,
+    finishedOn: Date.now(),
+    progress: end.status === 'failed' ? (end.progress ? { ...end.progress, error: end.error } : undefined) : undefined,
+    result: end.status === 'failed' ? undefined : end.result,
+    failedReason: end.status === 'failed' ? end.error.message : undefined,
+  };
+  const view = jobView(snapshot);
+  const lineId = newBatchRequestId();
+  let line: string;
+  if (end.status === 'completed') {
+    line = batchOutputLine(lineId, customId, snapshot);
+  } else {
+    const error = view.error ?? { message: 'the request failed', type: 'server_error', code: null };
+    const cancelled = end.status === 'cancelled';
+    line = batchErrorLine(
+      lineId,
+      customId,
+      {
+        code: error.code ?? (cancelled ? 'cancelled' : 'moa_failed'),
+        message: error.message,
+        type: error.type,
+      },
+      { statusCode: cancelled ? 409 : 502, requestId: data.requestId },
+    );
+  }
+  const { recorded, finalize } = await recordBatchItem(dependencies.redis, dependencies.queues.prefix, batchId, {
+    customId,
+    kind: end.status,
+    line,
+    lineId,
+    costUsd: view.cost_usd,
+    promptTokens: view.usage.prompt_tokens,
+    completionTokens: view.usage.completion_tokens,
+  });
+  if (finalize) await queueBatchJob(dependencies.queues, 'finalize', batchId);
+  dependencies.logger.debug({ batchId, customId, status: end.status, recorded, finalize }, 'batch item recorded');
+}

@@ -1,0 +1,181 @@
+import {
+  BATCH_FORCE_FINALIZE_MS,
+  BATCH_VALIDATION_STALE_MS,
+  batchErrorKey,
+  batchErrorLine,
+  batchItemRequestId,
+  batchKey,
+  batchOutputKey,
+  beginBatchExpiry,
+  callJobId,
+  cancelCallsChannel,
+  cancelKey,
+  CANCEL_MARKER_TTL_SECONDS,
+  completeBatch,
+  failBatch,
+  listToFile,
+  newBatchRequestId,
+  newFileId,
+  queueBatchJob,
+  readBatchHash,
+  recordBatchItem,
+  saveStoredFile,
+  TERMINAL_BATCH_STATUSES,
+  type BatchJobData,
+  type MoaQueues,
+  type RequestJobData,
+} from '@moa-queue/contract';
+import { agentsOfLayer, layerCount, type MoaResult } from '@moa-queue/moa';
+import { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+
+/** What the batch housekeeping processor needs. */
+export interface BatchProcessorDependencies {
+  queues: MoaQueues;
+  redis: Redis;
+  logger: Logger;
+}
+
+/** Items handled at once while draining. */
+const DRAIN_CHUNK = 200;
+
+/**
+ * Processes the batches queue: `finalize` (every item accounted for: turn
+ * the output and error lists into files), `drain` (a cancel or an expiry:
+ * remove the items not started, stop the running ones), `expire` (the
+ * completion window has passed), `force-finalize` (after a drain, whatever
+ * is still missing) and `watchdog` (a validation whose API replica died).
+ */
+export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
+  const { queues, redis, logger } = dependencies;
+  const { prefix } = queues;
+
+  async function finalize(batchId: string, force: boolean): Promise<void> {
+    const hash = await readBatchHash(redis, prefix, batchId);
+    if (!hash || TERMINAL_BATCH_STATUSES.has(hash.status ?? '')) return;
+    if (!force && hash.finalize !== '1') return;
+    // File ids are chosen once, so a retried finalization rewrites the same files.
+    const key = batchKey(prefix, batchId);
+    await redis.hsetnx(key, 'output_file', newFileId());
+    await redis.hsetnx(key, 'error_file', newFileId());
+    const [outputFile, errorFile] = (await redis.hmget(key, 'output_file', 'error_file')) as [string, string];
+    const files = { outputFileId: '', errorFileId: '' };
+    for (const [list, fileId, kind] of [
+      [batchOutputKey(prefix, batchId), outputFile, 'output'],
+      [batchErrorKey(prefix, batchId), errorFile, 'error'],
+    ] as const) {
+      if ((await redis.llen(list)) === 0) continue;
+      const { bytes, lines } = await listToFile(redis, prefix, list, fileId);
+      await saveStoredFile(redis, prefix, {
+        id: fileId,
+        bytes,
+        createdAt: Math.floor(Date.now() / 1000),
+        filename: `${batchId}_${kind}.jsonl`,
+        purpose: 'batch_output',
+        lines,
+        utf8: true,
+      });
+      if (kind === 'output') files.outputFileId = fileId;
+      else files.errorFileId = fileId;
+    }
+    const done = await completeBatch(redis, prefix, batchId, files, force);
+    logger.info({ batchId, force, done, ...files }, 'batch finalized');
+  }
+
+  /** Cancels every item that has not ended: the unstarted ones are removed and counted, the running ones stopped. */
+  async function drain(batchId: string): Promise<void> {
+    const hash = await readBatchHash(redis, prefix, batchId);
+    if (!hash) return;
+    const items = Number(hash.items ?? 0);
+    let removed = 0;
+    for (let start = 0; start < items; start += DRAIN_CHUNK) {
+      const ids = Array.from({ length: Math.min(DRAIN_CHUNK, items - start) }, (_, offset) =>
+        batchItemRequestId(batchId, start + offset),
+      );
+      // The marker goes first: an item seen as waiting after it is set can only start as cancelled.
+      const markers = redis.pipeline();
+      for (const id of ids) markers.set(cancelKey(prefix, id), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);
+      await markers.exec();
+      const callIds: string[] = [];
+      await Promise.all(
+        ids.map(async (id) => {
+          const state = await queues.requests.getJobState(id);
+          if (state === 'waiting' || state === 'prioritized' || state === 'delayed') {
+            const job = (await Job.fromId(queues.requests, id)) as Job<RequestJobData, MoaResult> | undefined;
+            const customId = job?.data.batch?.customId;
+            if (customId === undefined || (await queues.requests.remove(id)) !== 1) return;
+            removed += 1;
+            const lineId = newBatchRequestId();
+            const { finalize } = await recordBatchItem(redis, prefix, batchId, {
+              customId,
+              kind: 'cancelled',
+              line: batchErrorLine(lineId, customId, { code: 'cancelled', message: 'the request was cancelled' }),
+              lineId,
+              costUsd: null,
+              promptTokens: 0,
+              completionTokens: 0,
+            });
+            if (finalize) await queueBatchJob(queues, 'finalize', batchId);
+          } else if (state === 'active' || state === 'waiting-children') {
+            const job = (await Job.fromId(queues.requests, id)) as Job<RequestJobData, MoaResult> | undefined;
+            if (!job) return;
+            if (state === 'waiting-children') await job.removeUnprocessedChildren();
+            const { preset } = job.data;
+            for (let layer = 1; layer <= layerCount(preset); layer += 1) {
+              agentsOfLayer(preset, layer).forEach((_agent, index) => callIds.push(callJobId(id, layer, index)));
+            }
+          }
+        }),
+      );
+      if (callIds.length > 0) await redis.publish(cancelCallsChannel(prefix), JSON.stringify(callIds));
+    }
+    logger.info({ batchId, items, removed }, 'batch drained');
+    // Running items end as cancelled within moments; whatever never reports is given up on later.
+    await queueBatchJob(queues, 'force-finalize', batchId, { delayMs: BATCH_FORCE_FINALIZE_MS });
+  }
+
+  async function expire(batchId: string): Promise<void> {
+    const next = await beginBatchExpiry(redis, prefix, batchId);
+    logger.info({ batchId, next }, 'batch completion window passed');
+    if (next === 'drain') await drain(batchId);
+    if (next === 'finalize') await queueBatchJob(queues, 'finalize', batchId);
+  }
+
+  async function watchdog(batchId: string): Promise<void> {
+    const hash = await readBatchHash(redis, prefix, batchId);
+    if (!hash || hash.validated === '1' || TERMINAL_BATCH_STATUSES.has(hash.status ?? '')) return;
+    if (Date.now() - Number(hash.heartbeat ?? 0) < BATCH_VALIDATION_STALE_MS) {
+      await queueBatchJob(queues, 'watchdog', batchId, { delayMs: BATCH_VALIDATION_STALE_MS, idSuffix: `-${Date.now()}` });
+      return;
+    }
+    logger.warn({ batchId }, 'batch validation was interrupted: failing the batch');
+    await failBatch(redis, prefix, batchId, [
+      {
+        code: 'validation_interrupted',
+        message: 'The API replica validating this batch stopped before it finished; create the batch again',
+        param: null,
+        line: null,
+      },
+    ]);
+    await drain(batchId);
+  }
+
+  return async function processBatchJob(job: Job<BatchJobData, void>): Promise<void> {
+    const { batchId } = job.data;
+    switch (job.name) {
+      case 'finalize':
+        return finalize(batchId, false);
+      case 'force-finalize':
+        return finalize(batchId, true);
+      case 'drain':
+        return drain(batchId);
+      case 'expire':
+        return expire(batchId);
+      case 'watchdog':
+        return watchdog(batchId);
+      default:
+        logger.warn({ name: job.name, batchId }, 'unknown batch job');
+    }
+  };
+}

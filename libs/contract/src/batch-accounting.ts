@@ -1,0 +1,265 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import {
+  BATCH_RETENTION_SECONDS,
+  batchDoneKey,
+  batchErrorKey,
+  batchKey,
+  batchOutputKey,
+  batchSeenKey,
+  type BatchJobName,
+} from './batch-keys.js';
+import type { BatchErrorEntry } from './batch-record.js';
+import type { MoaQueues } from './moa-queues.js';
+
+/**
+ * Every change to a batch's status and counters is one Lua script, so API
+ * replicas and workers that touch the same batch at once never lose an
+ * update, and an item's outcome is counted exactly once.
+ */
+
+const TERMINAL = `local function terminal(status)
+  return status == 'completed' or status == 'failed' or status == 'cancelled' or status == 'expired'
+end
+`;
+
+/** Marks the batch for finalization once every item is accounted for; 1 when it is (or already was). */
+const MAYBE_FINALIZE = `local function maybe_finalize(key, now)
+  local h = redis.call('HMGET', key, 'validated', 'finalize', 'total', 'completed', 'failed', 'cancelled', 'ending', 'status')
+  if h[1] ~= '1' then return 0 end
+  if h[2] == '1' then return 1 end
+  local done = tonumber(h[4] or '0') + tonumber(h[5] or '0') + tonumber(h[6] or '0')
+  if done < tonumber(h[3] or '0') then return 0 end
+  redis.call('HSET', key, 'finalize', '1')
+  if (h[7] == false or h[7] == '') and h[8] == 'in_progress' then
+    redis.call('HSET', key, 'status', 'finalizing', 'finalizing_at', now)
+  end
+  return 1
+end
+`;
+
+const RECORD_ITEM = `${TERMINAL}${MAYBE_FINALIZE}
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or terminal(status) then return {0, 0} end
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, maybe_finalize(KEYS[1], ARGV[8])} end
+local kind = ARGV[2]
+local line = ARGV[3]
+local counter = 'failed'
+if kind == 'completed' then
+  counter = 'completed'
+elseif kind == 'cancelled' then
+  local ending = redis.call('HGET', KEYS[1], 'ending')
+  if ending == 'cancelled' or ending == 'expired' then
+    counter = 'cancelled'
+    local message = 'This request was not executed because the batch was cancelled.'
+    if ending == 'expired' then message = 'This request could not be executed before the completion window expired.' end
+    line = cjson.encode({id = ARGV[4], custom_id = ARGV[1], response = cjson.null,
+      error = {code = 'batch_' .. ending, message = message}})
+  end
+end
+redis.call('HINCRBY', KEYS[1], counter, 1)
+if counter == 'completed' then redis.call('RPUSH', KEYS[3], line) else redis.call('RPUSH', KEYS[4], line) end
+if ARGV[5] ~= '' then redis.call('HINCRBYFLOAT', KEYS[1], 'cost_usd', ARGV[5]) end
+if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[1], 'prompt_tokens', ARGV[6]) end
+if ARGV[7] ~= '0' then redis.call('HINCRBY', KEYS[1], 'completion_tokens', ARGV[7]) end
+return {1, maybe_finalize(KEYS[1], ARGV[8])}
+`;
+
+const MARK_VALIDATED = `${MAYBE_FINALIZE}
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'validating' and status ~= 'cancelling' then return {0, 0} end
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'validated', '1')
+local drain = 0
+if status == 'validating' then
+  redis.call('HSET', KEYS[1], 'status', 'in_progress', 'in_progress_at', ARGV[2])
+else
+  drain = 1
+end
+return {drain, maybe_finalize(KEYS[1], ARGV[2])}
+`;
+
+const REQUEST_CANCEL = `local h = redis.call('HMGET', KEYS[1], 'status', 'ending')
+if not h[1] then return 'missing' end
+if h[2] and h[2] ~= '' then return 'noop' end
+if h[1] ~= 'validating' and h[1] ~= 'in_progress' then return 'noop' end
+redis.call('HSET', KEYS[1], 'status', 'cancelling', 'cancelling_at', ARGV[1], 'ending', 'cancelled')
+if h[1] == 'validating' then return 'validating' end
+return 'drain'
+`;
+
+const BEGIN_EXPIRY = `${TERMINAL}
+local h = redis.call('HMGET', KEYS[1], 'status', 'ending', 'finalize')
+if not h[1] or terminal(h[1]) then return 'noop' end
+if h[3] == '1' then return 'finalize' end
+if h[2] and h[2] ~= '' then return 'noop' end
+if h[1] ~= 'in_progress' then return 'noop' end
+redis.call('HSET', KEYS[1], 'ending', 'expired')
+return 'drain'
+`;
+
+const COMPLETE = `${TERMINAL}
+local h = redis.call('HMGET', KEYS[1], 'status', 'ending', 'finalize', 'finalizing_at')
+if not h[1] or terminal(h[1]) then return 0 end
+if h[3] ~= '1' and ARGV[5] ~= '1' then return 0 end
+local final = 'completed'
+if h[2] == 'cancelled' then final = 'cancelled' elseif h[2] == 'expired' then final = 'expired' end
+redis.call('HSET', KEYS[1], 'status', final, final .. '_at', ARGV[3], 'output_file_id', ARGV[1], 'error_file_id', ARGV[2], 'finalize', '1')
+if final == 'completed' and not h[4] then redis.call('HSET', KEYS[1], 'finalizing_at', ARGV[3]) end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+`;
+
+const FAIL = `${TERMINAL}
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or terminal(status) then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'failed', 'failed_at', ARGV[2], 'errors', ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+`;
+
+const shas = new Map<string, string>();
+
+async function runScript(redis: Redis, script: string, keys: string[], args: (string | number)[]): Promise<unknown> {
+  let sha = shas.get(script);
+  if (!sha) {
+    sha = createHash('sha1').update(script).digest('hex');
+    shas.set(script, sha);
+  }
+  try {
+    return await redis.evalsha(sha, keys.length, ...keys, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.includes('NOSCRIPT')) throw error;
+    return redis.eval(script, keys.length, ...keys, ...args);
+  }
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+const allKeys = (prefix: string, batchId: string) => [
+  batchKey(prefix, batchId),
+  batchDoneKey(prefix, batchId),
+  batchSeenKey(prefix, batchId),
+  batchOutputKey(prefix, batchId),
+  batchErrorKey(prefix, batchId),
+];
+
+/** How a batch item ended, as counted: completed (output file) or failed/cancelled (error file). */
+export interface BatchItemOutcome {
+  customId: string;
+  kind: 'completed' | 'failed' | 'cancelled';
+  /** The output or error line (JSON). For `cancelled` during a batch cancel or expiry, the script writes its own. */
+  line: string;
+  /** The `id` of the line (`batch_req_…`). */
+  lineId: string;
+  costUsd: number | null;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/**
+ * Records an item's outcome once (a re-run orchestrator records nothing new).
+ * `finalize` is true when every item is now accounted for: the caller then
+ * queues the batch's finalization.
+ */
+export async function recordBatchItem(
+  redis: Redis,
+  prefix: string,
+  batchId: string,
+  outcome: BatchItemOutcome,
+): Promise<{ recorded: boolean; finalize: boolean }> {
+  const [recorded, finalize] = (await runScript(
+    redis,
+    RECORD_ITEM,
+    [batchKey(prefix, batchId), batchDoneKey(prefix, batchId), batchOutputKey(prefix, batchId), batchErrorKey(prefix, batchId)],
+    [
+      outcome.customId,
+      outcome.kind,
+      outcome.line,
+      outcome.lineId,
+      outcome.costUsd === null || !Number.isFinite(outcome.costUsd) ? '' : String(outcome.costUsd),
+      outcome.promptTokens,
+      outcome.completionTokens,
+      nowSeconds(),
+    ],
+  )) as [number, number];
+  return { recorded: recorded === 1, finalize: finalize === 1 };
+}
+
+/** Ends validation: the total is known. `drain` when a cancel came in meanwhile. */
+export async function markBatchValidated(
+  redis: Redis,
+  prefix: string,
+  batchId: string,
+  total: number,
+): Promise<{ drain: boolean; finalize: boolean }> {
+  const [drain, finalize] = (await runScript(redis, MARK_VALIDATED, [batchKey(prefix, batchId)], [total, nowSeconds()])) as [
+    number,
+    number,
+  ];
+  return { drain: drain === 1, finalize: finalize === 1 };
+}
+
+/** Moves a batch to cancelling. `drain`: queue the drain now; `validating`: the validator will. */
+export async function requestBatchCancel(
+  redis: Redis,
+  prefix: string,
+  batchId: string,
+): Promise<'drain' | 'validating' | 'noop' | 'missing'> {
+  return (await runScript(redis, REQUEST_CANCEL, [batchKey(prefix, batchId)], [nowSeconds()])) as
+    | 'drain'
+    | 'validating'
+    | 'noop'
+    | 'missing';
+}
+
+/** Starts a batch's expiry: `drain` its unfinished items, or `finalize` one already done. */
+export async function beginBatchExpiry(redis: Redis, prefix: string, batchId: string): Promise<'drain' | 'finalize' | 'noop'> {
+  return (await runScript(redis, BEGIN_EXPIRY, [batchKey(prefix, batchId)], [])) as 'drain' | 'finalize' | 'noop';
+}
+
+/** Sets a batch's final status with its files and drops its working keys; false when it had already ended. */
+export async function completeBatch(
+  redis: Redis,
+  prefix: string,
+  batchId: string,
+  files: { outputFileId: string; errorFileId: string },
+  force: boolean,
+): Promise<boolean> {
+  const done = await runScript(redis, COMPLETE, allKeys(prefix, batchId), [
+    files.outputFileId,
+    files.errorFileId,
+    nowSeconds(),
+    BATCH_RETENTION_SECONDS,
+    force ? '1' : '0',
+  ]);
+  return done === 1;
+}
+
+/** Fails a batch (its file could not be used, or its validation was interrupted). */
+export async function failBatch(redis: Redis, prefix: string, batchId: string, errors: BatchErrorEntry[]): Promise<boolean> {
+  const done = await runScript(redis, FAIL, allKeys(prefix, batchId), [
+    JSON.stringify(errors),
+    nowSeconds(),
+    BATCH_RETENTION_SECONDS,
+  ]);
+  return done === 1;
+}
+
+/** Queues a job on the batches queue under a deterministic id, so it is queued once. */
+export async function queueBatchJob(
+  queues: MoaQueues,
+  name: BatchJobName,
+  batchId: string,
+  options: { delayMs?: number; idSuffix?: string } = {},
+): Promise<void> {
+  await queues.batches.add(
+    name,
+    { batchId },
+    {
+      jobId: `${batchId}-${name}${options.idSuffix ?? ''}`,
+      ...(options.delayMs ? { delay: Math.max(0, options.delayMs) } : {}),
+    },
+  );
+}

@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+
+/** The queue of batch housekeeping jobs: finalize, drain (cancel or expiry), expire, watchdog. */
+export const BATCHES_QUEUE = 'moa-batches';
+
+/** Limits of the Batch API (DESIGN §4): 200 MB per file, 50,000 requests per batch. */
+export const BATCH_LIMITS = { maxFileBytes: 200 * 1024 * 1024, maxLines: 50_000 } as const;
+
+/** Files are stored as a Redis list of chunks of at most this many bytes. */
+export const FILE_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * BullMQ priority of batch items. Jobs without a priority are served before
+ * any prioritized job, so interactive requests always go first; the LLM calls
+ * of an item inherit its priority.
+ */
+export const BATCH_ITEM_PRIORITY = 1000;
+
+/** Items are validated and enqueued this many lines at a time (one `addBulk` each). */
+export const BATCH_ENQUEUE_CHUNK = 500;
+
+/** Files and finished batches are kept this long, then Redis drops them. */
+export const BATCH_RETENTION_SECONDS = 30 * 24 * 3600;
+
+/** The only completion window: 24 hours. */
+export const BATCH_COMPLETION_WINDOW_MS = 24 * 3600 * 1000;
+
+/** After a cancel or an expiry, a batch is finalized at the latest this long after its items were drained. */
+export const BATCH_FORCE_FINALIZE_MS = 10 * 60 * 1000;
+
+/** A validation whose heartbeat is older than this is taken as interrupted (its API replica died). */
+export const BATCH_VALIDATION_STALE_MS = 60_000;
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+function randomSuffix(length = 24): string {
+  let suffix = '';
+  for (const byte of randomBytes(length)) suffix += ALPHABET[byte % ALPHABET.length];
+  return suffix;
+}
+
+export const FILE_ID_PATTERN = /^file-[A-Za-z0-9]{1,64}$/;
+export const BATCH_ID_PATTERN = /^batch_[A-Za-z0-9]{1,64}$/;
+
+export const newFileId = (): string => `file-${randomSuffix()}`;
+export const newBatchId = (): string => `batch_${randomSuffix()}`;
+export const newBatchRequestId = (): string => `batch_req_${randomSuffix()}`;
+
+/**
+ * The request id of a batch's item, derived from the batch and the item's
+ * position: the items of a batch can be enumerated without a list, and an
+ * item added twice is one BullMQ job.
+ */
+export function batchItemRequestId(batchId: string, index: number): string {
+  return `job_${batchId.slice('batch_'.length)}x${index}`;
+}
+
+/** Metadata (a hash) of a stored file. */
+export const fileKey = (prefix: string, fileId: string): string => `${prefix}:moa-file:${fileId}`;
+/** The content of a stored file: a list of chunks. */
+export const fileChunksKey = (prefix: string, fileId: string): string => `${prefix}:moa-file:${fileId}:chunks`;
+/** A batch (a hash of its fields and counters). */
+export const batchKey = (prefix: string, batchId: string): string => `${prefix}:moa-batch:${batchId}`;
+/** Custom ids of the items whose outcome has been recorded (a set): an item is counted once. */
+export const batchDoneKey = (prefix: string, batchId: string): string => `${prefix}:moa-batch:${batchId}:done`;
+/** Custom ids seen while validating (a set), to refuse duplicates without holding them in memory. */
+export const batchSeenKey = (prefix: string, batchId: string): string => `${prefix}:moa-batch:${batchId}:seen`;
+/** Output lines of finished items (a list), until the output file is made of them. */
+export const batchOutputKey = (prefix: string, batchId: string): string => `${prefix}:moa-batch:${batchId}:out`;
+/** Error lines (a list), until the error file is made of them. */
+export const batchErrorKey = (prefix: string, batchId: string): string => `${prefix}:moa-batch:${batchId}:err`;
+/** Every batch by creation time (a sorted set), for `GET /v1/batches`. */
+export const batchIndexKey = (prefix: string): string => `${prefix}:moa-batches`;
+
+/** Data of a job on the batches queue. */
+export interface BatchJobData {
+  batchId: string;
+}
+
+/** Names of the jobs on the batches queue. */
+export type BatchJobName = 'finalize' | 'force-finalize' | 'drain' | 'expire' | 'watchdog';

@@ -1,0 +1,106 @@
+import type { Redis } from 'ioredis';
+import { batchKey } from './batch-keys.js';
+
+/** Statuses of a batch, as OpenAI's. */
+export type BatchStatus =
+  | 'validating'
+  | 'failed'
+  | 'in_progress'
+  | 'finalizing'
+  | 'completed'
+  | 'expired'
+  | 'cancelling'
+  | 'cancelled';
+
+/** Statuses a batch never leaves. */
+export const TERMINAL_BATCH_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'expired', 'cancelled']);
+
+/** One entry of a failed batch's `errors`. */
+export interface BatchErrorEntry {
+  code: string;
+  message: string;
+  param: string | null;
+  line: number | null;
+}
+
+/** The OpenAI batch object, plus the `moa` extension (cost so far, items cancelled). */
+export interface BatchObject {
+  id: string;
+  object: 'batch';
+  endpoint: string;
+  errors: { object: 'list'; data: BatchErrorEntry[] } | null;
+  input_file_id: string;
+  completion_window: string;
+  status: BatchStatus;
+  output_file_id: string | null;
+  error_file_id: string | null;
+  created_at: number;
+  in_progress_at: number | null;
+  expires_at: number | null;
+  finalizing_at: number | null;
+  completed_at: number | null;
+  failed_at: number | null;
+  expired_at: number | null;
+  cancelling_at: number | null;
+  cancelled_at: number | null;
+  request_counts: { total: number; completed: number; failed: number };
+  metadata: Record<string, string> | null;
+  usage: {
+    input_tokens: number;
+    input_tokens_details: { cached_tokens: number };
+    output_tokens: number;
+    output_tokens_details: { reasoning_tokens: number };
+    total_tokens: number;
+  };
+  moa: {
+    /** USD spent on the items finished so far (calls to models without a price count 0). */
+    cost_usd: number;
+    /** Items not run because the batch was cancelled or expired (in the error file, not in `failed`). */
+    cancelled: number;
+  };
+}
+
+const orNull = (value: string | undefined): number | null => (value ? Number(value) : null);
+const count = (value: string | undefined): number => Number(value ?? 0) || 0;
+
+/** The batch object of a batch's hash. */
+export function batchObject(hash: Record<string, string>): BatchObject {
+  const inputTokens = count(hash.prompt_tokens);
+  const outputTokens = count(hash.completion_tokens);
+  return {
+    id: hash.id ?? '',
+    object: 'batch',
+    endpoint: hash.endpoint ?? '/v1/chat/completions',
+    errors: hash.errors ? { object: 'list', data: JSON.parse(hash.errors) as BatchErrorEntry[] } : null,
+    input_file_id: hash.input_file_id ?? '',
+    completion_window: hash.completion_window ?? '24h',
+    status: (hash.status ?? 'validating') as BatchStatus,
+    output_file_id: hash.output_file_id || null,
+    error_file_id: hash.error_file_id || null,
+    created_at: count(hash.created_at),
+    in_progress_at: orNull(hash.in_progress_at),
+    expires_at: orNull(hash.expires_at),
+    finalizing_at: orNull(hash.finalizing_at),
+    completed_at: orNull(hash.completed_at),
+    failed_at: orNull(hash.failed_at),
+    expired_at: orNull(hash.expired_at),
+    cancelling_at: orNull(hash.cancelling_at),
+    cancelled_at: orNull(hash.cancelled_at),
+    request_counts: { total: count(hash.total), completed: count(hash.completed), failed: count(hash.failed) },
+    metadata: hash.metadata ? (JSON.parse(hash.metadata) as Record<string, string>) : null,
+    usage: {
+      input_tokens: inputTokens,
+      input_tokens_details: { cached_tokens: 0 },
+      output_tokens: outputTokens,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: inputTokens + outputTokens,
+    },
+    moa: { cost_usd: Number(hash.cost_usd ?? 0) || 0, cancelled: count(hash.cancelled) },
+  };
+}
+
+/** Reads a batch's hash; undefined when there is no such batch. */
+export async function readBatchHash(redis: Redis, prefix: string, batchId: string): Promise<Record<string, string> | undefined> {
+  const hash = await redis.hgetall(batchKey(prefix, batchId));
+  return hash.id ? hash : undefined;
+}
