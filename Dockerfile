@@ -22,6 +22,7 @@ COPY libs/moa/package.json libs/moa/
 COPY libs/contract/package.json libs/contract/
 COPY apps/api/package.json apps/api/
 COPY apps/worker/package.json apps/worker/
+COPY apps/cli/package.json apps/cli/
 COPY tools/fake-provider/package.json tools/fake-provider/
 COPY tools/test-support/package.json tools/test-support/
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
@@ -51,6 +52,7 @@ COPY libs/moa/package.json libs/moa/
 COPY libs/contract/package.json libs/contract/
 COPY apps/api/package.json apps/api/
 COPY apps/worker/package.json apps/worker/
+COPY apps/cli/package.json apps/cli/
 COPY tools/fake-provider/package.json tools/fake-provider/
 COPY tools/test-support/package.json tools/test-support/
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund

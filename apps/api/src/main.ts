@@ -46,13 +46,24 @@ const server = app.listen(config.port, config.host, () => {
 // A client that sends less than its Content-Length cannot hold a socket for Node's default 5 minutes.
 server.requestTimeout = 120_000;
 
+/**
+ * On SIGTERM the API stops accepting connections and gives requests in
+ * flight (chat completions waiting on their job, SSE streams) this long,
+ * then closes what is left: the jobs go on, and clients can poll or resume.
+ * Shorter than compose's 30 s and Kubernetes' 60 s grace periods.
+ */
+const DRAIN_MS = 20_000;
+
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'stopping');
+    logger.info({ signal, drainMs: DRAIN_MS }, 'stopping: draining requests in flight');
+    const drain = setTimeout(() => server.closeAllConnections(), DRAIN_MS);
+    drain.unref();
     server.close(() => {
+      clearTimeout(drain);
       queues
         .close()
         .then(() => redis.quit())

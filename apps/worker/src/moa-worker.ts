@@ -1,16 +1,20 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  BATCHES_QUEUE,
   createMoaQueues,
   DEADLINES_QUEUE,
   llmQueueName,
   REQUESTS_QUEUE,
   WEBHOOKS_QUEUE,
+  type RequestProgress,
 } from '@moa-queue/contract';
 import { backoffDelayMs, createModelRegistry, ProviderError, type ModelRegistry } from '@moa-queue/moa';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { recordBatchItemEnd } from './batches/batch-item-hook.js';
+import { createBatchProcessor } from './batches/batch-processor.js';
 import { createCallProcessor } from './call-processor.js';
 import { listenForCancels } from './cancel-listener.js';
 import { createDeadlineProcessor } from './deadline-processor.js';
@@ -129,8 +133,18 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     enqueueWebhook(queues, job.data).catch((failure: unknown) =>
       logger.error({ requestId: job.data.requestId, error: String(failure) }, 'cannot queue webhook'),
     );
+    const progress = job.progress && typeof job.progress === 'object' ? (job.progress as RequestProgress) : undefined;
+    recordBatchItemEnd({ queues, redis: commands, logger }, job.data, {
+      status: 'failed',
+      progress,
+      error: { message: error.message || 'the request failed', type: 'server_error', code: null },
+    }).catch((failure: unknown) =>
+      logger.error({ requestId: job.data.requestId, error: String(failure) }, 'cannot record batch item'),
+    );
   });
-  const workers = [orchestrator, deadlineWorker, webhookWorker, ...callWorkers];
+  // Batch housekeeping: finalization, cancel and expiry drains, validation watchdog.
+  const batchWorker = new Worker(BATCHES_QUEUE, createBatchProcessor({ queues, redis: commands, logger }), workerOptions);
+  const workers = [orchestrator, deadlineWorker, webhookWorker, batchWorker, ...callWorkers];
   for (const worker of workers) {
     worker.on('error', (error) => logger.error({ queue: worker.name, error: error.message }, 'worker error'));
     worker.on('failed', (job, error) => {

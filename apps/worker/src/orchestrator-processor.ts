@@ -31,6 +31,7 @@ import {
 import { Job, UnrecoverableError, WaitingChildrenError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { recordBatchItemEnd } from './batches/batch-item-hook.js';
 import type { WorkerMetrics } from './metrics.js';
 
 /**
@@ -123,6 +124,8 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     const log = logger.child({ requestId, preset: preset.name });
     const progress = savedProgress(job.progress);
     const lastLayer = layerCount(preset);
+    /** Writes sent but not yet awaited (events); awaited with the next batch of writes. */
+    const background: Promise<unknown>[] = [];
 
     const finish = async (status: 'completed' | 'cancelled', output: string | null): Promise<MoaResult> => {
       const result: MoaResult = {
@@ -145,8 +148,12 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         metrics.jobCost.observe({ preset: preset.name }, result.costUsd);
       }
       log.info({ status, costUsd: result.costUsd, usage: result.usage }, 'request finished');
-      await publishEvent(dependencies.redis, queues.prefix, requestId, { type: 'done', status });
-      await enqueueWebhook(queues, data);
+      await Promise.all([
+        ...background.splice(0),
+        publishEvent(dependencies.redis, queues.prefix, requestId, { type: 'done', status }),
+        enqueueWebhook(queues, data),
+      ]);
+      await recordBatchItemEnd(dependencies, data, { status, result });
       return result;
     };
 
@@ -169,29 +176,36 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
 
       // Past the layer's deadline the unfinished calls are abandoned, never re-added.
       if (pending.length > 0 && !state.deadlinePassed) {
+        const writes: Promise<unknown>[] = background.splice(0);
         if (progress.layerStartedAt[layer] === undefined || progress.currentLayer !== layer) {
           progress.layerStartedAt[layer] ??= Date.now();
           progress.currentLayer = layer;
-          // One write records the previous layer's result and this layer's start.
-          await job.updateProgress(progress);
           log.info({ layer, role, calls: planned.length }, 'layer started');
-          await publishEvent(dependencies.redis, queues.prefix, requestId, {
-            type: 'layer_started',
-            layer,
-            role,
-            calls: planned.length,
-          });
-        }
-        await addCalls(job, layer, role, pending);
-        if (role === 'proposer' && preset.layerTimeoutMs > 0) {
-          await scheduleDeadline(
-            requestId,
-            layer,
-            planned,
-            progress.layerStartedAt[layer]! + preset.layerTimeoutMs,
-            preset.layerTimeoutMs,
+          // One write records the previous layer's result and this layer's start;
+          // it goes out together with the calls, not before them.
+          writes.push(
+            job.updateProgress(progress),
+            publishEvent(dependencies.redis, queues.prefix, requestId, {
+              type: 'layer_started',
+              layer,
+              role,
+              calls: planned.length,
+            }),
           );
         }
+        writes.push(addCalls(job, layer, role, pending));
+        if (role === 'proposer' && preset.layerTimeoutMs > 0) {
+          writes.push(
+            scheduleDeadline(
+              requestId,
+              layer,
+              planned,
+              progress.layerStartedAt[layer]! + preset.layerTimeoutMs,
+              preset.layerTimeoutMs,
+            ),
+          );
+        }
+        await Promise.all(writes);
         if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
         continue; // every call finished while we were adding: read them now
       }
@@ -224,7 +238,8 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       progress.currentLayer = null;
       const failedCalls = calls.filter((call) => call.status === 'failed').length;
       log.info({ layer, role, durationMs: record.durationMs, failed: failedCalls }, 'layer finished');
-      await publishEvent(dependencies.redis, queues.prefix, requestId, {
+      // Sent now, awaited with the next writes: commands on one connection keep their order.
+      const finishedEvent = publishEvent(dependencies.redis, queues.prefix, requestId, {
         type: 'layer_finished',
         layer,
         role,
@@ -232,18 +247,23 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         succeeded: calls.length - failedCalls,
         failed: failedCalls,
       });
+      finishedEvent.catch(() => undefined); // observed when awaited; never an unhandled rejection meanwhile
+      background.push(finishedEvent);
       const shortfall = layerShortfall(preset, record);
       if (shortfall) {
         progress.error = shortfall;
-        await job.updateProgress(progress);
+        await Promise.all([...background.splice(0), job.updateProgress(progress)]);
         metrics.jobsFinished.inc({ preset: preset.name, outcome: 'failed' });
         metrics.jobDuration.observe(
           { preset: preset.name, outcome: 'failed' },
           (Date.now() - data.createdAt) / 1000,
         );
         log.warn({ error: shortfall }, 'request failed');
-        await publishEvent(dependencies.redis, queues.prefix, requestId, { type: 'done', status: 'failed' });
-        await enqueueWebhook(queues, data);
+        await Promise.all([
+          publishEvent(dependencies.redis, queues.prefix, requestId, { type: 'done', status: 'failed' }),
+          enqueueWebhook(queues, data),
+        ]);
+        await recordBatchItemEnd(dependencies, data, { status: 'failed', progress, error: shortfall });
         throw new UnrecoverableError(shortfall.message);
       }
       // No progress write here: the next layer's start (or the result) records this layer.

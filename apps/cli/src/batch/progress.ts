@@ -1,0 +1,59 @@
+/** Counts of a batch as the CLI shows them. */
+export interface ProgressCounts {
+  total: number;
+  completed: number;
+  failed: number;
+  costUsd: number;
+  status: string;
+}
+
+function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '--:--';
+  const whole = Math.max(0, Math.round(seconds));
+  const hours = Math.floor(whole / 3600);
+  const minutes = Math.floor((whole % 3600) / 60);
+  const rest = String(whole % 60).padStart(2, '0');
+  return hours > 0 ? `${hours}:${String(minutes).padStart(2, '0')}:${rest}` : `${minutes}:${rest}`;
+}
+
+/**
+ * A progress bar on a terminal (redrawn in place), plain lines otherwise
+ * (one whenever the counts change, at most one a second). Written to stderr,
+ * so stdout stays clean. Rate and ETA are measured from what this process saw.
+ */
+export class ProgressReporter {
+  private readonly startedAt = Date.now();
+  private firstDone: number | undefined;
+  private lastLine = '';
+  private lastPrintedAt = 0;
+
+  constructor(
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly tty = Boolean(process.stderr.isTTY),
+  ) {}
+
+  update(counts: ProgressCounts, final = false): void {
+    const done = counts.completed + counts.failed;
+    this.firstDone ??= done;
+    const elapsed = (Date.now() - this.startedAt) / 1000;
+    const rate = elapsed > 0 ? (done - this.firstDone) / elapsed : 0;
+    const remaining = Math.max(0, counts.total - done);
+    const eta = remaining === 0 ? 0 : rate > 0 ? remaining / rate : Number.POSITIVE_INFINITY;
+    const stats =
+      `${done}/${counts.total} done (${counts.failed} failed) · ${rate.toFixed(1)}/s · ETA ${duration(eta)} · ` +
+      `$${counts.costUsd.toFixed(4)} · ${counts.status}`;
+    if (this.tty) {
+      const width = 28;
+      const filled = counts.total > 0 ? Math.round((done / counts.total) * width) : 0;
+      const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
+      this.stream.write(`\r\x1b[2K${bar} ${stats}${final ? '\n' : ''}`);
+      return;
+    }
+    const line = `progress: ${stats}`;
+    const now = Date.now();
+    if (line === this.lastLine || (!final && now - this.lastPrintedAt < 1000)) return;
+    this.lastLine = line;
+    this.lastPrintedAt = now;
+    this.stream.write(`${line}\n`);
+  }
+}

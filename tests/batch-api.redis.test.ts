@@ -1,0 +1,241 @@
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp } from '@moa-queue/api';
+import OpenAI, { toFile } from 'openai';
+import { pino } from 'pino';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startMoaStack, type MoaStack } from './support/moa-stack.js';
+
+type Batch = OpenAI.Batches.Batch & { moa: { cost_usd: number; cancelled: number } };
+
+interface OutputLine {
+  id: string;
+  custom_id: string | null;
+  response: { status_code: number; request_id: string; body: Record<string, unknown> } | null;
+  error: { code: string; message: string } | null;
+}
+
+const validLine = (customId: string, prompt: string, model = 'three') =>
+  JSON.stringify({
+    custom_id: customId,
+    method: 'POST',
+    url: '/v1/chat/completions',
+    body: { model, messages: [{ role: 'user', content: prompt }] },
+  });
+
+async function waitForStatus(client: OpenAI, id: string, statuses: string[], timeoutMs = 120_000): Promise<Batch> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const batch = (await client.batches.retrieve(id)) as Batch;
+    if (statuses.includes(batch.status)) return batch;
+    if (Date.now() > deadline) throw new Error(`batch ${id} still ${batch.status}: ${JSON.stringify(batch.request_counts)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function download(client: OpenAI, fileId: string | null | undefined): Promise<OutputLine[]> {
+  if (!fileId) return [];
+  const text = await (await client.files.content(fileId)).text();
+  return text
+    .split('\n')
+    .filter((line) => line.trim())
+    .map((line) => JSON.parse(line) as OutputLine);
+}
+
+describe('the OpenAI Batch API through the official SDK', () => {
+  let stack: MoaStack;
+  let client: OpenAI;
+  let directory: string;
+
+  beforeAll(async () => {
+    stack = await startMoaStack({
+      name: 'batch-api',
+      redisUrl: inject('redisUrl'),
+      workers: 2,
+      app: { batches: { maxLines: 1000, maxFileBytes: 1024 * 1024 } },
+    });
+    client = new OpenAI({ baseURL: `${await stack.listen()}/v1`, apiKey: 'unused', maxRetries: 0 });
+    directory = mkdtempSync(join(tmpdir(), 'moa-batch-api-'));
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  it('runs a few hundred lines, invalid ones included: counts and joins are exact', async () => {
+    const lines: string[] = [];
+    const valid = new Map<string, string>();
+    const invalid: { customId: string | null; code: string }[] = [];
+    for (let index = 0; index < 300; index += 1) {
+      const customId = `request-${index}`;
+      if (index % 50 === 7) {
+        lines.push(`{"custom_id": "${customId}", "method": "POST", "url": `);
+        invalid.push({ customId: null, code: 'invalid_json' });
+      } else if (index % 50 === 17) {
+        lines.push(validLine(customId, `prompt ${index}`, 'no-such-preset'));
+        invalid.push({ customId, code: 'model_not_found' });
+      } else if (index % 50 === 27) {
+        lines.push(JSON.stringify({ custom_id: customId, method: 'POST', url: '/v1/chat/completions', body: { model: 'three' } }));
+        invalid.push({ customId, code: 'invalid_request' });
+      } else if (index % 50 === 37) {
+        lines.push(validLine('request-1', `a duplicate at ${index}`));
+        invalid.push({ customId: 'request-1', code: 'duplicate_custom_id' });
+      } else {
+        lines.push(validLine(customId, `prompt ${index}`));
+        valid.set(customId, `prompt ${index}`);
+      }
+    }
+    lines.splice(100, 0, '', '   '); // blank lines are skipped, not counted
+    const path = join(directory, 'input.jsonl');
+    writeFileSync(path, `${lines.join('\n')}\n`);
+
+    const file = await client.files.create({ file: createReadStream(path), purpose: 'batch' });
+    expect(file).toMatchObject({ object: 'file', purpose: 'batch', status: 'processed', filename: 'input.jsonl' });
+    expect(file.id).toMatch(/^file-/);
+    expect(file.bytes).toBe(Buffer.byteLength(`${lines.join('\n')}\n`));
+    expect(await (await client.files.content(file.id)).text()).toBe(`${lines.join('\n')}\n`);
+
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+      metadata: { purpose: 'round trip' },
+    });
+    expect(created.id).toMatch(/^batch_/);
+    expect(['in_progress', 'finalizing', 'completed']).toContain(created.status);
+    expect(created.metadata).toEqual({ purpose: 'round trip' });
+    expect(created.request_counts?.total).toBe(300);
+
+    const batch = await waitForStatus(client, created.id, ['completed', 'failed']);
+    expect(batch.status).toBe('completed');
+    expect(batch.request_counts).toEqual({ total: 300, completed: valid.size, failed: invalid.length });
+    expect(batch.completed_at).toBeGreaterThanOrEqual(batch.created_at);
+    expect(batch.moa.cost_usd).toBeGreaterThan(0);
+
+    const output = await download(client, batch.output_file_id);
+    expect(output).toHaveLength(valid.size);
+    expect(new Set(output.map((line) => line.custom_id))).toEqual(new Set(valid.keys()));
+    for (const line of output) {
+      expect(line.id).toMatch(/^batch_req_/);
+      expect(line.error).toBeNull();
+      expect(line.response?.status_code).toBe(200);
+      const body = line.response!.body as unknown as OpenAI.Chat.Completions.ChatCompletion & { moa: { id: string } };
+      expect(body.object).toBe('chat.completion');
+      expect(body.model).toBe('three');
+      expect(body.choices[0]!.message.content).toBeTruthy();
+      expect(body.moa.id).toBe(line.response!.request_id);
+    }
+    // The answer joined to a custom_id is that item's own request's answer.
+    for (const line of output.slice(0, 5)) {
+      const job = await stack.get(line.response!.request_id);
+      const body = line.response!.body as unknown as OpenAI.Chat.Completions.ChatCompletion;
+      expect(job.output).toBe(body.choices[0]!.message.content);
+      expect(job.layers[0]!.calls[0]!.output).toBeTruthy();
+    }
+    const requests = stack.fake.requests.filter((recorded) =>
+      recorded.messages.some((message) => message.content === valid.get('request-3')),
+    );
+    expect(requests.length).toBeGreaterThan(0);
+
+    const errors = await download(client, batch.error_file_id);
+    expect(errors).toHaveLength(invalid.length);
+    const codes = (list: { code: string }[]) => list.map((entry) => entry.code).sort();
+    expect(codes(errors.map((line) => line.error!))).toEqual(codes(invalid));
+    for (const entry of invalid.filter((item) => item.code !== 'duplicate_custom_id' && item.customId)) {
+      expect(errors.filter((line) => line.custom_id === entry.customId)).toHaveLength(1);
+    }
+    expect(errors.filter((line) => line.error?.code === 'duplicate_custom_id').every((line) => line.custom_id === 'request-1')).toBe(true);
+
+    const listed = await client.batches.list({ limit: 10 });
+    expect(listed.data.map((entry) => entry.id)).toContain(batch.id);
+  });
+
+  it('accepts toFile uploads and paginates the batch list with after and limit', async () => {
+    const ids: string[] = [];
+    for (let index = 0; index < 3; index += 1) {
+      const file = await client.files.create({
+        file: await toFile(Buffer.from(`${validLine('only', `small ${index}`)}\n`), `small-${index}.jsonl`),
+        purpose: 'batch',
+      });
+      const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+      ids.push(batch.id);
+    }
+    const first = await client.batches.list({ limit: 2 });
+    expect(first.data.map((batch) => batch.id)).toEqual([ids[2], ids[1]]);
+    expect(first.has_more).toBe(true);
+    const second = await client.batches.list({ limit: 2, after: first.data[1]!.id });
+    expect(second.data[0]!.id).toBe(ids[0]);
+    const all: string[] = [];
+    for await (const batch of client.batches.list({ limit: 2 })) all.push(batch.id);
+    expect(all.slice(0, 3)).toEqual([ids[2], ids[1], ids[0]]);
+    for (const id of ids) await waitForStatus(client, id, ['completed']);
+  });
+
+  it('fails a batch whose file is not JSONL or over the line limit, and refuses bad requests', async () => {
+    const array = await client.files.create({
+      file: await toFile(Buffer.from(JSON.stringify([{ instruction: 'hi' }], null, 2)), 'array.json'),
+      purpose: 'batch',
+    });
+    const failed = await client.batches.create({ input_file_id: array.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    expect(failed.status).toBe('failed');
+    expect(failed.errors?.data?.[0]?.code).toBe('invalid_file');
+    expect(failed.failed_at).not.toBeNull();
+
+    const many = await client.files.create({
+      file: await toFile(Buffer.from(Array.from({ length: 1001 }, (_, index) => validLine(`x${index}`, 'p')).join('\n')), 'many.jsonl'),
+      purpose: 'batch',
+    });
+    const tooMany = await client.batches.create({ input_file_id: many.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    expect(tooMany.status).toBe('failed');
+    expect(tooMany.errors?.data?.[0]).toMatchObject({ code: 'too_many_requests' });
+    expect(tooMany.request_counts?.total).toBe(0);
+
+    await expect(
+      client.batches.create({ input_file_id: many.id, endpoint: '/v1/chat/completions', completion_window: '48h' as '24h' }),
+    ).rejects.toMatchObject({ status: 400, param: 'completion_window' });
+    await expect(
+      client.batches.create({ input_file_id: 'file-missing', endpoint: '/v1/chat/completions', completion_window: '24h' }),
+    ).rejects.toMatchObject({ status: 404, param: 'input_file_id' });
+    await expect(client.batches.retrieve('batch_unknown')).rejects.toMatchObject({ status: 404 });
+    await expect(client.files.retrieve('file-unknown')).rejects.toMatchObject({ status: 404 });
+    await expect(
+      client.files.create({ file: await toFile(Buffer.from('x'), 'a.jsonl'), purpose: 'fine-tune' }),
+    ).rejects.toMatchObject({ status: 400, param: 'purpose' });
+
+    const big = Buffer.alloc(1024 * 1024 + 10, 'a');
+    const response = await request(stack.app).post('/v1/files').field('purpose', 'batch').attach('file', big, 'big.jsonl');
+    expect(response.status).toBe(413);
+    expect(response.body.error).toMatchObject({ code: 'file_too_large', type: 'invalid_request_error' });
+  });
+
+  it('keeps batches in Redis: a brand-new API instance serves a batch another one created', async () => {
+    const file = await client.files.create({
+      file: await toFile(Buffer.from([validLine('a', 'first'), validLine('b', 'second')].join('\n')), 'restart.jsonl'),
+      purpose: 'batch',
+    });
+    const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const freshApp = createApp({ queues: stack.queues, redis: stack.redis.duplicate(), config: stack.config, logger: pino({ level: 'silent' }) });
+    const deadline = Date.now() + 60_000;
+    let batch: Batch;
+    for (;;) {
+      const response = await request(freshApp).get(`/v1/batches/${created.id}`);
+      expect(response.status).toBe(200);
+      batch = response.body as Batch;
+      if (batch.status === 'completed' || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(batch.status).toBe('completed');
+    expect(batch.request_counts).toEqual({ total: 2, completed: 2, failed: 0 });
+    const content = await request(freshApp).get(`/v1/files/${batch.output_file_id}/content`).buffer(true).parse((res, done) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => done(null, text));
+    });
+    const ids = (content.body as string).trim().split('\n').map((line) => (JSON.parse(line) as OutputLine).custom_id);
+    expect(ids.sort()).toEqual(['a', 'b']);
+    const listed = await request(freshApp).get('/v1/batches?limit=100');
+    expect((listed.body as { data: { id: string }[] }).data.map((entry) => entry.id)).toContain(created.id);
+  });
+});
