@@ -48,6 +48,10 @@ export function stackConfigFile(fakeUrl: string): Record<string, unknown> {
         aggregator: { model: 'fake/aggregator' },
         layerTimeoutMs: 1000,
       },
+      unpriced: {
+        layers: [[{ model: 'fake/alpha' }, { model: 'fake/unpriced' }]],
+        aggregator: { model: 'fake/aggregator' },
+      },
       'all-dead': {
         layers: [[{ model: 'fake/dead' }, { model: 'fake/dead' }]],
         aggregator: { model: 'fake/aggregator' },
@@ -188,6 +192,42 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
       rmSync(directory, { recursive: true, force: true });
     },
   };
+}
+
+/** The metrics port a worker process logged when it started. */
+export function metricsPortOf(worker: TsProcess): number {
+  const line = worker.logs.find((entry) => entry.msg === 'worker started');
+  const port = Number(line?.metricsPort);
+  if (!port) throw new Error('worker did not log its metrics port');
+  return port;
+}
+
+/** One sample of a Prometheus text exposition. */
+export interface MetricSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses Prometheus text format (enough for tests: no escapes inside label values). */
+export function parseMetrics(text: string): MetricSample[] {
+  const samples: MetricSample[] = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match) continue;
+    const labels: Record<string, string> = {};
+    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g)) labels[pair[1]!] = pair[2]!;
+    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+/** Sum of the samples named `name` whose labels include `labels`. */
+export function sumOf(samples: MetricSample[], name: string, labels: Record<string, string> = {}): number {
+  return samples
+    .filter((sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value))
+    .reduce((sum, sample) => sum + sample.value, 0);
 }
 
 /** The text of a recorded request's system message, or '' when it has none. */

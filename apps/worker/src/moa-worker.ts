@@ -91,9 +91,11 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     return new Worker(llmQueueName(provider), callProcessor, {
       ...workerOptions,
       concurrency: Math.min(config.concurrency, providerConfig?.concurrency ?? config.concurrency),
-      ...(providerConfig?.requestsPerMinute
-        ? { limiter: { max: providerConfig.requestsPerMinute, duration: 60_000 } }
-        : {}),
+      // Always a limiter: BullMQ honours a manual pause (queue.rateLimit after a 429)
+      // only on queues whose workers have one. Without requestsPerMinute it never binds.
+      limiter: providerConfig?.requestsPerMinute
+        ? { max: providerConfig.requestsPerMinute, duration: 60_000 }
+        : { max: 1_000_000_000, duration: 1000 },
       settings: {
         // Honour a provider's Retry-After on 5xx too; otherwise exponential backoff with jitter.
         backoffStrategy: (attemptsMade: number, _type?: string, error?: Error) =>

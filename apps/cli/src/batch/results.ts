@@ -91,7 +91,7 @@ export async function writeOutput(options: {
   const temporary = `${out}.tmp`;
   const stream = createWriteStream(temporary);
   const write = async (text: string) => {
-    if (!stream.write(text)) await new Promise((resolve) => stream.once('drain', resolve));
+    if (!stream.write(text)) await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
   };
   if (format === 'openai') {
     const wanted = new Set<number>();

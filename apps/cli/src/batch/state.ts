@@ -19,6 +19,8 @@ export interface BatchState {
   rounds: RoundState[];
   /** Every item has an answer and OUT was written. */
   done: boolean;
+  /** The format OUT was (or is to be) written in. */
+  outputFormat: 'openai' | 'alpaca' | 'prompts';
 }
 
 export const statePath = (out: string): string => `${out}.moa-state.json`;
