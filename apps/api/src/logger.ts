@@ -1,22 +1,7 @@
-import { pino, type Logger } from 'pino';
+import { createLogger as createProcessLogger } from '@moa-queue/contract';
+import type { Logger } from 'pino';
 
-/** The API's structured JSON logger; secrets are redacted wherever they might appear. */
+/** The API's logger: JSON lines, pretty on a terminal, secrets redacted. */
 export function createLogger(level: string): Logger {
-  return pino({
-    level,
-    base: { service: 'moa-api' },
-    redact: {
-      paths: [
-        'authorization',
-        '*.authorization',
-        'headers.authorization',
-        '*.headers.authorization',
-        'apiKey',
-        '*.apiKey',
-        'secret',
-        '*.secret',
-      ],
-      censor: '[redacted]',
-    },
-  });
+  return createProcessLogger('moa-api', level);
 }

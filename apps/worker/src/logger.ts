@@ -1,22 +1,7 @@
-import { pino, type Logger } from 'pino';
+import { createLogger as createProcessLogger } from '@moa-queue/contract';
+import type { Logger } from 'pino';
 
-/** Paths whose values never reach a log line. */
-export const REDACTED_PATHS = [
-  'apiKey',
-  '*.apiKey',
-  'authorization',
-  '*.authorization',
-  'headers.authorization',
-  '*.headers.authorization',
-  'secret',
-  '*.secret',
-];
-
-/** The worker's structured JSON logger. */
+/** The worker's logger: JSON lines, pretty on a terminal, secrets redacted. */
 export function createLogger(level: string): Logger {
-  return pino({
-    level,
-    base: { service: 'moa-worker' },
-    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-  });
+  return createProcessLogger('moa-worker', level);
 }

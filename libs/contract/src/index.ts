@@ -104,3 +104,4 @@ export {
   type BatchItemOutcome,
 } from './batch-accounting.js';
 export { chatCompletionOf, batchOutputLine, batchErrorLine } from './batch-lines.js';
+export { createLogger, REDACTED_LOG_PATHS } from './create-logger.js';
