@@ -132,7 +132,14 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
   await Promise.all(Array.from({ length: options.workers }, () => startWorker()));
 
   const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
-  const queues = createMoaQueues({ connection: redis, prefix, providers: Object.keys(config.providers) });
+  // A suite that restarts Redis sees connection errors; they are expected, not failures.
+  redis.on('error', () => undefined);
+  const queues = createMoaQueues({
+    connection: redis,
+    prefix,
+    providers: Object.keys(config.providers),
+    onError: () => undefined,
+  });
   const app = createApp({
     queues,
     redis,

@@ -26,6 +26,7 @@ const queues = createMoaQueues({
   connection: redis,
   prefix: config.queuePrefix,
   providers: Object.keys(config.moa.providers),
+  onError: (error) => logger.warn({ error: error.message }, 'queue connection error'),
 });
 const app = createApp({
   queues,

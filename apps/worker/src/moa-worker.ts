@@ -56,7 +56,12 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   const commands = new Redis(config.redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });
   commands.on('error', (error) => logger.warn({ error: error.message }, 'redis connection error'));
   const providers = Object.keys(config.moa.providers);
-  const queues = createMoaQueues({ connection, prefix: config.queuePrefix, providers });
+  const queues = createMoaQueues({
+    connection,
+    prefix: config.queuePrefix,
+    providers,
+    onError: (error) => logger.warn({ error: error.message }, 'queue connection error'),
+  });
   const metrics = createWorkerMetrics();
   const models = options.models ?? createModelRegistry(config.moa);
 

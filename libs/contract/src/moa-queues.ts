@@ -18,6 +18,8 @@ export interface MoaQueuesOptions {
   prefix: string;
   /** Provider names: one LLM queue each. */
   providers: string[];
+  /** Told about connection errors (a Queue without an 'error' listener would throw them). */
+  onError?: (error: Error) => void;
 }
 
 /** The typed queues that the API and the workers share. */
@@ -70,6 +72,8 @@ export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
       new Queue<CallJobData, CallJobResult>(llmQueueName(provider), base),
     ]),
   );
+  const onError = options.onError ?? (() => undefined);
+  for (const queue of [requests, deadlines, webhooks, batches, ...llmQueues.values()] as Queue[]) queue.on('error', onError);
   return {
     prefix: options.prefix,
     requests,
