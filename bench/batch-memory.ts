@@ -37,22 +37,43 @@ function inputFile(lines: number): Buffer {
       custom_id: `item-${index}`,
       method: 'POST',
       url: '/v1/chat/completions',
-      body: { model: 'bench', messages: [{ role: 'user', content: `Dataset prompt number ${index}: explain one idea.` }] },
+      body: {
+        model: 'bench',
+        messages: [{ role: 'user', content: `Dataset prompt number ${index}: explain one idea.` }],
+      },
     }),
   ).join('\n');
   return Buffer.from(`${text}\n`);
 }
 
 async function measure(lines: number) {
-  const stack = await startBenchStack({ workers: WORKERS, latencyMs: LATENCY_MS, agents: 3, proposerLayers: 1 });
-  const client = new OpenAI({ baseURL: `${stack.apiUrl}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 600_000 });
+  const stack = await startBenchStack({
+    workers: WORKERS,
+    latencyMs: LATENCY_MS,
+    agents: 3,
+    proposerLayers: 1,
+  });
+  const client = new OpenAI({
+    baseURL: `${stack.apiUrl}/v1`,
+    apiKey: 'unused',
+    maxRetries: 0,
+    timeout: 600_000,
+  });
   const apiPid = stack.api.child.pid!;
   const workerPids = stack.workers.map((worker) => worker.child.pid!);
   try {
     // Warm up: one small batch, so each process has loaded its code and connections.
-    const warm = await client.files.create({ file: await toFile(inputFile(20), 'warm.jsonl'), purpose: 'batch' });
-    const warmBatch = await client.batches.create({ input_file_id: warm.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-    while ((await client.batches.retrieve(warmBatch.id)).status !== 'completed') await new Promise((r) => setTimeout(r, 100));
+    const warm = await client.files.create({
+      file: await toFile(inputFile(20), 'warm.jsonl'),
+      purpose: 'batch',
+    });
+    const warmBatch = await client.batches.create({
+      input_file_id: warm.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    while ((await client.batches.retrieve(warmBatch.id)).status !== 'completed')
+      await new Promise((r) => setTimeout(r, 100));
 
     const baseline = { api: rssMiB(apiPid), workers: workerPids.map(rssMiB), redis: await usedMemory(stack) };
     const peak = { api: baseline.api, workers: [...baseline.workers], redis: baseline.redis };
@@ -60,7 +81,9 @@ async function measure(lines: number) {
     const sampler = (async () => {
       while (sampling) {
         peak.api = Math.max(peak.api, rssMiB(apiPid));
-        workerPids.forEach((pid, index) => (peak.workers[index] = Math.max(peak.workers[index]!, rssMiB(pid))));
+        workerPids.forEach(
+          (pid, index) => (peak.workers[index] = Math.max(peak.workers[index]!, rssMiB(pid))),
+        );
         peak.redis = Math.max(peak.redis, await usedMemory(stack));
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
@@ -70,7 +93,11 @@ async function measure(lines: number) {
     const content = inputFile(lines);
     const file = await client.files.create({ file: await toFile(content, 'input.jsonl'), purpose: 'batch' });
     const uploaded = performance.now();
-    const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
     const accepted = performance.now();
     let batch = created as BatchWithMoa;
     while (!['completed', 'failed', 'expired', 'cancelled'].includes(batch.status)) {
@@ -98,8 +125,14 @@ async function measure(lines: number) {
       itemsPerSecond: lines / ((finished - uploaded) / 1000),
       downloadSeconds: (downloaded - finished) / 1000,
       apiRssMiB: { baseline: baseline.api, peak: peak.api },
-      workerRssMiB: workerPids.map((_, index) => ({ baseline: baseline.workers[index]!, peak: peak.workers[index]! })),
-      redisBytesPerItem: { peakDuringRun: (peak.redis - baseline.redis) / lines, afterCompletion: (after - baseline.redis) / lines },
+      workerRssMiB: workerPids.map((_, index) => ({
+        baseline: baseline.workers[index]!,
+        peak: peak.workers[index]!,
+      })),
+      redisBytesPerItem: {
+        peakDuringRun: (peak.redis - baseline.redis) / lines,
+        afterCompletion: (after - baseline.redis) / lines,
+      },
       costUsd: batch.moa.cost_usd,
     };
   } finally {
@@ -121,10 +154,19 @@ async function alpacaDemo() {
     const out = join(directory, 'model_outputs.json');
     writeFileSync(input, JSON.stringify(instructions, null, 2));
     const started = performance.now();
-    const child = spawn(process.execPath, [join(REPOSITORY_ROOT, 'apps/cli/bin/moa.js'), 'batch', input, '-o', out, '--preset', 'bench'], {
-      env: { ...process.env, MOA_API_URL: stack.apiUrl, MOA_CLI_FROM_SOURCE: '1', MOA_POLL_INTERVAL_MS: '1000' },
-      stdio: ['ignore', 'inherit', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [join(REPOSITORY_ROOT, 'apps/cli/bin/moa.js'), 'batch', input, '-o', out, '--preset', 'bench'],
+      {
+        env: {
+          ...process.env,
+          MOA_API_URL: stack.apiUrl,
+          MOA_CLI_FROM_SOURCE: '1',
+          MOA_POLL_INTERVAL_MS: '1000',
+        },
+        stdio: ['ignore', 'inherit', 'pipe'],
+      },
+    );
     let log = '';
     child.stderr.on('data', (chunk: Buffer) => {
       log += chunk.toString();
@@ -132,8 +174,16 @@ async function alpacaDemo() {
     });
     const code = await new Promise((resolve) => child.once('close', resolve));
     const seconds = (performance.now() - started) / 1000;
-    const outputs = JSON.parse(readFileSync(out, 'utf8')) as { instruction: string; output: string; generator: string; dataset: string }[];
-    writeFileSync(join(REPOSITORY_ROOT, 'bench', 'results', 'alpaca-805.log'), `$ moa batch alpaca_eval.json -o model_outputs.json --preset bench\n${log}`);
+    const outputs = JSON.parse(readFileSync(out, 'utf8')) as {
+      instruction: string;
+      output: string;
+      generator: string;
+      dataset: string;
+    }[];
+    writeFileSync(
+      join(REPOSITORY_ROOT, 'bench', 'results', 'alpaca-805.log'),
+      `$ moa batch alpaca_eval.json -o model_outputs.json --preset bench\n${log}`,
+    );
     return { code, seconds, entries: outputs.length, first: outputs[0] };
   } finally {
     rmSync(directory, { recursive: true, force: true });
@@ -151,10 +201,17 @@ printTable(
     items_per_s: row.itemsPerSecond.toFixed(0),
     enqueue_s: row.validateAndEnqueueSeconds.toFixed(2),
     api_rss_MiB: `${row.apiRssMiB.baseline.toFixed(0)}→${row.apiRssMiB.peak.toFixed(0)}`,
-    worker_rss_MiB: row.workerRssMiB.map((worker) => `${worker.baseline.toFixed(0)}→${worker.peak.toFixed(0)}`).join(' '),
+    worker_rss_MiB: row.workerRssMiB
+      .map((worker) => `${worker.baseline.toFixed(0)}→${worker.peak.toFixed(0)}`)
+      .join(' '),
     redis_B_per_item: `${row.redisBytesPerItem.peakDuringRun.toFixed(0)} peak, ${row.redisBytesPerItem.afterCompletion.toFixed(0)} after`,
   })),
 );
 const demo = process.env.BENCH_ALPACA === '0' ? undefined : await alpacaDemo();
-if (demo) console.log(`AlpacaEval demo: exit ${String(demo.code)}, ${demo.entries} entries in ${demo.seconds.toFixed(1)} s`);
-console.log(`wrote ${writeResult('batch-memory', { workers: WORKERS, latencyMs: LATENCY_MS, preset: '3 proposers + aggregator', rows, alpacaDemo: demo })}`);
+if (demo)
+  console.log(
+    `AlpacaEval demo: exit ${String(demo.code)}, ${demo.entries} entries in ${demo.seconds.toFixed(1)} s`,
+  );
+console.log(
+  `wrote ${writeResult('batch-memory', { workers: WORKERS, latencyMs: LATENCY_MS, preset: '3 proposers + aggregator', rows, alpacaDemo: demo })}`,
+);

@@ -25,12 +25,18 @@ const validLine = (customId: string, prompt: string, model = 'three') =>
     body: { model, messages: [{ role: 'user', content: prompt }] },
   });
 
-async function waitForStatus(client: OpenAI, id: string, statuses: string[], timeoutMs = 120_000): Promise<Batch> {
+async function waitForStatus(
+  client: OpenAI,
+  id: string,
+  statuses: string[],
+  timeoutMs = 120_000,
+): Promise<Batch> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const batch = (await client.batches.retrieve(id)) as Batch;
     if (statuses.includes(batch.status)) return batch;
-    if (Date.now() > deadline) throw new Error(`batch ${id} still ${batch.status}: ${JSON.stringify(batch.request_counts)}`);
+    if (Date.now() > deadline)
+      throw new Error(`batch ${id} still ${batch.status}: ${JSON.stringify(batch.request_counts)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -77,7 +83,14 @@ describe('the OpenAI Batch API through the official SDK', () => {
         lines.push(validLine(customId, `prompt ${index}`, 'no-such-preset'));
         invalid.push({ customId, code: 'model_not_found' });
       } else if (index % 50 === 27) {
-        lines.push(JSON.stringify({ custom_id: customId, method: 'POST', url: '/v1/chat/completions', body: { model: 'three' } }));
+        lines.push(
+          JSON.stringify({
+            custom_id: customId,
+            method: 'POST',
+            url: '/v1/chat/completions',
+            body: { model: 'three' },
+          }),
+        );
         invalid.push({ customId, code: 'invalid_request' });
       } else if (index % 50 === 37) {
         lines.push(validLine('request-1', `a duplicate at ${index}`));
@@ -92,7 +105,12 @@ describe('the OpenAI Batch API through the official SDK', () => {
     writeFileSync(path, `${lines.join('\n')}\n`);
 
     const file = await client.files.create({ file: createReadStream(path), purpose: 'batch' });
-    expect(file).toMatchObject({ object: 'file', purpose: 'batch', status: 'processed', filename: 'input.jsonl' });
+    expect(file).toMatchObject({
+      object: 'file',
+      purpose: 'batch',
+      status: 'processed',
+      filename: 'input.jsonl',
+    });
     expect(file.id).toMatch(/^file-/);
     expect(file.bytes).toBe(Buffer.byteLength(`${lines.join('\n')}\n`));
     expect(await (await client.files.content(file.id)).text()).toBe(`${lines.join('\n')}\n`);
@@ -121,7 +139,9 @@ describe('the OpenAI Batch API through the official SDK', () => {
       expect(line.id).toMatch(/^batch_req_/);
       expect(line.error).toBeNull();
       expect(line.response?.status_code).toBe(200);
-      const body = line.response!.body as unknown as OpenAI.Chat.Completions.ChatCompletion & { moa: { id: string } };
+      const body = line.response!.body as unknown as OpenAI.Chat.Completions.ChatCompletion & {
+        moa: { id: string };
+      };
       expect(body.object).toBe('chat.completion');
       expect(body.model).toBe('three');
       expect(body.choices[0]!.message.content).toBeTruthy();
@@ -146,7 +166,11 @@ describe('the OpenAI Batch API through the official SDK', () => {
     for (const entry of invalid.filter((item) => item.code !== 'duplicate_custom_id' && item.customId)) {
       expect(errors.filter((line) => line.custom_id === entry.customId)).toHaveLength(1);
     }
-    expect(errors.filter((line) => line.error?.code === 'duplicate_custom_id').every((line) => line.custom_id === 'request-1')).toBe(true);
+    expect(
+      errors
+        .filter((line) => line.error?.code === 'duplicate_custom_id')
+        .every((line) => line.custom_id === 'request-1'),
+    ).toBe(true);
 
     const listed = await client.batches.list({ limit: 10 });
     expect(listed.data.map((entry) => entry.id)).toContain(batch.id);
@@ -159,7 +183,11 @@ describe('the OpenAI Batch API through the official SDK', () => {
         file: await toFile(Buffer.from(`${validLine('only', `small ${index}`)}\n`), `small-${index}.jsonl`),
         purpose: 'batch',
       });
-      const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+      const batch = await client.batches.create({
+        input_file_id: file.id,
+        endpoint: '/v1/chat/completions',
+        completion_window: '24h',
+      });
       ids.push(batch.id);
     }
     const first = await client.batches.list({ limit: 2 });
@@ -178,25 +206,44 @@ describe('the OpenAI Batch API through the official SDK', () => {
       file: await toFile(Buffer.from(JSON.stringify([{ instruction: 'hi' }], null, 2)), 'array.json'),
       purpose: 'batch',
     });
-    const failed = await client.batches.create({ input_file_id: array.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const failed = await client.batches.create({
+      input_file_id: array.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
     expect(failed.status).toBe('failed');
     expect(failed.errors?.data?.[0]?.code).toBe('invalid_file');
     expect(failed.failed_at).not.toBeNull();
 
     const many = await client.files.create({
-      file: await toFile(Buffer.from(Array.from({ length: 1001 }, (_, index) => validLine(`x${index}`, 'p')).join('\n')), 'many.jsonl'),
+      file: await toFile(
+        Buffer.from(Array.from({ length: 1001 }, (_, index) => validLine(`x${index}`, 'p')).join('\n')),
+        'many.jsonl',
+      ),
       purpose: 'batch',
     });
-    const tooMany = await client.batches.create({ input_file_id: many.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const tooMany = await client.batches.create({
+      input_file_id: many.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
     expect(tooMany.status).toBe('failed');
     expect(tooMany.errors?.data?.[0]).toMatchObject({ code: 'too_many_requests' });
     expect(tooMany.request_counts?.total).toBe(0);
 
     await expect(
-      client.batches.create({ input_file_id: many.id, endpoint: '/v1/chat/completions', completion_window: '48h' as '24h' }),
+      client.batches.create({
+        input_file_id: many.id,
+        endpoint: '/v1/chat/completions',
+        completion_window: '48h' as '24h',
+      }),
     ).rejects.toMatchObject({ status: 400, param: 'completion_window' });
     await expect(
-      client.batches.create({ input_file_id: 'file-missing', endpoint: '/v1/chat/completions', completion_window: '24h' }),
+      client.batches.create({
+        input_file_id: 'file-missing',
+        endpoint: '/v1/chat/completions',
+        completion_window: '24h',
+      }),
     ).rejects.toMatchObject({ status: 404, param: 'input_file_id' });
     await expect(client.batches.retrieve('batch_unknown')).rejects.toMatchObject({ status: 404 });
     await expect(client.files.retrieve('file-unknown')).rejects.toMatchObject({ status: 404 });
@@ -205,18 +252,33 @@ describe('the OpenAI Batch API through the official SDK', () => {
     ).rejects.toMatchObject({ status: 400, param: 'purpose' });
 
     const big = Buffer.alloc(1024 * 1024 + 10, 'a');
-    const response = await request(stack.app).post('/v1/files').field('purpose', 'batch').attach('file', big, 'big.jsonl');
+    const response = await request(stack.app)
+      .post('/v1/files')
+      .field('purpose', 'batch')
+      .attach('file', big, 'big.jsonl');
     expect(response.status).toBe(413);
     expect(response.body.error).toMatchObject({ code: 'file_too_large', type: 'invalid_request_error' });
   });
 
   it('keeps batches in Redis: a brand-new API instance serves a batch another one created', async () => {
     const file = await client.files.create({
-      file: await toFile(Buffer.from([validLine('a', 'first'), validLine('b', 'second')].join('\n')), 'restart.jsonl'),
+      file: await toFile(
+        Buffer.from([validLine('a', 'first'), validLine('b', 'second')].join('\n')),
+        'restart.jsonl',
+      ),
       purpose: 'batch',
     });
-    const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-    const freshApp = createApp({ queues: stack.queues, redis: stack.redis.duplicate(), config: stack.config, logger: pino({ level: 'silent' }) });
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    const freshApp = createApp({
+      queues: stack.queues,
+      redis: stack.redis.duplicate(),
+      config: stack.config,
+      logger: pino({ level: 'silent' }),
+    });
     const deadline = Date.now() + 60_000;
     let batch: Batch;
     for (;;) {
@@ -228,12 +290,18 @@ describe('the OpenAI Batch API through the official SDK', () => {
     }
     expect(batch.status).toBe('completed');
     expect(batch.request_counts).toEqual({ total: 2, completed: 2, failed: 0 });
-    const content = await request(freshApp).get(`/v1/files/${batch.output_file_id}/content`).buffer(true).parse((res, done) => {
-      let text = '';
-      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      res.on('end', () => done(null, text));
-    });
-    const ids = (content.body as string).trim().split('\n').map((line) => (JSON.parse(line) as OutputLine).custom_id);
+    const content = await request(freshApp)
+      .get(`/v1/files/${batch.output_file_id}/content`)
+      .buffer(true)
+      .parse((res, done) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => done(null, text));
+      });
+    const ids = (content.body as string)
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as OutputLine).custom_id);
     expect(ids.sort()).toEqual(['a', 'b']);
     const listed = await request(freshApp).get('/v1/batches?limit=100');
     expect((listed.body as { data: { id: string }[] }).data.map((entry) => entry.id)).toContain(created.id);

@@ -14,7 +14,11 @@ const jsonl = (count: number, tag: string) =>
     }),
   ).join('\n');
 
-async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 120_000): Promise<T> {
+async function waitFor<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 120_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
@@ -43,7 +47,10 @@ describe('batch priority and cancel on a small worker', () => {
   });
 
   const createBatch = async (count: number, tag: string) => {
-    const file = await client.files.create({ file: await toFile(Buffer.from(jsonl(count, tag)), `${tag}.jsonl`), purpose: 'batch' });
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(jsonl(count, tag)), `${tag}.jsonl`),
+      purpose: 'batch',
+    });
     return (await client.batches.create({
       input_file_id: file.id,
       endpoint: '/v1/chat/completions',
@@ -57,14 +64,20 @@ describe('batch priority and cancel on a small worker', () => {
     const batch = await createBatch(200, 'bulk');
     expect(batch.request_counts?.total).toBe(200);
     const submittedAt = Date.now();
-    const job = await stack.submit({ preset: 'three', messages: [{ role: 'user', content: 'an interactive question' }] });
+    const job = await stack.submit({
+      preset: 'three',
+      messages: [{ role: 'user', content: 'an interactive question' }],
+    });
     const finished = await stack.waitFor(job.id, 60_000);
     const interactiveLatency = Date.now() - submittedAt;
     expect(finished.status).toBe('completed');
     const atThatMoment = await retrieve(batch.id);
     // It finished while most of the batch, queued earlier, was still waiting.
     expect(atThatMoment.request_counts!.completed).toBeLessThan(100);
-    const done = await waitFor(() => retrieve(batch.id), (value) => value.status === 'completed');
+    const done = await waitFor(
+      () => retrieve(batch.id),
+      (value) => value.status === 'completed',
+    );
     const batchTime = Date.now() - started;
     expect(done.request_counts).toEqual({ total: 200, completed: 200, failed: 0 });
     expect(interactiveLatency).toBeLessThan(batchTime / 4);
@@ -72,11 +85,18 @@ describe('batch priority and cancel on a small worker', () => {
 
   it('cancels mid-batch: keeps what finished, runs nothing more', async () => {
     const batch = await createBatch(80, 'cancel');
-    await waitFor(() => retrieve(batch.id), (value) => value.request_counts!.completed >= 3);
+    await waitFor(
+      () => retrieve(batch.id),
+      (value) => value.request_counts!.completed >= 3,
+    );
     const cancelling = (await client.batches.cancel(batch.id)) as Batch;
     expect(['cancelling', 'cancelled']).toContain(cancelling.status);
     expect(cancelling.cancelling_at).not.toBeNull();
-    const cancelled = await waitFor(() => retrieve(batch.id), (value) => value.status === 'cancelled', 60_000);
+    const cancelled = await waitFor(
+      () => retrieve(batch.id),
+      (value) => value.status === 'cancelled',
+      60_000,
+    );
     expect(cancelled.cancelled_at).not.toBeNull();
     const counts = cancelled.request_counts!;
     expect(counts.total).toBe(80);
@@ -93,7 +113,14 @@ describe('batch priority and cancel on a small worker', () => {
         ? (await (await client.files.content(id)).text())
             .trim()
             .split('\n')
-            .map((line) => JSON.parse(line) as { custom_id: string; response: { status_code: number } | null; error: { code: string } | null })
+            .map(
+              (line) =>
+                JSON.parse(line) as {
+                  custom_id: string;
+                  response: { status_code: number } | null;
+                  error: { code: string } | null;
+                },
+            )
         : [];
     const output = await read(cancelled.output_file_id);
     const errors = await read(cancelled.error_file_id);

@@ -49,7 +49,11 @@ describe('batch accounting, expiry and the validation watchdog', () => {
     });
     server = app.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    client = new OpenAI({ baseURL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, apiKey: 'unused', maxRetries: 0 });
+    client = new OpenAI({
+      baseURL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+      apiKey: 'unused',
+      maxRetries: 0,
+    });
   });
   afterAll(async () => {
     server?.closeAllConnections();
@@ -80,17 +84,31 @@ describe('batch accounting, expiry and the validation watchdog', () => {
         lineId,
         line:
           kind === 'completed'
-            ? JSON.stringify({ id: lineId, custom_id: customId, response: { status_code: 200, request_id: 'job_x', body: {} }, error: null })
+            ? JSON.stringify({
+                id: lineId,
+                custom_id: customId,
+                response: { status_code: 200, request_id: 'job_x', body: {} },
+                error: null,
+              })
             : batchErrorLine(lineId, customId, { code: 'moa_failed', message: 'boom' }),
         costUsd: 0.25,
         promptTokens: 10,
         completionTokens: 5,
       };
     };
-    expect(await recordBatchItem(redis, prefix, batchId, outcome('a', 'completed'))).toEqual({ recorded: true, finalize: false });
+    expect(await recordBatchItem(redis, prefix, batchId, outcome('a', 'completed'))).toEqual({
+      recorded: true,
+      finalize: false,
+    });
     // A re-run orchestrator reports the same item again: nothing changes.
-    expect(await recordBatchItem(redis, prefix, batchId, outcome('a', 'completed'))).toEqual({ recorded: false, finalize: false });
-    expect(await recordBatchItem(redis, prefix, batchId, outcome('b', 'failed'))).toEqual({ recorded: true, finalize: true });
+    expect(await recordBatchItem(redis, prefix, batchId, outcome('a', 'completed'))).toEqual({
+      recorded: false,
+      finalize: false,
+    });
+    expect(await recordBatchItem(redis, prefix, batchId, outcome('b', 'failed'))).toEqual({
+      recorded: true,
+      finalize: true,
+    });
     const hash = (await readBatchHash(redis, prefix, batchId))!;
     expect(batchObject(hash)).toMatchObject({
       status: 'finalizing',
@@ -106,9 +124,17 @@ describe('batch accounting, expiry and the validation watchdog', () => {
     expect(done.output_file_id).toMatch(/^file-/);
     expect(done.error_file_id).toMatch(/^file-/);
     const output = await (await client.files.content(done.output_file_id!)).text();
-    expect(output.trim().split('\n').map((line) => (JSON.parse(line) as { custom_id: string }).custom_id)).toEqual(['a']);
+    expect(
+      output
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { custom_id: string }).custom_id),
+    ).toEqual(['a']);
     // The working lists are gone; late reports change nothing.
-    expect(await recordBatchItem(redis, prefix, batchId, outcome('c', 'completed'))).toEqual({ recorded: false, finalize: false });
+    expect(await recordBatchItem(redis, prefix, batchId, outcome('c', 'completed'))).toEqual({
+      recorded: false,
+      finalize: false,
+    });
   });
 
   it('expires a batch at the end of its window: finished results stay downloadable', async () => {
@@ -120,10 +146,20 @@ describe('batch accounting, expiry and the validation watchdog', () => {
         body: { model: 'three', messages: [{ role: 'user', content: `expiring ${index}` }] },
       }),
     );
-    const file = await client.files.create({ file: await toFile(Buffer.from(lines.join('\n')), 'expiring.jsonl'), purpose: 'batch' });
-    const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(lines.join('\n')), 'expiring.jsonl'),
+      purpose: 'batch',
+    });
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
     expect(created.expires_at! - created.created_at).toBeLessThanOrEqual(2);
-    const expired = await until(() => client.batches.retrieve(created.id), (batch) => batch.status === 'expired');
+    const expired = await until(
+      () => client.batches.retrieve(created.id),
+      (batch) => batch.status === 'expired',
+    );
     expect(expired.expired_at).not.toBeNull();
     const counts = expired.request_counts!;
     const cancelled = (expired as unknown as { moa: { cancelled: number } }).moa.cancelled;
@@ -132,7 +168,9 @@ describe('batch accounting, expiry and the validation watchdog', () => {
     expect(counts.completed + counts.failed + cancelled).toBe(30);
     const errors = (await (await client.files.content(expired.error_file_id!)).text()).trim().split('\n');
     expect(errors).toHaveLength(counts.failed + cancelled);
-    expect(errors.map((line) => (JSON.parse(line) as { error: { code: string } }).error.code)).toContain('batch_expired');
+    expect(errors.map((line) => (JSON.parse(line) as { error: { code: string } }).error.code)).toContain(
+      'batch_expired',
+    );
     if (counts.completed > 0) {
       const output = (await (await client.files.content(expired.output_file_id!)).text()).trim().split('\n');
       expect(output).toHaveLength(counts.completed);

@@ -61,7 +61,10 @@ function moa(args: string[], env: Record<string, string>): CliRun {
       const existing = stderr.find(predicate);
       if (existing) return Promise.resolve(existing);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no matching stderr line; got:\n${stderr.join('\n')}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no matching stderr line; got:\n${stderr.join('\n')}`)),
+          timeoutMs,
+        );
         waiters.push({ predicate, resolve: (line) => (clearTimeout(timer), resolve(line)) });
       });
     },
@@ -130,7 +133,9 @@ describe('the moa CLI against a running stack', () => {
       expect((entry.output as string).length).toBeGreaterThan(0);
       // The answer is the aggregator's answer to this very instruction.
       const aggregatorCalls = stack.fake.requests.filter(
-        (recorded) => recorded.model === 'aggregator' && recorded.messages.some((message) => message.content === entry.instruction),
+        (recorded) =>
+          recorded.model === 'aggregator' &&
+          recorded.messages.some((message) => message.content === entry.instruction),
       );
       expect(aggregatorCalls.length).toBeGreaterThan(0);
     });
@@ -151,7 +156,10 @@ describe('the moa CLI against a running stack', () => {
     writeFileSync(input, `${prompts.join('\n')}\n\n`);
     const plain = await finished(moa(['batch', input, '-o', out, '--preset', 'three'], env));
     expect(plain.code, plain.stderr).toBe(0);
-    const answers = readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const answers = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(answers.map((answer) => answer.prompt)).toEqual(prompts);
     for (const answer of answers) {
       expect(typeof answer.output).toBe('string');
@@ -171,16 +179,32 @@ describe('the moa CLI against a running stack', () => {
     writeFileSync(openaiInput, lines.join('\n'));
     const openaiRun = await finished(moa(['batch', openaiInput, '-o', openaiOut], env));
     expect(openaiRun.code, openaiRun.stderr).toBe(0);
-    const results = readFileSync(openaiOut, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { custom_id: string; response: { status_code: number; body: { object: string } } });
+    const results = readFileSync(openaiOut, 'utf8')
+      .trim()
+      .split('\n')
+      .map(
+        (line) =>
+          JSON.parse(line) as {
+            custom_id: string;
+            response: { status_code: number; body: { object: string } };
+          },
+      );
     expect(results.map((line) => line.custom_id).sort()).toEqual(['alpha', 'beta']);
-    expect(results.every((line) => line.response.status_code === 200 && line.response.body.object === 'chat.completion')).toBe(true);
+    expect(
+      results.every(
+        (line) => line.response.status_code === 200 && line.response.body.object === 'chat.completion',
+      ),
+    ).toBe(true);
 
     // The same results, as AlpacaEval, without running anything again.
     const providerCalls = stack.fake.requests.length;
     const converted = await finished(moa(['batch', openaiInput, '-o', openaiOut, '--format', 'alpaca'], env));
     expect(converted.code, converted.stderr).toBe(0);
     expect(stack.fake.requests.length).toBe(providerCalls);
-    const alpaca = JSON.parse(readFileSync(openaiOut, 'utf8')) as { instruction: string; generator: string }[];
+    const alpaca = JSON.parse(readFileSync(openaiOut, 'utf8')) as {
+      instruction: string;
+      generator: string;
+    }[];
     expect(alpaca.map((entry) => entry.instruction)).toEqual(['openai format alpha', 'openai format beta']);
     expect(alpaca[0]!.generator).toBe('three');
   });
@@ -201,12 +225,19 @@ describe('the moa CLI against a running stack', () => {
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toContain(`following batch ${batchId}`);
     expect(second.stderr).not.toContain('submitted batch');
-    const answers = readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { prompt: string; output: string });
+    const answers = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { prompt: string; output: string });
     expect(answers).toHaveLength(120);
-    expect(answers.every((answer, index) => answer.prompt === `resumable prompt ${index}` && answer.output)).toBe(true);
+    expect(
+      answers.every((answer, index) => answer.prompt === `resumable prompt ${index}` && answer.output),
+    ).toBe(true);
     const all = await cliBatches();
     const tag = all.find((batch) => batch.id === batchId)?.metadata?.moa_cli_input;
-    expect(all.filter((batch) => batch.metadata?.moa_cli_input === tag).map((batch) => batch.id)).toEqual([batchId]);
+    expect(all.filter((batch) => batch.metadata?.moa_cli_input === tag).map((batch) => batch.id)).toEqual([
+      batchId,
+    ]);
   });
 
   it('after a cancelled batch, a re-run submits only the items still missing', async () => {
@@ -227,19 +258,31 @@ describe('the moa CLI against a running stack', () => {
       const result = await finished(first);
       expect(result.code).toBe(1);
       expect(result.stderr).toContain('Re-run the same command to retry them');
-      const partial = readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { output: string | null; error: { code: string } | null });
+      const partial = readFileSync(out, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { output: string | null; error: { code: string } | null });
       const answered = partial.filter((line) => line.output !== null).length;
       expect(answered).toBeGreaterThanOrEqual(2);
       expect(answered).toBeLessThan(150);
-      expect(partial.filter((line) => line.output === null).every((line) => line.error?.code === 'batch_cancelled')).toBe(true);
+      expect(
+        partial
+          .filter((line) => line.output === null)
+          .every((line) => line.error?.code === 'batch_cancelled'),
+      ).toBe(true);
     } finally {
       stack.fake.setBehaviour('*', undefined);
     }
     const second = await finished(moa(['batch', input, '-o', out, '--preset', 'three'], env));
     expect(second.code, second.stderr).toBe(0);
     const resubmitted = /submitted batch (batch_\w+): (\d+) items/.exec(second.stderr);
-    const answers = readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { prompt: string; output: string });
-    expect(answers.every((answer, index) => answer.prompt === `partial prompt ${index}` && answer.output)).toBe(true);
+    const answers = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { prompt: string; output: string });
+    expect(
+      answers.every((answer, index) => answer.prompt === `partial prompt ${index}` && answer.output),
+    ).toBe(true);
     const retried = await client.batches.retrieve(resubmitted![1]!);
     expect(Number(resubmitted![2])).toBeLessThan(150);
     expect(retried.request_counts?.total).toBe(Number(resubmitted![2]));

@@ -15,7 +15,12 @@ export function apiTarget(env: NodeJS.ProcessEnv = process.env): ApiTarget {
 
 /** The official OpenAI client pointed at MoA Queue (files and batches). */
 export function openaiClient(target: ApiTarget): OpenAI {
-  return new OpenAI({ baseURL: `${target.root}/v1`, apiKey: target.key ?? 'none', maxRetries: 5, timeout: 600_000 });
+  return new OpenAI({
+    baseURL: `${target.root}/v1`,
+    apiKey: target.key ?? 'none',
+    maxRetries: 5,
+    timeout: 600_000,
+  });
 }
 
 /** An error the CLI reports as one line, with an exit code. */
@@ -30,7 +35,12 @@ export class CliError extends Error {
 }
 
 /** A JSON request to the API; an OpenAI error object becomes a CliError with its message. */
-export async function apiJson<T>(target: ApiTarget, method: string, path: string, body?: unknown): Promise<T> {
+export async function apiJson<T>(
+  target: ApiTarget,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
   let response: Response;
   try {
     response = await fetch(`${target.root}${path}`, {
@@ -42,7 +52,9 @@ export async function apiJson<T>(target: ApiTarget, method: string, path: string
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (error) {
-    throw new CliError(`cannot reach the MoA API at ${target.root} (MOA_API_URL): ${(error as Error).cause ?? (error as Error).message}`);
+    throw new CliError(
+      `cannot reach the MoA API at ${target.root} (MOA_API_URL): ${(error as Error).cause ?? (error as Error).message}`,
+    );
   }
   const text = await response.text();
   let parsed: unknown;

@@ -49,8 +49,14 @@ async function main(argv: string[]): Promise<number> {
     case 'batch': {
       const poll = values['poll-interval'] ?? process.env.MOA_POLL_INTERVAL_MS;
       const pollIntervalMs = poll === undefined ? undefined : Number(poll);
-      if (pollIntervalMs !== undefined && !(pollIntervalMs > 0)) throw new CliError('--poll-interval must be a positive number of milliseconds', 2);
-      return batchCommand(rest[0], { out: values.output, preset: values.preset, format: values.format, pollIntervalMs });
+      if (pollIntervalMs !== undefined && !(pollIntervalMs > 0))
+        throw new CliError('--poll-interval must be a positive number of milliseconds', 2);
+      return batchCommand(rest[0], {
+        out: values.output,
+        preset: values.preset,
+        format: values.format,
+        pollIntervalMs,
+      });
     }
     case 'jobs':
       return jobsCommand(rest);
@@ -65,7 +71,10 @@ try {
   if (error instanceof CliError) {
     process.stderr.write(`moa: ${error.message}\n`);
     process.exitCode = error.exitCode;
-  } else if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+  } else if (
+    error instanceof TypeError &&
+    (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')
+  ) {
     process.stderr.write(`moa: ${error.message}\n`);
     process.exitCode = 2;
   } else {

@@ -11,6 +11,7 @@ import {
   type MoaQueues,
   type RequestJobData,
   type RequestProgress,
+  type RequestResult,
 } from '@moa-queue/contract';
 import {
   callsCost,
@@ -116,9 +117,9 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
   }
 
   return async function processRequest(
-    job: Job<RequestJobData, MoaResult>,
+    job: Job<RequestJobData, RequestResult>,
     token?: string,
-  ): Promise<MoaResult> {
+  ): Promise<RequestResult> {
     const { data } = job;
     const { preset, requestId } = data;
     const log = logger.child({ requestId, preset: preset.name });
@@ -127,7 +128,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     /** Writes sent but not yet awaited (events); awaited with the next batch of writes. */
     const background: Promise<unknown>[] = [];
 
-    const finish = async (status: 'completed' | 'cancelled', output: string | null): Promise<MoaResult> => {
+    const finish = async (status: 'completed' | 'cancelled', output: string | null): Promise<RequestResult> => {
       const result: MoaResult = {
         status,
         output,
@@ -148,13 +149,17 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         metrics.jobCost.observe({ preset: preset.name }, result.costUsd);
       }
       log.info({ status, costUsd: result.costUsd, usage: result.usage }, 'request finished');
+      progress.currentLayer = null;
       await Promise.all([
         ...background.splice(0),
+        // The layers are stored once, here; the returned value leaves them out.
+        job.updateProgress(progress),
         publishEvent(dependencies.redis, queues.prefix, requestId, { type: 'done', status }),
         enqueueWebhook(queues, data),
       ]);
       await recordBatchItemEnd(dependencies, data, { status, result });
-      return result;
+      const { layers: _layers, ...stored } = result;
+      return stored;
     };
 
     for (;;) {
@@ -275,7 +280,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
    * markers and the results BullMQ holds for this request's calls (the same
    * hashes `getChildrenValues` and `getIgnoredChildrenFailures` read).
    */
-  async function readState(job: Job<RequestJobData, MoaResult>, layer: number) {
+  async function readState(job: Job<RequestJobData, RequestResult>, layer: number) {
     const { requestId } = job.data;
     // Issued together: the connection auto-pipelines them into one round trip.
     const [cancelled, deadlinePassed, processed, failed] = await Promise.all([
@@ -338,7 +343,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
   }
 
   async function addCalls(
-    parent: Job<RequestJobData, MoaResult>,
+    parent: Job<RequestJobData, RequestResult>,
     layer: number,
     role: 'proposer' | 'aggregator',
     calls: PlannedCall[],

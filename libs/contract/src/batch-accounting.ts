@@ -121,7 +121,12 @@ return 1
 
 const shas = new Map<string, string>();
 
-async function runScript(redis: Redis, script: string, keys: string[], args: (string | number)[]): Promise<unknown> {
+async function runScript(
+  redis: Redis,
+  script: string,
+  keys: string[],
+  args: (string | number)[],
+): Promise<unknown> {
   let sha = shas.get(script);
   if (!sha) {
     sha = createHash('sha1').update(script).digest('hex');
@@ -172,7 +177,12 @@ export async function recordBatchItem(
   const [recorded, finalize] = (await runScript(
     redis,
     RECORD_ITEM,
-    [batchKey(prefix, batchId), batchDoneKey(prefix, batchId), batchOutputKey(prefix, batchId), batchErrorKey(prefix, batchId)],
+    [
+      batchKey(prefix, batchId),
+      batchDoneKey(prefix, batchId),
+      batchOutputKey(prefix, batchId),
+      batchErrorKey(prefix, batchId),
+    ],
     [
       outcome.customId,
       outcome.kind,
@@ -194,10 +204,12 @@ export async function markBatchValidated(
   batchId: string,
   total: number,
 ): Promise<{ drain: boolean; finalize: boolean }> {
-  const [drain, finalize] = (await runScript(redis, MARK_VALIDATED, [batchKey(prefix, batchId)], [total, nowSeconds()])) as [
-    number,
-    number,
-  ];
+  const [drain, finalize] = (await runScript(
+    redis,
+    MARK_VALIDATED,
+    [batchKey(prefix, batchId)],
+    [total, nowSeconds()],
+  )) as [number, number];
   return { drain: drain === 1, finalize: finalize === 1 };
 }
 
@@ -208,15 +220,17 @@ export async function requestBatchCancel(
   batchId: string,
 ): Promise<'drain' | 'validating' | 'noop' | 'missing'> {
   return (await runScript(redis, REQUEST_CANCEL, [batchKey(prefix, batchId)], [nowSeconds()])) as
-    | 'drain'
-    | 'validating'
-    | 'noop'
-    | 'missing';
+    'drain' | 'validating' | 'noop' | 'missing';
 }
 
 /** Starts a batch's expiry: `drain` its unfinished items, or `finalize` one already done. */
-export async function beginBatchExpiry(redis: Redis, prefix: string, batchId: string): Promise<'drain' | 'finalize' | 'noop'> {
-  return (await runScript(redis, BEGIN_EXPIRY, [batchKey(prefix, batchId)], [])) as 'drain' | 'finalize' | 'noop';
+export async function beginBatchExpiry(
+  redis: Redis,
+  prefix: string,
+  batchId: string,
+): Promise<'drain' | 'finalize' | 'noop'> {
+  return (await runScript(redis, BEGIN_EXPIRY, [batchKey(prefix, batchId)], [])) as
+    'drain' | 'finalize' | 'noop';
 }
 
 /** Sets a batch's final status with its files and drops its working keys; false when it had already ended. */
@@ -238,7 +252,12 @@ export async function completeBatch(
 }
 
 /** Fails a batch (its file could not be used, or its validation was interrupted). */
-export async function failBatch(redis: Redis, prefix: string, batchId: string, errors: BatchErrorEntry[]): Promise<boolean> {
+export async function failBatch(
+  redis: Redis,
+  prefix: string,
+  batchId: string,
+  errors: BatchErrorEntry[],
+): Promise<boolean> {
   const done = await runScript(redis, FAIL, allKeys(prefix, batchId), [
     JSON.stringify(errors),
     nowSeconds(),

@@ -43,7 +43,11 @@ export function fileObject(file: StoredFile): FileObject {
 }
 
 /** Reads a file's metadata; undefined when there is no such (complete) file. */
-export async function readStoredFile(redis: Redis, prefix: string, fileId: string): Promise<StoredFile | undefined> {
+export async function readStoredFile(
+  redis: Redis,
+  prefix: string,
+  fileId: string,
+): Promise<StoredFile | undefined> {
   const hash = await redis.hgetall(fileKey(prefix, fileId));
   if (!hash.id || hash.complete !== '1') return undefined;
   return {
@@ -120,7 +124,12 @@ export class ChunkWriter {
 }
 
 /** Streams a file's chunks from Redis, a few at a time. */
-export async function* readFileChunks(redis: Redis, prefix: string, fileId: string, perRead = 4): AsyncGenerator<Buffer> {
+export async function* readFileChunks(
+  redis: Redis,
+  prefix: string,
+  fileId: string,
+  perRead = 4,
+): AsyncGenerator<Buffer> {
   const key = fileChunksKey(prefix, fileId);
   for (let start = 0; ; start += perRead) {
     const chunks = await redis.lrangeBuffer(key, start, start + perRead - 1);

@@ -58,17 +58,22 @@ export function batchItemRequestId(batchId: string, index: number): string {
 /** Metadata (a hash) of a stored file. */
 export const fileKey = (prefix: string, fileId: string): string => `${prefix}:moa-file:${fileId}`;
 /** The content of a stored file: a list of chunks. */
-export const fileChunksKey = (prefix: string, fileId: string): string => `${prefix}:moa-file:${fileId}:chunks`;
+export const fileChunksKey = (prefix: string, fileId: string): string =>
+  `${prefix}:moa-file:${fileId}:chunks`;
 /** A batch (a hash of its fields and counters). */
 export const batchKey = (prefix: string, batchId: string): string => `${prefix}:moa-batch:${batchId}`;
 /** Custom ids of the items whose outcome has been recorded (a set): an item is counted once. */
-export const batchDoneKey = (prefix: string, batchId: string): string => `${prefix}:moa-batch:${batchId}:done`;
+export const batchDoneKey = (prefix: string, batchId: string): string =>
+  `${prefix}:moa-batch:${batchId}:done`;
 /** Custom ids seen while validating (a set), to refuse duplicates without holding them in memory. */
-export const batchSeenKey = (prefix: string, batchId: string): string => `${prefix}:moa-batch:${batchId}:seen`;
+export const batchSeenKey = (prefix: string, batchId: string): string =>
+  `${prefix}:moa-batch:${batchId}:seen`;
 /** Output lines of finished items (a list), until the output file is made of them. */
-export const batchOutputKey = (prefix: string, batchId: string): string => `${prefix}:moa-batch:${batchId}:out`;
+export const batchOutputKey = (prefix: string, batchId: string): string =>
+  `${prefix}:moa-batch:${batchId}:out`;
 /** Error lines (a list), until the error file is made of them. */
-export const batchErrorKey = (prefix: string, batchId: string): string => `${prefix}:moa-batch:${batchId}:err`;
+export const batchErrorKey = (prefix: string, batchId: string): string =>
+  `${prefix}:moa-batch:${batchId}:err`;
 /** Every batch by creation time (a sorted set), for `GET /v1/batches`. */
 export const batchIndexKey = (prefix: string): string => `${prefix}:moa-batches`;
 

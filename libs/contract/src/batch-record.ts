@@ -13,7 +13,12 @@ export type BatchStatus =
   | 'cancelled';
 
 /** Statuses a batch never leaves. */
-export const TERMINAL_BATCH_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'expired', 'cancelled']);
+export const TERMINAL_BATCH_STATUSES: ReadonlySet<string> = new Set([
+  'completed',
+  'failed',
+  'expired',
+  'cancelled',
+]);
 
 /** One entry of a failed batch's `errors`. */
 export interface BatchErrorEntry {
@@ -86,7 +91,11 @@ export function batchObject(hash: Record<string, string>): BatchObject {
     expired_at: orNull(hash.expired_at),
     cancelling_at: orNull(hash.cancelling_at),
     cancelled_at: orNull(hash.cancelled_at),
-    request_counts: { total: count(hash.total), completed: count(hash.completed), failed: count(hash.failed) },
+    request_counts: {
+      total: count(hash.total),
+      completed: count(hash.completed),
+      failed: count(hash.failed),
+    },
     metadata: hash.metadata ? (JSON.parse(hash.metadata) as Record<string, string>) : null,
     usage: {
       input_tokens: inputTokens,
@@ -100,7 +109,11 @@ export function batchObject(hash: Record<string, string>): BatchObject {
 }
 
 /** Reads a batch's hash; undefined when there is no such batch. */
-export async function readBatchHash(redis: Redis, prefix: string, batchId: string): Promise<Record<string, string> | undefined> {
+export async function readBatchHash(
+  redis: Redis,
+  prefix: string,
+  batchId: string,
+): Promise<Record<string, string> | undefined> {
   const hash = await redis.hgetall(batchKey(prefix, batchId));
   return hash.id ? hash : undefined;
 }

@@ -13,6 +13,7 @@ export type {
   CallJobResult,
   RequestProgress,
   RequestStatus,
+  RequestResult,
   DeadlineJobData,
   WebhookJobData,
 } from './payloads.js';
@@ -41,6 +42,7 @@ export {
   publishEvent,
   readEvents,
   EVENTS_TTL_SECONDS,
+  DONE_EVENTS_TTL_SECONDS,
   EVENTS_MAX_LENGTH,
   type RequestEvent,
   type ReadEvent,

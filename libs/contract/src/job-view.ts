@@ -1,11 +1,10 @@
-import type { RequestJobData, RequestProgress, RequestStatus } from './payloads.js';
+import type { RequestJobData, RequestProgress, RequestResult, RequestStatus } from './payloads.js';
 import {
   totalCost,
   totalUsage,
   type CallRecord,
   type ErrorRecord,
   type LayerRecord,
-  type MoaResult,
 } from '@moa-queue/moa';
 
 /** A call as the API shows it (DESIGN §4). */
@@ -58,7 +57,7 @@ export interface RequestSnapshot {
   status: RequestStatus;
   finishedOn: number | undefined;
   progress: RequestProgress | undefined;
-  result: MoaResult | undefined;
+  result: RequestResult | undefined;
   failedReason: string | undefined;
   /** Webhook delivery attempts so far, oldest first. */
   deliveries?: WebhookDeliveryView[];

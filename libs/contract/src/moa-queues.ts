@@ -4,12 +4,12 @@ import type {
   CallJobResult,
   DeadlineJobData,
   RequestJobData,
+  RequestResult,
   WebhookJobData,
 } from './payloads.js';
 import { DEADLINES_QUEUE, llmQueueName, REQUESTS_QUEUE, WEBHOOKS_QUEUE } from './queue-names.js';
 import { REQUEST_RETENTION } from './retention.js';
 import { BATCHES_QUEUE, type BatchJobData } from './batch-keys.js';
-import type { MoaResult } from '@moa-queue/moa';
 
 /** Options of {@link createMoaQueues}. */
 export interface MoaQueuesOptions {
@@ -25,7 +25,7 @@ export interface MoaQueuesOptions {
 /** The typed queues that the API and the workers share. */
 export interface MoaQueues {
   prefix: string;
-  requests: Queue<RequestJobData, MoaResult>;
+  requests: Queue<RequestJobData, RequestResult>;
   deadlines: Queue<DeadlineJobData, void>;
   webhooks: Queue<WebhookJobData, void>;
   /** Batch housekeeping: finalize, drain, expire, watchdog. */
@@ -40,7 +40,7 @@ export interface MoaQueues {
 /** Creates the request queue and one LLM queue per provider, all on one prefix. */
 export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
   const base = { connection: options.connection, prefix: options.prefix };
-  const requests = new Queue<RequestJobData, MoaResult>(REQUESTS_QUEUE, {
+  const requests = new Queue<RequestJobData, RequestResult>(REQUESTS_QUEUE, {
     ...base,
     defaultJobOptions: {
       attempts: 3,

@@ -3,6 +3,7 @@ import type {
   CallRecord,
   ChatMessage,
   ErrorRecord,
+  MoaResult,
   LayerRecord,
   PresetConfig,
 } from '@moa-queue/moa';
@@ -69,3 +70,9 @@ export interface WebhookJobData {
   requestId: string;
   url: string;
 }
+
+/**
+ * What an orchestrator job returns. The layers are stored once, in the
+ * job's progress; a result built in memory may still carry them.
+ */
+export type RequestResult = Omit<MoaResult, 'layers'> & { layers?: LayerRecord[] };

@@ -1,18 +1,17 @@
-import type { MoaResult } from '@moa-queue/moa';
 import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { cancelKey } from './cancel-marker.js';
 import { REQUEST_ID_PATTERN } from './job-ids.js';
 import type { RequestSnapshot, WebhookDeliveryView } from './job-view.js';
 import type { MoaQueues } from './moa-queues.js';
-import type { RequestJobData, RequestProgress, RequestStatus } from './payloads.js';
+import type { RequestJobData, RequestProgress, RequestResult, RequestStatus } from './payloads.js';
 
 /** Redis list of a request's webhook delivery attempts (JSON entries). */
 export function deliveriesKey(prefix: string, requestId: string): string {
   return `${prefix}:moa-webhook-deliveries:${requestId}`;
 }
 
-function statusOf(state: string, job: Job<RequestJobData, MoaResult>, cancelled: boolean): RequestStatus {
+function statusOf(state: string, job: Job<RequestJobData, RequestResult>, cancelled: boolean): RequestStatus {
   if (state === 'completed') return job.returnvalue?.status === 'cancelled' ? 'cancelled' : 'completed';
   if (state === 'failed') return 'failed';
   if (cancelled) return 'cancelled';
@@ -26,7 +25,7 @@ function statusOf(state: string, job: Job<RequestJobData, MoaResult>, cancelled:
 
 /** A loaded request: its orchestrator job, BullMQ state and cancel marker. */
 export interface LoadedRequest {
-  job: Job<RequestJobData, MoaResult>;
+  job: Job<RequestJobData, RequestResult>;
   state: string;
   cancelled: boolean;
 }
@@ -45,7 +44,7 @@ export async function loadRequest(
     redis.exists(cancelKey(queues.prefix, requestId)),
   ]);
   if (state === 'unknown') return undefined;
-  const job = (await Job.fromId(queues.requests, requestId)) as Job<RequestJobData, MoaResult> | undefined;
+  const job = (await Job.fromId(queues.requests, requestId)) as Job<RequestJobData, RequestResult> | undefined;
   if (!job) return undefined;
   return { job, state, cancelled: cancelled === 1 };
 }

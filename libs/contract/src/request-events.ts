@@ -20,8 +20,10 @@ export function eventsKey(prefix: string, requestId: string): string {
   return `${prefix}:moa-events:${requestId}`;
 }
 
-/** Streams live a day after their last event; readers after that fall back to the job's state. */
+/** Streams live a day after their last event while a request runs; readers after that fall back to the job's state. */
 export const EVENTS_TTL_SECONDS = 24 * 3600;
+/** Once a request is done its stream is only for late subscribers: an hour is plenty (the job keeps the story). */
+export const DONE_EVENTS_TTL_SECONDS = 3600;
 /** Bound on a stream's length: a 2,048-token answer streamed token by token fits. */
 export const EVENTS_MAX_LENGTH = 10_000;
 
@@ -45,7 +47,7 @@ export async function publishEvent(
   }
   await Promise.all([
     redis.xadd(key, 'MAXLEN', '~', EVENTS_MAX_LENGTH, '*', 'event', payload),
-    redis.expire(key, EVENTS_TTL_SECONDS),
+    redis.expire(key, event.type === 'done' ? DONE_EVENTS_TTL_SECONDS : EVENTS_TTL_SECONDS),
   ]);
 }
 

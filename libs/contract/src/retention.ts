@@ -7,11 +7,12 @@ import type { KeepJobs } from 'bullmq';
 export const REQUEST_RETENTION: KeepJobs = { age: 7 * 24 * 3600, count: 100_000 };
 
 /**
- * Finished call jobs are kept an hour: long enough that a re-added id is
- * still recognised as a duplicate (never run twice), while the parent keeps
- * each result in its own dependency records.
+ * Finished call jobs are kept 10 minutes. The orchestrator never re-adds a
+ * call whose result its request already holds; the retention only has to
+ * cover the moment between reading those results and adding the layer, when
+ * a just-finished call must still be recognised as a duplicate.
  */
-export const CALL_RETENTION_COMPLETED: KeepJobs = { age: 3600 };
+export const CALL_RETENTION_COMPLETED: KeepJobs = { age: 600 };
 
 /** Failed call jobs are kept a day for inspection; the parent copies what it needs. */
 export const CALL_RETENTION_FAILED: KeepJobs = { age: 24 * 3600 };

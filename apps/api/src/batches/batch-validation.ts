@@ -43,10 +43,20 @@ function parseLine(
   try {
     value = JSON.parse(text);
   } catch (error) {
-    return { index, customId: null, json: false, error: { code: 'invalid_json', message: `Line is not valid JSON: ${(error as Error).message}` } };
+    return {
+      index,
+      customId: null,
+      json: false,
+      error: { code: 'invalid_json', message: `Line is not valid JSON: ${(error as Error).message}` },
+    };
   }
   if (!isRecord(value)) {
-    return { index, customId: null, json: false, error: { code: 'invalid_request', message: 'Line must be a JSON object' } };
+    return {
+      index,
+      customId: null,
+      json: false,
+      error: { code: 'invalid_request', message: 'Line must be a JSON object' },
+    };
   }
   const customId = typeof value.custom_id === 'string' && value.custom_id.length > 0 ? value.custom_id : null;
   const fail = (code: string, message: string, param: string | null = null) => ({
@@ -55,10 +65,13 @@ function parseLine(
     json: true,
     error: { code, message, param },
   });
-  if (customId === null) return fail('missing_custom_id', 'custom_id must be a non-empty string', 'custom_id');
-  if (customId.length > 512) return fail('invalid_custom_id', 'custom_id must be at most 512 characters', 'custom_id');
+  if (customId === null)
+    return fail('missing_custom_id', 'custom_id must be a non-empty string', 'custom_id');
+  if (customId.length > 512)
+    return fail('invalid_custom_id', 'custom_id must be at most 512 characters', 'custom_id');
   if (value.method !== 'POST') return fail('invalid_method', 'method must be "POST"', 'method');
-  if (value.url !== endpoint) return fail('invalid_url', `url must be ${JSON.stringify(endpoint)}, the batch's endpoint`, 'url');
+  if (value.url !== endpoint)
+    return fail('invalid_url', `url must be ${JSON.stringify(endpoint)}, the batch's endpoint`, 'url');
   let body;
   try {
     body = parseOrThrow(chatCompletionSchema, value.body);
@@ -105,7 +118,8 @@ export async function validateAndEnqueue(
   const { redis, queues } = dependencies;
   const { prefix } = queues;
   const key = batchKey(prefix, batchId);
-  const fileError = (code: string, message: string) => failBatch(redis, prefix, batchId, [{ code, message, param: 'input_file_id', line: null }]);
+  const fileError = (code: string, message: string) =>
+    failBatch(redis, prefix, batchId, [{ code, message, param: 'input_file_id', line: null }]);
   if (!file.utf8) return void (await fileError('invalid_file', 'The input file is not UTF-8 text'));
   if (file.lines === 0) return void (await fileError('empty_file', 'The input file has no lines'));
   if (file.lines > dependencies.options.maxLines) {
@@ -127,7 +141,8 @@ export async function validateAndEnqueue(
     chunk = [];
     // Duplicates are found in Redis (SADD answers 0 for a custom_id seen before), not in a set held here.
     const seen = redis.pipeline();
-    for (const entry of entries) if (entry.customId !== null) seen.sadd(batchSeenKey(prefix, batchId), entry.customId);
+    for (const entry of entries)
+      if (entry.customId !== null) seen.sadd(batchSeenKey(prefix, batchId), entry.customId);
     const answers = (await seen.exec()) ?? [];
     let answer = 0;
     for (const entry of entries) {
@@ -135,7 +150,11 @@ export async function validateAndEnqueue(
       const added = answers[answer++]?.[1];
       if (added === 0) {
         entry.data = undefined;
-        entry.error = { code: 'duplicate_custom_id', message: `custom_id ${JSON.stringify(entry.customId)} is used by an earlier line`, param: 'custom_id' };
+        entry.error = {
+          code: 'duplicate_custom_id',
+          message: `custom_id ${JSON.stringify(entry.customId)} is used by an earlier line`,
+          param: 'custom_id',
+        };
       }
     }
     const items = entries.filter((entry) => entry.data);
@@ -163,7 +182,8 @@ export async function validateAndEnqueue(
       );
       update.hincrby(key, 'failed', errors.length);
       for (const entry of errors) {
-        if (firstErrors.length < 20) firstErrors.push({ ...entry.error!, param: entry.error!.param ?? null, line: entry.line });
+        if (firstErrors.length < 20)
+          firstErrors.push({ ...entry.error!, param: entry.error!.param ?? null, line: entry.line });
       }
     }
     update.hset(key, 'items', processed, 'heartbeat', Date.now());
@@ -181,7 +201,10 @@ export async function validateAndEnqueue(
         index,
         customId: null,
         line: line.number,
-        error: { code: 'request_too_large', message: `Line is longer than ${dependencies.maxLineBytes} bytes` },
+        error: {
+          code: 'request_too_large',
+          message: `Line is longer than ${dependencies.maxLineBytes} bytes`,
+        },
       });
     } else {
       const parsed = parseLine(dependencies, batchId, endpoint, index, line.text);
@@ -198,7 +221,12 @@ export async function validateAndEnqueue(
   if (jsonLines === 0 && !stopped) {
     // Not JSONL at all (e.g. a JSON array, or plain text): nothing ran, the batch fails with the first errors.
     await failBatch(redis, prefix, batchId, [
-      { code: 'invalid_file', message: 'No line of the input file is a JSON object: the file must be JSONL', param: 'input_file_id', line: null },
+      {
+        code: 'invalid_file',
+        message: 'No line of the input file is a JSON object: the file must be JSONL',
+        param: 'input_file_id',
+        line: null,
+      },
       ...firstErrors,
     ]);
     return;

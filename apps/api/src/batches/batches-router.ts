@@ -33,11 +33,22 @@ const createBatchSchema = z.object(
 
 const listSchema = z.object({
   after: z.string().max(128).optional(),
-  limit: z.coerce.number({ error: 'must be an integer' }).int('must be an integer').min(1).max(100).optional(),
+  limit: z.coerce
+    .number({ error: 'must be an integer' })
+    .int('must be an integer')
+    .min(1)
+    .max(100)
+    .optional(),
 });
 
 function batchNotFound(id: string): ApiError {
-  return new ApiError(404, `No batch with id ${JSON.stringify(id)}`, 'invalid_request_error', 'id', 'batch_not_found');
+  return new ApiError(
+    404,
+    `No batch with id ${JSON.stringify(id)}`,
+    'invalid_request_error',
+    'id',
+    'batch_not_found',
+  );
 }
 
 /**
@@ -63,10 +74,22 @@ export function batchesRouter(dependencies: BatchRouteDependencies): Router {
         ? await readStoredFile(redis, prefix, body.input_file_id)
         : undefined;
       if (!file) {
-        throw new ApiError(404, `No such File object: ${JSON.stringify(body.input_file_id)}`, 'invalid_request_error', 'input_file_id', 'file_not_found');
+        throw new ApiError(
+          404,
+          `No such File object: ${JSON.stringify(body.input_file_id)}`,
+          'invalid_request_error',
+          'input_file_id',
+          'file_not_found',
+        );
       }
       if (file.purpose !== 'batch') {
-        throw new ApiError(400, `File ${file.id} has purpose ${JSON.stringify(file.purpose)}, not "batch"`, 'invalid_request_error', 'input_file_id', 'invalid_value');
+        throw new ApiError(
+          400,
+          `File ${file.id} has purpose ${JSON.stringify(file.purpose)}, not "batch"`,
+          'invalid_request_error',
+          'input_file_id',
+          'invalid_value',
+        );
       }
       const batchId = newBatchId();
       const now = Date.now();
@@ -93,7 +116,10 @@ export function batchesRouter(dependencies: BatchRouteDependencies): Router {
         .zadd(batchIndexKey(prefix), now, batchId)
         .exec();
       await queueBatchJob(queues, 'expire', batchId, { delayMs: windowMs });
-      await queueBatchJob(queues, 'watchdog', batchId, { delayMs: BATCH_VALIDATION_STALE_MS, idSuffix: '-0' });
+      await queueBatchJob(queues, 'watchdog', batchId, {
+        delayMs: BATCH_VALIDATION_STALE_MS,
+        idSuffix: '-0',
+      });
       // Validation and enqueueing run before the answer: one round trip per 500 lines.
       await validateAndEnqueue(dependencies, batchId, body.endpoint, file);
       response.json(batchObject(await load(batchId)));
@@ -104,13 +130,20 @@ export function batchesRouter(dependencies: BatchRouteDependencies): Router {
       let start = 0;
       if (query.after) {
         const rank = await redis.zrevrank(batchIndexKey(prefix), query.after);
-        if (rank === null) throw new ApiError(400, `Unknown cursor ${JSON.stringify(query.after)}`, 'invalid_request_error', 'after', 'invalid_value');
+        if (rank === null)
+          throw new ApiError(
+            400,
+            `Unknown cursor ${JSON.stringify(query.after)}`,
+            'invalid_request_error',
+            'after',
+            'invalid_value',
+          );
         start = rank + 1;
       }
       const data = [];
       let hasMore = false;
       // Newest first. Entries whose batch has expired from Redis are dropped from the index on the way.
-      for (let cursor = start; ; ) {
+      for (let cursor = start; ;) {
         const ids = await redis.zrevrange(batchIndexKey(prefix), cursor, cursor + limit);
         if (ids.length === 0) break;
         cursor += ids.length;

@@ -1,13 +1,37 @@
-import { once } from 'node:events';
-import { deleteStoredFile, fileObject, FILE_ID_PATTERN, readFileChunks, readStoredFile } from '@moa-queue/contract';
-import { Router } from 'express';
+import {
+  deleteStoredFile,
+  fileObject,
+  FILE_ID_PATTERN,
+  readFileChunks,
+  readStoredFile,
+} from '@moa-queue/contract';
+import { Router, type Response } from 'express';
 import { ApiError } from '../api-error.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
 import type { BatchRouteDependencies } from './batch-options.js';
 import { receiveUpload } from './upload.js';
 
+/** Resolves when the response can take more data or has closed; leaves no listener behind. */
+function drained(response: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      response.off('drain', done);
+      response.off('close', done);
+      resolve();
+    };
+    response.on('drain', done);
+    response.on('close', done);
+  });
+}
+
 function fileNotFound(id: string): ApiError {
-  return new ApiError(404, `No such File object: ${JSON.stringify(id)}`, 'invalid_request_error', 'id', 'file_not_found');
+  return new ApiError(
+    404,
+    `No such File object: ${JSON.stringify(id)}`,
+    'invalid_request_error',
+    'id',
+    'file_not_found',
+  );
 }
 
 /**
@@ -60,7 +84,7 @@ export function filesRouter(dependencies: BatchRouteDependencies): Router {
       // Chunk by chunk from Redis, waiting for the socket to drain: memory stays flat whatever the size.
       for await (const chunk of readFileChunks(redis, queues.prefix, file.id)) {
         if (closed) return;
-        if (!response.write(chunk)) await Promise.race([once(response, 'drain'), once(response, 'close')]);
+        if (!response.write(chunk)) await drained(response);
       }
       response.end();
     })

@@ -116,7 +116,15 @@ export async function receiveUpload(
           limits: { files: 1, fields: 16, fieldSize: 4096, fileSize: maxFileBytes + 1 },
         });
       } catch (error) {
-        reject(new ApiError(400, `Invalid multipart body: ${(error as Error).message}`, 'invalid_request_error', null, 'invalid_multipart'));
+        reject(
+          new ApiError(
+            400,
+            `Invalid multipart body: ${(error as Error).message}`,
+            'invalid_request_error',
+            null,
+            'invalid_multipart',
+          ),
+        );
         return;
       }
       parser.on('file', (name, stream, info) => {
@@ -130,19 +138,46 @@ export async function receiveUpload(
       parser.on('field', (name, value) => fields.set(name, value));
       parser.on('close', () => resolve());
       parser.on('error', (error: Error) =>
-        reject(new ApiError(400, `Invalid multipart body: ${error.message}`, 'invalid_request_error', null, 'invalid_multipart')),
+        reject(
+          new ApiError(
+            400,
+            `Invalid multipart body: ${error.message}`,
+            'invalid_request_error',
+            null,
+            'invalid_multipart',
+          ),
+        ),
       );
-      request.on('aborted', () => reject(new ApiError(400, 'request aborted by the client', 'invalid_request_error', null, 'request_aborted')));
+      request.on('aborted', () =>
+        reject(
+          new ApiError(
+            400,
+            'request aborted by the client',
+            'invalid_request_error',
+            null,
+            'request_aborted',
+          ),
+        ),
+      );
       request.pipe(parser);
     });
-    if (!stored) throw new ApiError(400, 'Missing the file part "file"', 'invalid_request_error', 'file', 'missing_file');
+    if (!stored)
+      throw new ApiError(
+        400,
+        'Missing the file part "file"',
+        'invalid_request_error',
+        'file',
+        'missing_file',
+      );
     const { bytes, stats, filename, over } = await stored;
     if (over) throw tooLarge(maxFileBytes);
     const purpose = fields.get('purpose');
     if (purpose !== 'batch') {
       throw new ApiError(
         400,
-        purpose === undefined ? 'Missing purpose: only "batch" is supported' : `Invalid purpose ${JSON.stringify(purpose)}: only "batch" is supported`,
+        purpose === undefined
+          ? 'Missing purpose: only "batch" is supported'
+          : `Invalid purpose ${JSON.stringify(purpose)}: only "batch" is supported`,
         'invalid_request_error',
         'purpose',
         'invalid_value',

@@ -33,7 +33,9 @@ function lastUserText(body: unknown): string {
     if (!isRecord(message) || message.role !== 'user') continue;
     if (typeof message.content === 'string') return message.content;
     if (Array.isArray(message.content)) {
-      return message.content.map((part) => (isRecord(part) && typeof part.text === 'string' ? part.text : '')).join('');
+      return message.content
+        .map((part) => (isRecord(part) && typeof part.text === 'string' ? part.text : ''))
+        .join('');
     }
   }
   return '';
@@ -45,7 +47,10 @@ function lastUserText(body: unknown): string {
  * object with a `custom_id` is OpenAI batch input; anything else is plain
  * prompts, one per line. Custom ids of the last two are item indexes.
  */
-export function parseInput(text: string, presetOption: string | undefined): { format: BatchFormat; items: BatchItem[] } {
+export function parseInput(
+  text: string,
+  presetOption: string | undefined,
+): { format: BatchFormat; items: BatchItem[] } {
   const preset = presetOption ?? DEFAULT_PRESET;
   const trimmed = text.trimStart();
   if (trimmed.startsWith('[')) {
@@ -53,9 +58,13 @@ export function parseInput(text: string, presetOption: string | undefined): { fo
     try {
       entries = JSON.parse(text);
     } catch (error) {
-      throw new CliError(`the input looks like a JSON array but does not parse: ${(error as Error).message}`, 2);
+      throw new CliError(
+        `the input looks like a JSON array but does not parse: ${(error as Error).message}`,
+        2,
+      );
     }
-    if (!Array.isArray(entries)) throw new CliError('the input must be a JSON array of {instruction, dataset?}', 2);
+    if (!Array.isArray(entries))
+      throw new CliError('the input must be a JSON array of {instruction, dataset?}', 2);
     const items = entries.map((entry, index) => {
       if (!isRecord(entry) || typeof entry.instruction !== 'string') {
         throw new CliError(`entry ${index} of the AlpacaEval input has no string "instruction"`, 2);
@@ -85,12 +94,16 @@ export function parseInput(text: string, presetOption: string | undefined): { fo
       try {
         value = JSON.parse(line);
       } catch (error) {
-        throw new CliError(`line ${index + 1} of the batch input is not JSON: ${(error as Error).message}`, 2);
+        throw new CliError(
+          `line ${index + 1} of the batch input is not JSON: ${(error as Error).message}`,
+          2,
+        );
       }
       if (!isRecord(value) || typeof value.custom_id !== 'string' || value.custom_id === '') {
         throw new CliError(`line ${index + 1} of the batch input has no string custom_id`, 2);
       }
-      if (seen.has(value.custom_id)) throw new CliError(`custom_id ${JSON.stringify(value.custom_id)} appears twice`, 2);
+      if (seen.has(value.custom_id))
+        throw new CliError(`custom_id ${JSON.stringify(value.custom_id)} appears twice`, 2);
       seen.add(value.custom_id);
       const body = isRecord(value.body) ? { ...value.body } : value.body;
       if (presetOption && isRecord(body)) body.model = presetOption;
@@ -106,6 +119,11 @@ export function parseInput(text: string, presetOption: string | undefined): { fo
 
   return {
     format: 'prompts',
-    items: lines.map((line, index) => ({ customId: String(index), line: batchLine(String(index), preset, line), prompt: line, dataset: null })),
+    items: lines.map((line, index) => ({
+      customId: String(index),
+      line: batchLine(String(index), preset, line),
+      prompt: line,
+      dataset: null,
+    })),
   };
 }

@@ -1,6 +1,17 @@
-import { createReadStream, createWriteStream, existsSync, openSync, closeSync, readSync, statSync, appendFileSync, renameSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  openSync,
+  closeSync,
+  readSync,
+  statSync,
+  appendFileSync,
+  renameSync,
+} from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
+import type { ReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
 import type OpenAI from 'openai';
 import type { BatchFormat, BatchItem } from './formats.js';
@@ -36,7 +47,7 @@ export async function appendFileContent(client: OpenAI, fileId: string, path: st
   if (existsSync(path) && !endsWithNewline(path)) appendFileSync(path, '\n');
   const response = await client.files.content(fileId);
   if (!response.body) return;
-  await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), createWriteStream(path, { flags: 'a' }));
+  await pipeline(Readable.fromWeb(response.body as ReadableStream), createWriteStream(path, { flags: 'a' }));
   if (!endsWithNewline(path)) appendFileSync(path, '\n');
 }
 
@@ -101,7 +112,10 @@ export async function writeOutput(options: {
     }
     let lineNumber = -1;
     if (existsSync(options.resultsFile)) {
-      for await (const line of createInterface({ input: createReadStream(options.resultsFile), crlfDelay: Infinity })) {
+      for await (const line of createInterface({
+        input: createReadStream(options.resultsFile),
+        crlfDelay: Infinity,
+      })) {
         lineNumber += 1;
         if (wanted.has(lineNumber)) await write(`${line}\n`);
       }
@@ -112,7 +126,12 @@ export async function writeOutput(options: {
     for (const item of items) {
       const result = results.get(item.customId);
       if (!result?.ok) continue;
-      const entry = { instruction: item.prompt, output: result.output ?? '', generator: options.generator, dataset: item.dataset };
+      const entry = {
+        instruction: item.prompt,
+        output: result.output ?? '',
+        generator: options.generator,
+        dataset: item.dataset,
+      };
       await write(`${first ? '\n' : ',\n'}  ${JSON.stringify(entry)}`);
       first = false;
     }
@@ -120,9 +139,13 @@ export async function writeOutput(options: {
   } else {
     for (const item of items) {
       const result = results.get(item.customId);
-      await write(`${JSON.stringify({ prompt: item.prompt, output: result?.ok ? result.output : null, error: result?.error ?? null })}\n`);
+      await write(
+        `${JSON.stringify({ prompt: item.prompt, output: result?.ok ? result.output : null, error: result?.error ?? null })}\n`,
+      );
     }
   }
-  await new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    stream.end((error?: Error | null) => (error ? reject(error) : resolve())),
+  );
   renameSync(temporary, out);
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
-import OpenAI, { toFile } from 'openai';
+import { toFile, type OpenAI } from 'openai';
 import { apiTarget, CliError, openaiClient } from '../api.js';
 import { DEFAULT_PRESET, parseInput, type BatchFormat } from '../batch/formats.js';
 import { ProgressReporter } from '../batch/progress.js';
@@ -22,7 +22,12 @@ const TERMINAL = new Set(['completed', 'failed', 'expired', 'cancelled']);
 const note = (text: string) => process.stderr.write(`${text}\n`);
 
 /** Polls a batch until it ends, showing progress; returns the ended batch. */
-async function follow(client: OpenAI, round: RoundState, earlierCost: number, pollMs: number): Promise<BatchWithMoa> {
+async function follow(
+  client: OpenAI,
+  round: RoundState,
+  earlierCost: number,
+  pollMs: number,
+): Promise<BatchWithMoa> {
   const progress = new ProgressReporter();
   for (;;) {
     const batch = (await client.batches.retrieve(round.batchId)) as BatchWithMoa;
@@ -46,7 +51,8 @@ async function follow(client: OpenAI, round: RoundState, earlierCost: number, po
 /** A batch this command already created for the same input and round (its state file was lost in between). */
 async function findSubmitted(client: OpenAI, tag: string): Promise<BatchWithMoa | undefined> {
   const page = await client.batches.list({ limit: 100 });
-  return page.data.find((batch) => batch.metadata?.moa_cli_input === tag && batch.status !== 'failed') as BatchWithMoa | undefined;
+  return page.data.find((batch) => batch.metadata?.moa_cli_input === tag && batch.status !== 'failed') as
+    BatchWithMoa | undefined;
 }
 
 /**
@@ -58,9 +64,13 @@ async function findSubmitted(client: OpenAI, tag: string): Promise<BatchWithMoa 
  */
 export async function batchCommand(input: string | undefined, options: BatchCommandOptions): Promise<number> {
   const out = options.out;
-  if (!input || !out) throw new CliError('usage: moa batch IN -o OUT [--preset P] [--format openai|alpaca|prompts]', 2);
+  if (!input || !out)
+    throw new CliError('usage: moa batch IN -o OUT [--preset P] [--format openai|alpaca|prompts]', 2);
   if (options.format !== undefined && !['openai', 'alpaca', 'prompts'].includes(options.format)) {
-    throw new CliError(`--format must be openai, alpaca or prompts, got ${JSON.stringify(options.format)}`, 2);
+    throw new CliError(
+      `--format must be openai, alpaca or prompts, got ${JSON.stringify(options.format)}`,
+      2,
+    );
   }
   if (!existsSync(input)) throw new CliError(`no such input file: ${input}`, 2);
   const { format: inputFormat, items } = parseInput(readFileSync(input, 'utf8'), options.preset);
@@ -68,7 +78,9 @@ export async function batchCommand(input: string | undefined, options: BatchComm
   const outputFormat = (options.format ?? inputFormat) as BatchFormat;
   const firstModel = (JSON.parse(items[0]!.line) as { body?: { model?: unknown } }).body?.model;
   const generator = options.preset ?? (typeof firstModel === 'string' ? firstModel : DEFAULT_PRESET);
-  const inputHash = createHash('sha256').update(items.map((item) => item.line).join('\n')).digest('hex');
+  const inputHash = createHash('sha256')
+    .update(items.map((item) => item.line).join('\n'))
+    .digest('hex');
   const results = resultsPath(out);
   const pollMs = options.pollIntervalMs ?? 1000;
 
@@ -79,7 +91,9 @@ export async function batchCommand(input: string | undefined, options: BatchComm
     state = undefined;
   }
   if (state?.done && existsSync(out) && state.outputFormat === outputFormat) {
-    note(`${out} is complete (${items.length} items, batch ${state.rounds.map((round) => round.batchId).join(', ')}): nothing to do`);
+    note(
+      `${out} is complete (${items.length} items, batch ${state.rounds.map((round) => round.batchId).join(', ')}): nothing to do`,
+    );
     return 0;
   }
   const target = apiTarget();
@@ -96,7 +110,9 @@ export async function batchCommand(input: string | undefined, options: BatchComm
       const earlierCost = state.rounds.slice(0, -1).reduce((sum, round) => sum + round.costUsd, 0);
       const batch = await follow(client, current, earlierCost, pollMs);
       if (batch.status === 'failed') {
-        const reasons = (batch.errors?.data ?? []).map((error) => `${error.code}: ${error.message}`).join('; ');
+        const reasons = (batch.errors?.data ?? [])
+          .map((error) => `${error.code}: ${error.message}`)
+          .join('; ');
         current.downloaded = true;
         saveState(out, state);
         throw new CliError(`batch ${batch.id} failed: ${reasons || 'no reason given'}`);
@@ -113,7 +129,14 @@ export async function batchCommand(input: string | undefined, options: BatchComm
     const scanned = await scanResults(results);
     const missing = items.filter((item) => !scanned.get(item.customId)?.ok);
     if (missing.length === 0 || submitted) {
-      await writeOutput({ out, format: outputFormat, items, results: scanned, resultsFile: results, generator });
+      await writeOutput({
+        out,
+        format: outputFormat,
+        items,
+        results: scanned,
+        resultsFile: results,
+        generator,
+      });
       state.done = missing.length === 0;
       saveState(out, state);
       const cost = state.rounds.reduce((sum, round) => sum + round.costUsd, 0);
@@ -135,18 +158,35 @@ export async function batchCommand(input: string | undefined, options: BatchComm
     let round: RoundState;
     if (existing) {
       note(`resuming batch ${existing.id}, submitted earlier for this input`);
-      round = { batchId: existing.id, inputFileId: existing.input_file_id, items: missing.length, downloaded: false, costUsd: 0 };
+      round = {
+        batchId: existing.id,
+        inputFileId: existing.input_file_id,
+        items: missing.length,
+        downloaded: false,
+        costUsd: 0,
+      };
     } else {
       const body = Buffer.from(`${missing.map((item) => item.line).join('\n')}\n`);
-      const file = await client.files.create({ file: await toFile(body, `${basename(input)}.batch.jsonl`), purpose: 'batch' });
+      const file = await client.files.create({
+        file: await toFile(body, `${basename(input)}.batch.jsonl`),
+        purpose: 'batch',
+      });
       const batch = await client.batches.create({
         input_file_id: file.id,
         endpoint: '/v1/chat/completions',
         completion_window: '24h',
         metadata: { moa_cli_input: tag },
       });
-      note(`submitted batch ${batch.id}: ${missing.length} items (${inputFormat} input${state.rounds.length > 0 ? ', the ones still missing' : ''})`);
-      round = { batchId: batch.id, inputFileId: file.id, items: missing.length, downloaded: false, costUsd: 0 };
+      note(
+        `submitted batch ${batch.id}: ${missing.length} items (${inputFormat} input${state.rounds.length > 0 ? ', the ones still missing' : ''})`,
+      );
+      round = {
+        batchId: batch.id,
+        inputFileId: file.id,
+        items: missing.length,
+        downloaded: false,
+        costUsd: 0,
+      };
     }
     state.rounds.push(round);
     saveState(out, state);

@@ -1,10 +1,4 @@
-import {
-  createModelRegistry,
-  loadMoaConfig,
-  resolvePreset,
-  runMoa,
-  type MoaEvent,
-} from '@moa-queue/moa';
+import { createModelRegistry, loadMoaConfig, resolvePreset, runMoa, type MoaEvent } from '@moa-queue/moa';
 import { apiJson, apiTarget, CliError } from '../api.js';
 
 interface JobObject {
@@ -46,7 +40,11 @@ async function runRemote(prompt: string, preset: string | undefined): Promise<nu
 async function runLocal(prompt: string, presetName: string | undefined): Promise<number> {
   const config = loadMoaConfig(process.env.MOA_CONFIG);
   const preset = resolvePreset(config, presetName);
-  if (!preset) throw new CliError(`unknown preset ${JSON.stringify(presetName)}; available: ${Object.keys(config.presets).join(', ')}`, 2);
+  if (!preset)
+    throw new CliError(
+      `unknown preset ${JSON.stringify(presetName)}; available: ${Object.keys(config.presets).join(', ')}`,
+      2,
+    );
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   const result = await runMoa({
@@ -56,7 +54,9 @@ async function runLocal(prompt: string, presetName: string | undefined): Promise
     signal: controller.signal,
     onEvent(event: MoaEvent) {
       if (event.type === 'layer_finished') {
-        note(`layer ${event.layer} (${event.role}): ${event.succeeded} ok, ${event.failed} failed in ${event.durationMs} ms`);
+        note(
+          `layer ${event.layer} (${event.role}): ${event.succeeded} ok, ${event.failed} failed in ${event.durationMs} ms`,
+        );
       }
     },
   });
@@ -70,7 +70,10 @@ async function runLocal(prompt: string, presetName: string | undefined): Promise
 }
 
 /** `moa run "prompt" [--preset P] [--local]`. */
-export async function runCommand(prompt: string | undefined, options: { preset?: string; local?: boolean }): Promise<number> {
+export async function runCommand(
+  prompt: string | undefined,
+  options: { preset?: string; local?: boolean },
+): Promise<number> {
   if (!prompt) throw new CliError('usage: moa run "prompt" [--preset P] [--local]', 2);
   return options.local ? runLocal(prompt, options.preset) : runRemote(prompt, options.preset);
 }

@@ -43,7 +43,12 @@ export async function recordBatchItemEnd(
     data,
     status: end.status,
     finishedOn: Date.now(),
-    progress: end.status === 'failed' ? (end.progress ? { ...end.progress, error: end.error } : undefined) : undefined,
+    progress:
+      end.status === 'failed'
+        ? end.progress
+          ? { ...end.progress, error: end.error }
+          : undefined
+        : undefined,
     result: end.status === 'failed' ? undefined : end.result,
     failedReason: end.status === 'failed' ? end.error.message : undefined,
   };
@@ -66,15 +71,23 @@ export async function recordBatchItemEnd(
       { statusCode: cancelled ? 409 : 502, requestId: data.requestId },
     );
   }
-  const { recorded, finalize } = await recordBatchItem(dependencies.redis, dependencies.queues.prefix, batchId, {
-    customId,
-    kind: end.status,
-    line,
-    lineId,
-    costUsd: view.cost_usd,
-    promptTokens: view.usage.prompt_tokens,
-    completionTokens: view.usage.completion_tokens,
-  });
+  const { recorded, finalize } = await recordBatchItem(
+    dependencies.redis,
+    dependencies.queues.prefix,
+    batchId,
+    {
+      customId,
+      kind: end.status,
+      line,
+      lineId,
+      costUsd: view.cost_usd,
+      promptTokens: view.usage.prompt_tokens,
+      completionTokens: view.usage.completion_tokens,
+    },
+  );
   if (finalize) await queueBatchJob(dependencies.queues, 'finalize', batchId);
-  dependencies.logger.debug({ batchId, customId, status: end.status, recorded, finalize }, 'batch item recorded');
+  dependencies.logger.debug(
+    { batchId, customId, status: end.status, recorded, finalize },
+    'batch item recorded',
+  );
 }

@@ -25,7 +25,7 @@ import {
   type MoaQueues,
   type RequestJobData,
 } from '@moa-queue/contract';
-import { agentsOfLayer, layerCount, type MoaResult } from '@moa-queue/moa';
+import { agentsOfLayer, layerCount } from '@moa-queue/moa';
 import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -102,7 +102,7 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
         ids.map(async (id) => {
           const state = await queues.requests.getJobState(id);
           if (state === 'waiting' || state === 'prioritized' || state === 'delayed') {
-            const job = (await Job.fromId(queues.requests, id)) as Job<RequestJobData, MoaResult> | undefined;
+            const job = (await Job.fromId(queues.requests, id)) as Job<RequestJobData> | undefined;
             const customId = job?.data.batch?.customId;
             if (customId === undefined || (await queues.requests.remove(id)) !== 1) return;
             removed += 1;
@@ -110,7 +110,10 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
             const { finalize } = await recordBatchItem(redis, prefix, batchId, {
               customId,
               kind: 'cancelled',
-              line: batchErrorLine(lineId, customId, { code: 'cancelled', message: 'the request was cancelled' }),
+              line: batchErrorLine(lineId, customId, {
+                code: 'cancelled',
+                message: 'the request was cancelled',
+              }),
               lineId,
               costUsd: null,
               promptTokens: 0,
@@ -118,12 +121,14 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
             });
             if (finalize) await queueBatchJob(queues, 'finalize', batchId);
           } else if (state === 'active' || state === 'waiting-children') {
-            const job = (await Job.fromId(queues.requests, id)) as Job<RequestJobData, MoaResult> | undefined;
+            const job = (await Job.fromId(queues.requests, id)) as Job<RequestJobData> | undefined;
             if (!job) return;
             if (state === 'waiting-children') await job.removeUnprocessedChildren();
             const { preset } = job.data;
             for (let layer = 1; layer <= layerCount(preset); layer += 1) {
-              agentsOfLayer(preset, layer).forEach((_agent, index) => callIds.push(callJobId(id, layer, index)));
+              agentsOfLayer(preset, layer).forEach((_agent, index) =>
+                callIds.push(callJobId(id, layer, index)),
+              );
             }
           }
         }),
@@ -146,7 +151,10 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
     const hash = await readBatchHash(redis, prefix, batchId);
     if (!hash || hash.validated === '1' || TERMINAL_BATCH_STATUSES.has(hash.status ?? '')) return;
     if (Date.now() - Number(hash.heartbeat ?? 0) < BATCH_VALIDATION_STALE_MS) {
-      await queueBatchJob(queues, 'watchdog', batchId, { delayMs: BATCH_VALIDATION_STALE_MS, idSuffix: `-${Date.now()}` });
+      await queueBatchJob(queues, 'watchdog', batchId, {
+        delayMs: BATCH_VALIDATION_STALE_MS,
+        idSuffix: `-${Date.now()}`,
+      });
       return;
     }
     logger.warn({ batchId }, 'batch validation was interrupted: failing the batch');
