@@ -102,3 +102,17 @@ describe('per-key rate limit', () => {
     for (let index = 0; index < 5; index += 1) expect((await request(app).get('/healthz')).status).toBe(200);
   });
 });
+
+describe('console login throttling', () => {
+  it('answers 429 after 10 login attempts a minute from one address', async () => {
+    const app = createApp({ queues, redis, config, logger, apiKeys: ['right-key'] });
+    const statuses: number[] = [];
+    // 21 attempts span at most two minute windows, so one window sees more than 10.
+    for (let index = 0; index < 21; index += 1) {
+      const response = await request(app).post('/console/login').type('form').send({ key: `guess-${index}` });
+      statuses.push(response.status);
+    }
+    expect(statuses).toContain(429);
+    expect(statuses.filter((status) => status !== 429).length).toBeGreaterThanOrEqual(10);
+  });
+});

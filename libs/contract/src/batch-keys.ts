@@ -10,11 +10,20 @@ export const BATCH_LIMITS = { maxFileBytes: 200 * 1024 * 1024, maxLines: 50_000 
 export const FILE_CHUNK_BYTES = 256 * 1024;
 
 /**
- * BullMQ priority of batch items. Jobs without a priority are served before
- * any prioritized job, so interactive requests always go first; the LLM calls
- * of an item inherit its priority.
+ * Base BullMQ priority of batch items; item i gets `BATCH_ITEM_PRIORITY + i`.
+ * Jobs without a priority are served before any prioritized job, so
+ * interactive requests always go first. The LLM calls of an item inherit its
+ * priority, so an item's later layers go before the first layer of items
+ * after it: items finish in order, one after another, rather than all of
+ * them together at the end (which would leave a cancelled or expired batch
+ * with almost nothing done, and no progress to show meanwhile).
  */
 export const BATCH_ITEM_PRIORITY = 1000;
+
+/** The BullMQ priority of a batch's item `index` (lower runs first; BullMQ allows up to 2^21). */
+export function batchItemPriority(index: number): number {
+  return BATCH_ITEM_PRIORITY + index;
+}
 
 /** Items are validated and enqueued this many lines at a time (one `addBulk` each). */
 export const BATCH_ENQUEUE_CHUNK = 500;

@@ -1,8 +1,8 @@
 import {
   BATCH_ENQUEUE_CHUNK,
-  BATCH_ITEM_PRIORITY,
   batchErrorKey,
   batchErrorLine,
+  batchItemPriority,
   batchItemRequestId,
   batchKey,
   batchSeenKey,
@@ -164,7 +164,7 @@ export async function validateAndEnqueue(
         items.map((entry) => ({
           name: 'moa',
           data: entry.data as RequestJobData,
-          opts: { jobId: (entry.data as RequestJobData).requestId, priority: BATCH_ITEM_PRIORITY },
+          opts: { jobId: (entry.data as RequestJobData).requestId, priority: batchItemPriority(entry.index) },
         })),
       );
     }

@@ -2,7 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import { ApiError } from '../api-error.js';
 import { CONSOLE_COOKIE, readCookie } from './cookies.js';
 import { isConsolePath, OPEN_CONSOLE_PATHS } from './console-paths.js';
-import { createKeyCheck } from './key-check.js';
+import { createKeyCheck } from '../key-check.js';
 
 /** A browser navigating to a page (not a script or API client asking for JSON). */
 function isPageLoad(request: Request): boolean {

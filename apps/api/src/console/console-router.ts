@@ -6,6 +6,7 @@ import { BULL_BOARD_PATH, bullBoardApp } from './bull-board.js';
 import { consoleApi } from './console-api.js';
 import { consoleAuth } from './console-auth.js';
 import { loginRoutes } from './login-routes.js';
+import { rateLimit } from '../middleware/rate-limit.js';
 import { CONSOLE_PUBLIC_DIR } from './public-dir.js';
 import { securityHeaders } from './security-headers.js';
 
@@ -40,6 +41,9 @@ function consoleNotFound(): RequestHandler {
   };
 }
 
+/** Login attempts allowed per minute per client address. */
+export const LOGIN_ATTEMPTS_PER_MINUTE = 10;
+
 /**
  * The job console and bull-board. Mount it before the API's `auth(...)`:
  * it enforces auth itself for `/console/**` and `/admin/queues/**` (bearer
@@ -55,6 +59,11 @@ export function consoleRouter(dependencies: ConsoleDependencies): Router {
   const apiKeys = dependencies.apiKeys ?? [];
   const router = Router();
   router.use(consoleAuth(apiKeys));
+  // Key guessing through the login form is throttled per address, shared by all replicas.
+  router.post(
+    '/console/login',
+    rateLimit(dependencies.redis, dependencies.queues.prefix, LOGIN_ATTEMPTS_PER_MINUTE, 'console-login'),
+  );
   router.use(loginRoutes(apiKeys));
   router.use('/console', withSecurityHeaders());
   router.get('/console', (_request, response) => {

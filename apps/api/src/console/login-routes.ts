@@ -4,7 +4,7 @@ import express, { Router } from 'express';
 import { methodNotAllowed } from '../middleware/error-handler.js';
 import { consoleCookie, CONSOLE_COOKIE_MAX_AGE_SECONDS } from './cookies.js';
 import { safeNextPath } from './console-paths.js';
-import { createKeyCheck } from './key-check.js';
+import { createKeyCheck } from '../key-check.js';
 import { CONSOLE_PUBLIC_DIR } from './public-dir.js';
 import { securityHeaders } from './security-headers.js';
 

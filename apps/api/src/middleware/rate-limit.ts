@@ -5,14 +5,20 @@ import { ApiError } from '../api-error.js';
 /**
  * Per-caller request limit in Redis (a fixed one-minute window shared by
  * every API replica): 429 with `Retry-After` past `requestsPerMinute`.
- * Callers are told apart by API key (a digest, never the key) or address.
+ * Callers are told apart by API key (a digest, never the key) or address;
+ * `scope` keeps separate limits (the API, the console's login form) apart.
  */
-export function rateLimit(redis: Redis, prefix: string, requestsPerMinute: number): RequestHandler {
+export function rateLimit(
+  redis: Redis,
+  prefix: string,
+  requestsPerMinute: number,
+  scope = 'api',
+): RequestHandler {
   return async (request, response, next) => {
     if (requestsPerMinute <= 0) return next();
     const caller = (response.locals.apiKeyDigest as string | undefined) ?? `ip:${request.ip}`;
     const window = Math.floor(Date.now() / 60_000);
-    const key = `${prefix}:moa-rate:${caller}:${window}`;
+    const key = `${prefix}:moa-rate:${scope}:${caller}:${window}`;
     try {
       const [[, count]] = (await redis.multi().incr(key).expire(key, 120).exec()) as [[unknown, number]];
       if (count > requestsPerMinute) {
