@@ -30,13 +30,25 @@ beforeAll(async () => {
   jobId = created.body.id;
 });
 
-/** Every API route, as a request builder that may add the key. */
+/** Every API route, as a request builder that may add the key (only sent without a valid one). */
 const routes: [string, (key?: string) => request.Test][] = [
   ['POST /v1/jobs', (key) => withKey(request(app).post('/v1/jobs'), key).send({ messages })],
   ['GET /v1/jobs/{id}', (key) => withKey(request(app).get(`/v1/jobs/${jobId}`), key)],
   ['DELETE /v1/jobs/{id}', (key) => withKey(request(app).delete(`/v1/jobs/${jobId}`), key)],
   ['GET /v1/models', (key) => withKey(request(app).get('/v1/models'), key)],
   ['GET /v1/models/{id}', (key) => withKey(request(app).get('/v1/models/moa'), key)],
+  ['GET /v1/jobs/{id}/events', (key) => withKey(request(app).get(`/v1/jobs/${jobId}/events`), key)],
+  [
+    'POST /v1/chat/completions',
+    (key) => withKey(request(app).post('/v1/chat/completions'), key).send({ model: 'moa', messages }),
+  ],
+  ['POST /v1/files', (key) => withKey(request(app).post('/v1/files'), key)],
+  ['GET /v1/files/{id}', (key) => withKey(request(app).get('/v1/files/file-x'), key)],
+  ['GET /v1/files/{id}/content', (key) => withKey(request(app).get('/v1/files/file-x/content'), key)],
+  ['POST /v1/batches', (key) => withKey(request(app).post('/v1/batches'), key).send({})],
+  ['GET /v1/batches', (key) => withKey(request(app).get('/v1/batches'), key)],
+  ['GET /v1/batches/{id}', (key) => withKey(request(app).get('/v1/batches/batch_x'), key)],
+  ['POST /v1/batches/{id}/cancel', (key) => withKey(request(app).post('/v1/batches/batch_x/cancel'), key)],
 ];
 
 function withKey(test: request.Test, key: string | undefined): request.Test {
