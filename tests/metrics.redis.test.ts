@@ -22,7 +22,9 @@ describe('Prometheus metrics agree with the jobs', () => {
     stack = await startMoaStack({ name: 'metrics', redisUrl: inject('redisUrl'), workers: 2 });
     stack.fake.setBehaviour('dead', { failStatus: 400 });
     const submit = async (body: Record<string, unknown>) => stack.waitFor((await stack.submit(body)).id);
-    const three = await Promise.all(Array.from({ length: 4 }, () => submit({ preset: 'three', messages: USER })));
+    const three = await Promise.all(
+      Array.from({ length: 4 }, () => submit({ preset: 'three', messages: USER })),
+    );
     stack.fake.script('beta', { status: 500 });
     const retried = await submit({ preset: 'three', messages: USER });
     stack.fake.script('gamma', { status: 429, retryAfterSeconds: 1 });
@@ -36,31 +38,42 @@ describe('Prometheus metrics agree with the jobs', () => {
     expect(jobs.every((job) => job.status === 'completed')).toBe(true);
 
     const texts = await Promise.all(
-      stack.workers.map(async (process) => (await fetch(`http://127.0.0.1:${metricsPortOf(process)}/metrics`)).text()),
+      stack.workers.map(async (process) =>
+        (await fetch(`http://127.0.0.1:${metricsPortOf(process)}/metrics`)).text(),
+      ),
     );
     worker = texts.flatMap(parseMetrics);
     // Both workers did some of the calls.
-    for (const text of texts) expect(sumOf(parseMetrics(text), 'moa_llm_request_duration_seconds_count')).toBeGreaterThan(0);
+    for (const text of texts)
+      expect(sumOf(parseMetrics(text), 'moa_llm_request_duration_seconds_count')).toBeGreaterThan(0);
     api = parseMetrics((await request(stack.app).get('/metrics')).text);
   });
   afterAll(async () => {
     await stack?.stop();
   });
 
-  const calls = () => jobs.flatMap((job) => job.layers.flatMap((layer) => layer.calls.map((call) => ({ ...call, layer, job }))));
+  const calls = () =>
+    jobs.flatMap((job) =>
+      job.layers.flatMap((layer) => layer.calls.map((call) => ({ ...call, layer, job }))),
+    );
 
   it('counts every call by layer, role and outcome', () => {
     for (const layer of ['1', '2', '3']) {
       for (const role of ['proposer', 'aggregator']) {
         const completed = calls().filter(
-          (call) => String(call.layer.layer) === layer && call.layer.role === role && call.status === 'completed',
+          (call) =>
+            String(call.layer.layer) === layer && call.layer.role === role && call.status === 'completed',
         ).length;
-        expect(sumOf(worker, 'moa_llm_request_duration_seconds_count', { layer, role, outcome: 'success' })).toBe(completed);
+        expect(
+          sumOf(worker, 'moa_llm_request_duration_seconds_count', { layer, role, outcome: 'success' }),
+        ).toBe(completed);
       }
     }
     // The dead proposer, the scripted 500 and the scripted 429 each failed one attempt.
     expect(sumOf(worker, 'moa_llm_request_duration_seconds_count', { outcome: 'error' })).toBe(3);
-    expect(sumOf(worker, 'moa_llm_request_duration_seconds_count', { model: 'fake/dead', outcome: 'error' })).toBe(1);
+    expect(
+      sumOf(worker, 'moa_llm_request_duration_seconds_count', { model: 'fake/dead', outcome: 'error' }),
+    ).toBe(1);
   });
 
   it('token and cost counters equal the sums on the job objects', () => {
@@ -72,7 +85,13 @@ describe('Prometheus metrics agree with the jobs', () => {
     expect(Math.abs(sumOf(worker, 'moa_llm_cost_usd_total') - cost)).toBeLessThan(1e-9);
     const pricedJobs = jobs.filter((job) => job.cost_usd !== null);
     const layerCost = sumOf(worker, 'moa_layer_cost_usd_sum');
-    expect(Math.abs(layerCost - pricedJobs.reduce((sum, job) => sum + job.cost_usd!, 0) - pricedLayerCostOf(jobs.filter((job) => job.cost_usd === null)))).toBeLessThan(1e-9);
+    expect(
+      Math.abs(
+        layerCost -
+          pricedJobs.reduce((sum, job) => sum + job.cost_usd!, 0) -
+          pricedLayerCostOf(jobs.filter((job) => job.cost_usd === null)),
+      ),
+    ).toBeLessThan(1e-9);
   });
 
   it('observes every layer once per job, the aggregator included, and each job once', () => {
@@ -81,7 +100,9 @@ describe('Prometheus metrics agree with the jobs', () => {
       const layers = preset === 'unpriced' ? 2 : 3;
       for (let layer = 1; layer <= layers; layer += 1) {
         const role = layer === layers ? 'aggregator' : 'proposer';
-        expect(sumOf(worker, 'moa_layer_duration_seconds_count', { preset, layer: String(layer), role })).toBe(count);
+        expect(
+          sumOf(worker, 'moa_layer_duration_seconds_count', { preset, layer: String(layer), role }),
+        ).toBe(count);
       }
       expect(sumOf(worker, 'moa_jobs_finished_total', { preset, outcome: 'completed' })).toBe(count);
       expect(sumOf(worker, 'moa_job_duration_seconds_count', { preset, outcome: 'completed' })).toBe(count);
@@ -92,7 +113,9 @@ describe('Prometheus metrics agree with the jobs', () => {
     expect(sumOf(worker, 'moa_llm_retries_total', { model: 'fake/beta', reason: 'server_error' })).toBe(1);
     expect(sumOf(worker, 'moa_llm_retries_total', { model: 'fake/gamma', reason: 'rate_limit' })).toBe(1);
     expect(sumOf(worker, 'moa_llm_cost_unknown_total', { model: 'fake/unpriced' })).toBe(1);
-    const gamma = jobs[5]!.layers.flatMap((layer) => layer.calls).filter((call) => call.model === 'fake/gamma');
+    const gamma = jobs[5]!.layers
+      .flatMap((layer) => layer.calls)
+      .filter((call) => call.model === 'fake/gamma');
     // A 429 is not an attempt.
     expect(gamma.map((call) => call.attempts)).toEqual([1, 1]);
   });
@@ -112,9 +135,15 @@ describe('Prometheus metrics agree with the jobs', () => {
 
   it('the API exports bullmq_job_count for every queue and HTTP metrics by route', () => {
     expect(sumOf(api, 'bullmq_job_count', { queue: 'moa-requests', state: 'completed' })).toBe(jobs.length);
-    const queues = new Set(api.filter((sample) => sample.name === 'bullmq_job_count').map((sample) => sample.labels.queue));
-    expect([...queues]).toEqual(expect.arrayContaining(['moa-requests', 'moa-llm-fake', 'moa-webhooks', 'moa-deadlines']));
-    expect(sumOf(api, 'moa_http_requests_total', { route: '/v1/jobs', method: 'POST', status: '202' })).toBe(jobs.length);
+    const queues = new Set(
+      api.filter((sample) => sample.name === 'bullmq_job_count').map((sample) => sample.labels.queue),
+    );
+    expect([...queues]).toEqual(
+      expect.arrayContaining(['moa-requests', 'moa-llm-fake', 'moa-webhooks', 'moa-deadlines']),
+    );
+    expect(sumOf(api, 'moa_http_requests_total', { route: '/v1/jobs', method: 'POST', status: '202' })).toBe(
+      jobs.length,
+    );
     expect(sumOf(api, 'moa_http_requests_total', { route: '/v1/jobs/:id' })).toBeGreaterThan(0);
     expect(api.some((sample) => sample.name === 'process_cpu_user_seconds_total')).toBe(true);
   });
@@ -124,6 +153,10 @@ describe('Prometheus metrics agree with the jobs', () => {
 function pricedLayerCostOf(jobs: JobView[]): number {
   return jobs
     .flatMap((job) => job.layers)
-    .filter((layer) => layer.calls.every((call) => call.cost_usd !== null || call.usage.prompt_tokens + call.usage.completion_tokens === 0))
+    .filter((layer) =>
+      layer.calls.every(
+        (call) => call.cost_usd !== null || call.usage.prompt_tokens + call.usage.completion_tokens === 0,
+      ),
+    )
     .reduce((sum, layer) => sum + layer.calls.reduce((inner, call) => inner + (call.cost_usd ?? 0), 0), 0);
 }

@@ -16,9 +16,16 @@ describe('a Redis restart (AOF) in the middle of a run', () => {
   it('loses no request: API and workers reconnect, /readyz reports the outage, every request completes', async () => {
     // This suite owns its Redis: it kills it.
     redis = await startRedisServer({ appendOnly: true });
-    stack = await startMoaStack({ name: 'redis-restart', redisUrl: redis.url, workers: 2, fake: { defaultLatencyMs: 400 } });
+    stack = await startMoaStack({
+      name: 'redis-restart',
+      redisUrl: redis.url,
+      workers: 2,
+      fake: { defaultLatencyMs: 400 },
+    });
     const created = await Promise.all(
-      Array.from({ length: 12 }, (_, index) => stack!.submit({ messages: [{ role: 'user', content: `survive ${index}` }] })),
+      Array.from({ length: 12 }, (_, index) =>
+        stack!.submit({ messages: [{ role: 'user', content: `survive ${index}` }] }),
+      ),
     );
     await new Promise((resolve) => setTimeout(resolve, 600));
 

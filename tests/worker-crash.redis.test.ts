@@ -58,4 +58,28 @@ describe('worker crashes and shutdowns lose no request and repeat no finished ca
     expect(stack.fake.requests.filter((request) => systemText(request.messages) === '')).toHaveLength(3);
     expect(stack.fake.requests).toHaveLength(7);
   });
+
+  it('SIGKILL of one of two workers during a run of dozens of requests: every request completes', async () => {
+    stack = await startMoaStack({
+      name: 'crash-many',
+      redisUrl: inject('redisUrl'),
+      workers: 2,
+      fake: { defaultLatencyMs: 150 },
+    });
+    const created = await Promise.all(
+      Array.from({ length: 30 }, (_, index) =>
+        stack!.submit({ preset: 'three', messages: [{ role: 'user', content: `crash run ${index}` }] }),
+      ),
+    );
+    await until(() => stack!.fake.requests.length >= 60);
+    await stack.workers[0]!.stop('SIGKILL');
+    const inFlightAtKill = stack.fake.requests.filter((recorded) => recorded.status === undefined).length;
+    const jobs = await Promise.all(created.map((job) => stack!.waitFor(job.id, 60_000)));
+    expect(jobs.map((job) => job.status)).toEqual(Array(30).fill('completed'));
+    for (const job of jobs) expect(job.layers.map((layer) => layer.calls.length)).toEqual([3, 3, 1]);
+    // Only calls that were unfinished when the worker died were made again.
+    const answered = stack.fake.requests.filter((recorded) => recorded.status === 200).length;
+    expect(answered).toBeGreaterThanOrEqual(30 * 7);
+    expect(stack.fake.requests.length).toBeLessThanOrEqual(30 * 7 + inFlightAtKill);
+  });
 });

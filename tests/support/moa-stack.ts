@@ -28,7 +28,11 @@ export const FAKE_PRICES = {
 export function stackConfigFile(fakeUrl: string): Record<string, unknown> {
   const three = [{ model: 'fake/alpha' }, { model: 'fake/beta' }, { model: 'fake/gamma' }];
   return {
-    providers: { fake: { baseURL: fakeUrl, apiKeyEnv: 'FAKE_PROVIDER_API_KEY', maxAttempts: 3 } },
+    providers: {
+      fake: { baseURL: fakeUrl, apiKeyEnv: 'FAKE_PROVIDER_API_KEY', maxAttempts: 3 },
+      // The same fake server as a second provider that allows 2 calls at a time across all workers.
+      narrow: { baseURL: fakeUrl, apiKeyEnv: 'FAKE_PROVIDER_API_KEY', concurrency: 2 },
+    },
     models: FAKE_PRICES,
     presets: {
       three: {
@@ -50,6 +54,10 @@ export function stackConfigFile(fakeUrl: string): Record<string, unknown> {
       },
       unpriced: {
         layers: [[{ model: 'fake/alpha' }, { model: 'fake/unpriced' }]],
+        aggregator: { model: 'fake/aggregator' },
+      },
+      narrow: {
+        layers: [[1, 2, 3, 4, 5, 6].map((index) => ({ model: `narrow/lane-${index}` }))],
         aggregator: { model: 'fake/aggregator' },
       },
       'all-dead': {
@@ -224,7 +232,8 @@ export function parseMetrics(text: string): MetricSample[] {
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!match) continue;
     const labels: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g)) labels[pair[1]!] = pair[2]!;
+    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g))
+      labels[pair[1]!] = pair[2]!;
     samples.push({ name: match[1]!, labels, value: Number(match[3]) });
   }
   return samples;
@@ -233,7 +242,10 @@ export function parseMetrics(text: string): MetricSample[] {
 /** Sum of the samples named `name` whose labels include `labels`. */
 export function sumOf(samples: MetricSample[], name: string, labels: Record<string, string> = {}): number {
   return samples
-    .filter((sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value))
+    .filter(
+      (sample) =>
+        sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value),
+    )
     .reduce((sum, sample) => sum + sample.value, 0);
 }
 

@@ -1,0 +1,12 @@
+import { Queue, Worker, Job } from 'bullmq';
+import { startRedisServer } from '@moa-queue/test-support';
+import { Redis } from 'ioredis';
+const server = await startRedisServer();
+const redis = new Redis(server.url, { maxRetriesPerRequest: null });
+const q = new Queue('t', { connection: redis, prefix: 'p' });
+await q.addBulk([{ name: 'a', data: {}, opts: { jobId: 'x1', priority: 1005 } }]);
+const j = await Job.fromId(q, 'x1');
+console.log('fromId opts.priority', j?.opts.priority, 'job.priority', (j as unknown as {priority: number}).priority);
+const w = new Worker('t', async (job) => { console.log('in worker opts.priority', job.opts.priority, job.priority); }, { connection: redis.duplicate(), prefix: 'p' });
+await new Promise((r) => setTimeout(r, 500));
+await w.close(); await q.close(); redis.disconnect(); await server.stop();
