@@ -74,6 +74,14 @@ describe('batch priority and cancel on a small worker', () => {
     const atThatMoment = await retrieve(batch.id);
     // It finished while most of the batch, queued earlier, was still waiting.
     expect(atThatMoment.request_counts!.completed).toBeLessThan(100);
+    // Items run one after another (item i has priority 1000 + i, and its calls inherit it), not
+    // layer by layer across the whole batch: results arrive from the start, not all at the end.
+    const firstDone = await waitFor(
+      () => retrieve(batch.id),
+      (value) => value.request_counts!.completed > 0,
+    );
+    const firstResultAfter = Date.now() - started;
+    expect(firstDone.request_counts!.completed).toBeLessThan(100);
     const done = await waitFor(
       () => retrieve(batch.id),
       (value) => value.status === 'completed',
@@ -81,6 +89,7 @@ describe('batch priority and cancel on a small worker', () => {
     const batchTime = Date.now() - started;
     expect(done.request_counts).toEqual({ total: 200, completed: 200, failed: 0 });
     expect(interactiveLatency).toBeLessThan(batchTime / 4);
+    expect(firstResultAfter).toBeLessThan(batchTime / 4);
   });
 
   it('cancels mid-batch: keeps what finished, runs nothing more', async () => {

@@ -58,9 +58,12 @@ export function matchAll(text: string, pattern: RegExp): string[] {
 // Environment variables the code reads
 // ---------------------------------------------------------------------------
 
-/** The keys of the zod environment schema in a config.ts. */
+/** The keys of the zod environment schema in a config.ts, the shared ones (libs/contract) included. */
 function schemaKeys(relative: string): Set<string> {
-  return new Set(matchAll(readText(relative), /^\s+([A-Z][A-Z0-9_]+):/gm));
+  const shared = readText(relative).includes('SHARED_ENVIRONMENT')
+    ? matchAll(readText('libs/contract/src/environment.ts'), /^\s+([A-Z][A-Z0-9_]+):/gm)
+    : [];
+  return new Set([...shared, ...matchAll(readText(relative), /^\s+([A-Z][A-Z0-9_]+):/gm)]);
 }
 
 /**

@@ -1,13 +1,11 @@
-import { DEFAULT_QUEUE_PREFIX } from '@moa-queue/contract';
+import { parseEnvironment, SHARED_ENVIRONMENT } from '@moa-queue/contract';
 import { loadMoaConfig, type MoaConfig } from '@moa-queue/moa';
 import { z } from 'zod';
 
 const environmentSchema = z.object({
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  ...SHARED_ENVIRONMENT,
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
-  MOA_CONFIG: z.string().min(1).optional(),
-  MOA_QUEUE_PREFIX: z.string().min(1).default(DEFAULT_QUEUE_PREFIX),
   MOA_API_KEYS: z.string().optional(),
   MOA_AUTH: z.enum(['none', 'keys']).optional(),
   MOA_RATE_LIMIT_RPM: z.coerce.number().int().min(0).default(0),
@@ -16,11 +14,6 @@ const environmentSchema = z.object({
     .int()
     .min(1024)
     .default(4 * 1024 * 1024),
-  MOA_WEBHOOK_SECRET: z
-    .string()
-    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
-    .optional(),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
 /** Everything the API process reads from its environment, validated. */
@@ -40,15 +33,7 @@ export interface ApiConfig {
 
 /** Reads and validates the API's environment; the only place it touches `process.env` for settings. */
 export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env): ApiConfig {
-  // An empty variable is how shells and compose files spell "unset": without
-  // this, `PORT=` would coerce to 0 and listen on a random port.
-  const set = Object.fromEntries(Object.entries(environment).filter(([, value]) => value?.trim()));
-  const parsed = environmentSchema.safeParse(set);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new Error(`Invalid environment: ${String(issue?.path[0])}: ${issue?.message}`);
-  }
-  const values = parsed.data;
+  const values = parseEnvironment(environmentSchema, environment);
   return {
     redisUrl: values.REDIS_URL,
     port: values.PORT,

@@ -3,9 +3,9 @@ import {
   asProviderError,
   attemptCall,
   CallCancelledError,
-  computeCostUsd,
+  completedCallRecord,
+  failedCallRecord,
   ProviderRateLimitError,
-  type CallRecord,
   type ModelRegistry,
 } from '@moa-queue/moa';
 import { RateLimitError, UnrecoverableError, type Job, type Queue } from 'bullmq';
@@ -91,19 +91,7 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
         metrics.llmCost.inc(labels, result.costUsd);
       }
       log.debug({ latencyMs: result.latencyMs, usage: result.usage }, 'call completed');
-      return {
-        model: model.modelId,
-        agentIndex: data.agentIndex,
-        status: 'completed',
-        output: result.output,
-        usage: result.usage,
-        costUsd: result.costUsd,
-        latencyMs: result.latencyMs,
-        attempts,
-        startedAt: result.startedAt,
-        finishedAt: result.finishedAt,
-        error: null,
-      };
+      return completedCallRecord(model.modelId, data.agentIndex, result, attempts);
     } catch (thrown) {
       const error = signal?.aborted
         ? new CallCancelledError(String(signal.reason ?? 'aborted'))
@@ -125,20 +113,15 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
         log.warn({ error: error.toRecord() }, 'call failed: will retry');
         throw error;
       }
-      const usage = { promptTokens: 0, completionTokens: 0 };
-      const record: CallRecord = {
+      const record = failedCallRecord({
         model: model.modelId,
         agentIndex: data.agentIndex,
-        status: 'failed',
-        output: null,
-        usage,
-        costUsd: computeCostUsd(model.pricing, usage),
-        latencyMs: finishedAt - startedAt,
         attempts,
         startedAt,
         finishedAt,
         error: error.toRecord(),
-      };
+        pricing: model.pricing,
+      });
       await job.updateProgress(record);
       log.warn({ error: record.error }, 'call failed for good');
       throw new UnrecoverableError(`${error.type}: ${error.message}`);

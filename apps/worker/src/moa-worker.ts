@@ -140,7 +140,8 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     enqueueWebhook(queues, job.data).catch((failure: unknown) =>
       logger.error({ requestId: job.data.requestId, error: String(failure) }, 'cannot queue webhook'),
     );
-    const progress = job.progress && typeof job.progress === 'object' ? (job.progress as RequestProgress) : undefined;
+    const progress =
+      job.progress && typeof job.progress === 'object' ? (job.progress as RequestProgress) : undefined;
     recordBatchItemEnd({ queues, redis: commands, logger }, job.data, {
       status: 'failed',
       progress,
@@ -150,7 +151,11 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     );
   });
   // Batch housekeeping: finalization, cancel and expiry drains, validation watchdog.
-  const batchWorker = new Worker(BATCHES_QUEUE, createBatchProcessor({ queues, redis: commands, logger }), workerOptions);
+  const batchWorker = new Worker(
+    BATCHES_QUEUE,
+    createBatchProcessor({ queues, redis: commands, logger }),
+    workerOptions,
+  );
   const workers = [orchestrator, deadlineWorker, webhookWorker, batchWorker, ...callWorkers];
   for (const worker of workers) {
     worker.on('error', (error) => logger.error({ queue: worker.name, error: error.message }, 'worker error'));

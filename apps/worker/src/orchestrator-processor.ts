@@ -15,11 +15,13 @@ import {
 } from '@moa-queue/contract';
 import {
   callsCost,
+  failedCallRecord,
   layerCount,
   LayerDeadlineError,
   layerShortfall,
   parseModelId,
   planLayer,
+  priceOf,
   roleOfLayer,
   totalCost,
   totalUsage,
@@ -88,7 +90,7 @@ function savedProgress(progress: unknown): RequestProgress {
 export function createOrchestratorProcessor(dependencies: OrchestratorDependencies) {
   const { queues, metrics, logger } = dependencies;
 
-  async function failedCallRecord(planned: PlannedCall, key: string, reason: string): Promise<CallRecord> {
+  async function recordOfFailedCall(planned: PlannedCall, key: string, reason: string): Promise<CallRecord> {
     const queueName = key.slice(0, key.lastIndexOf(':')).slice(queues.prefix.length + 1);
     const provider = parseModelId(planned.agent.model).provider;
     const queue = queues.llm(provider);
@@ -97,15 +99,10 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     if (recorded && typeof recorded === 'object' && recorded.status === 'failed') return recorded;
     // No record: the call never ran to an answer (stalled too often, or cancelled before it started).
     const now = Date.now();
-    return {
+    return failedCallRecord({
       model: planned.agent.model,
       agentIndex: planned.agentIndex,
-      status: 'failed',
-      output: null,
-      usage: { promptTokens: 0, completionTokens: 0 },
-      costUsd: dependencies.config.models[planned.agent.model] ? 0 : null,
-      latencyMs: 0,
-      attempts: Math.max(1, child?.attemptsMade ?? 1),
+      attempts: child?.attemptsMade ?? 1,
       startedAt: child?.processedOn ?? now,
       finishedAt: child?.finishedOn ?? now,
       error: {
@@ -113,7 +110,8 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         type: reason.startsWith('cancelled') ? 'cancelled' : 'server_error',
         code: null,
       },
-    };
+      pricing: priceOf(dependencies.config, planned.agent.model),
+    });
   }
 
   return async function processRequest(
@@ -128,7 +126,10 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     /** Writes sent but not yet awaited (events); awaited with the next batch of writes. */
     const background: Promise<unknown>[] = [];
 
-    const finish = async (status: 'completed' | 'cancelled', output: string | null): Promise<RequestResult> => {
+    const finish = async (
+      status: 'completed' | 'cancelled',
+      output: string | null,
+    ): Promise<RequestResult> => {
       const result: MoaResult = {
         status,
         output,
@@ -221,7 +222,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
           if (finished?.value) return finished.value;
           if (!finished)
             return abandonedCallRecord(call, preset.layerTimeoutMs, progress.layerStartedAt[layer]);
-          return failedCallRecord(call, finished.key, finished.reason ?? 'unknown failure');
+          return recordOfFailedCall(call, finished.key, finished.reason ?? 'unknown failure');
         }),
       );
       const finishedAt = Date.now();
@@ -304,19 +305,15 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     layerStartedAt: number | undefined,
   ): CallRecord {
     const now = Date.now();
-    return {
+    return failedCallRecord({
       model: call.agent.model,
       agentIndex: call.agentIndex,
-      status: 'failed',
-      output: null,
-      usage: { promptTokens: 0, completionTokens: 0 },
-      costUsd: dependencies.config.models[call.agent.model] ? 0 : null,
-      latencyMs: now - (layerStartedAt ?? now),
       attempts: 1,
       startedAt: layerStartedAt ?? now,
       finishedAt: now,
       error: new LayerDeadlineError(layerTimeoutMs).toRecord(),
-    };
+      pricing: priceOf(dependencies.config, call.agent.model),
+    });
   }
 
   async function scheduleDeadline(

@@ -29,7 +29,8 @@ describe('createLogger', () => {
     const line = JSON.parse(lines[0]!) as Record<string, unknown>;
     expect(line).toMatchObject({ service: 'moa-test', requestId: 'job_1', msg: 'hello' });
     const text = lines.join('');
-    for (const secret of ['sk-live-123', 'moa_console_key=k', 'sk-provider-456', 'whsec_abc']) expect(text).not.toContain(secret);
+    for (const secret of ['sk-live-123', 'moa_console_key=k', 'sk-provider-456', 'whsec_abc'])
+      expect(text).not.toContain(secret);
     expect(text).toContain('[redacted]');
   });
 

@@ -108,3 +108,4 @@ export {
 } from './batch-accounting.js';
 export { chatCompletionOf, batchOutputLine, batchErrorLine } from './batch-lines.js';
 export { createLogger, REDACTED_LOG_PATHS } from './create-logger.js';
+export { SHARED_ENVIRONMENT, parseEnvironment } from './environment.js';

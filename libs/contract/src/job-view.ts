@@ -1,11 +1,5 @@
 import type { RequestJobData, RequestProgress, RequestResult, RequestStatus } from './payloads.js';
-import {
-  totalCost,
-  totalUsage,
-  type CallRecord,
-  type ErrorRecord,
-  type LayerRecord,
-} from '@moa-queue/moa';
+import { totalCost, totalUsage, type CallRecord, type ErrorRecord, type LayerRecord } from '@moa-queue/moa';
 
 /** A call as the API shows it (DESIGN §4). */
 export interface CallView {

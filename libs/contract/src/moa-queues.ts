@@ -73,7 +73,8 @@ export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
     ]),
   );
   const onError = options.onError ?? (() => undefined);
-  for (const queue of [requests, deadlines, webhooks, batches, ...llmQueues.values()] as Queue[]) queue.on('error', onError);
+  for (const queue of [requests, deadlines, webhooks, batches, ...llmQueues.values()] as Queue[])
+    queue.on('error', onError);
   return {
     prefix: options.prefix,
     requests,

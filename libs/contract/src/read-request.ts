@@ -44,7 +44,8 @@ export async function loadRequest(
     redis.exists(cancelKey(queues.prefix, requestId)),
   ]);
   if (state === 'unknown') return undefined;
-  const job = (await Job.fromId(queues.requests, requestId)) as Job<RequestJobData, RequestResult> | undefined;
+  const job = (await Job.fromId(queues.requests, requestId)) as
+    Job<RequestJobData, RequestResult> | undefined;
   if (!job) return undefined;
   return { job, state, cancelled: cancelled === 1 };
 }

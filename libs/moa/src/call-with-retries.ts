@@ -1,7 +1,7 @@
 import { abortableSleep } from './abortable-sleep.js';
 import { backoffDelayMs } from './backoff.js';
 import { attemptCall } from './call-attempt.js';
-import { computeCostUsd } from './cost.js';
+import { completedCallRecord, failedCallRecord } from './call-records.js';
 import { asProviderError } from './errors/as-provider-error.js';
 import { CallCancelledError } from './errors/call-cancelled-error.js';
 import { ProviderError } from './errors/provider-error.js';
@@ -52,19 +52,7 @@ export async function callWithRetries(
         signal: options.signal,
         onDelta: options.onDelta,
       });
-      return {
-        model: model.modelId,
-        agentIndex: options.agentIndex,
-        status: 'completed',
-        output: result.output,
-        usage: result.usage,
-        costUsd: result.costUsd,
-        latencyMs: result.latencyMs,
-        attempts,
-        startedAt,
-        finishedAt: result.finishedAt,
-        error: null,
-      };
+      return completedCallRecord(model.modelId, options.agentIndex, result, attempts);
     } catch (thrown) {
       const error = options.signal?.aborted ? abortError(options.signal.reason) : asProviderError(thrown);
       let delayMs: number | undefined;
@@ -101,21 +89,15 @@ function failedRecord(
   agentIndex: number,
   attempts: number,
   startedAt: number,
-  error: ReturnType<typeof asProviderError>,
+  error: ProviderError,
 ): CallRecord {
-  const finishedAt = Date.now();
-  const usage = { promptTokens: 0, completionTokens: 0 };
-  return {
+  return failedCallRecord({
     model: model.modelId,
     agentIndex,
-    status: 'failed',
-    output: null,
-    usage,
-    costUsd: computeCostUsd(model.pricing, usage),
-    latencyMs: finishedAt - startedAt,
-    attempts: Math.max(1, attempts),
+    attempts,
     startedAt,
-    finishedAt,
+    finishedAt: Date.now(),
     error: error.toRecord(),
-  };
+    pricing: model.pricing,
+  });
 }

@@ -62,6 +62,7 @@ export { backoffDelayMs, type BackoffOptions } from './backoff.js';
 export { abortableSleep } from './abortable-sleep.js';
 
 export { attemptCall, type AttemptResult, type AttemptOptions } from './call-attempt.js';
+export { completedCallRecord, failedCallRecord, type FailedCall } from './call-records.js';
 export { callWithRetries, type CallWithRetriesOptions } from './call-with-retries.js';
 export {
   layerCount,

@@ -100,7 +100,10 @@ export interface CallRecord {
   /** Duration of the attempt that produced the result, in milliseconds. */
   latencyMs: number;
   attempts: number;
-  /** Epoch milliseconds of the first attempt's start and of the result. */
+  /**
+   * Epoch milliseconds: when the attempt that answered started (a failed
+   * call: its first attempt), and when the result came.
+   */
   startedAt: number;
   finishedAt: number;
   error: ErrorRecord | null;

@@ -19,24 +19,29 @@ function duration(seconds: number): string {
 /**
  * A progress bar on a terminal (redrawn in place), plain lines otherwise
  * (one whenever the counts change, at most one a second). Written to stderr,
- * so stdout stays clean. Rate and ETA are measured from what this process saw.
+ * so stdout stays clean. Rate and ETA are measured from what this process saw
+ * over the last minute.
  */
 export class ProgressReporter {
-  private readonly startedAt = Date.now();
-  private firstDone: number | undefined;
+  /** Recent (time, done) samples: the rate is measured over the last minute, so a slow start fades out. */
+  private samples: { at: number; done: number }[] = [];
   private lastLine = '';
   private lastPrintedAt = 0;
 
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
     private readonly tty = Boolean(process.stderr.isTTY),
+    private readonly windowMs = 60_000,
   ) {}
 
   update(counts: ProgressCounts, final = false): void {
     const done = counts.completed + counts.failed;
-    this.firstDone ??= done;
-    const elapsed = (Date.now() - this.startedAt) / 1000;
-    const rate = elapsed > 0 ? (done - this.firstDone) / elapsed : 0;
+    const now = Date.now();
+    this.samples.push({ at: now, done });
+    while (this.samples.length > 2 && now - this.samples[0]!.at > this.windowMs) this.samples.shift();
+    const oldest = this.samples[0]!;
+    const seconds = (now - oldest.at) / 1000;
+    const rate = seconds > 0 ? (done - oldest.done) / seconds : 0;
     const remaining = Math.max(0, counts.total - done);
     const eta = remaining === 0 ? 0 : rate > 0 ? remaining / rate : Number.POSITIVE_INFINITY;
     const stats =
@@ -50,7 +55,6 @@ export class ProgressReporter {
       return;
     }
     const line = `progress: ${stats}`;
-    const now = Date.now();
     if (line === this.lastLine || (!final && now - this.lastPrintedAt < 1000)) return;
     this.lastLine = line;
     this.lastPrintedAt = now;

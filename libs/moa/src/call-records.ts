@@ -1,0 +1,55 @@
+import type { AttemptResult } from './call-attempt.js';
+import { computeCostUsd } from './cost.js';
+import type { CallRecord, ErrorRecord, ModelPricing } from './types.js';
+
+/** The record of a call whose attempt number `attempts` answered. */
+export function completedCallRecord(
+  model: string,
+  agentIndex: number,
+  result: AttemptResult,
+  attempts: number,
+): CallRecord {
+  return {
+    model,
+    agentIndex,
+    status: 'completed',
+    output: result.output,
+    usage: result.usage,
+    costUsd: result.costUsd,
+    latencyMs: result.latencyMs,
+    attempts,
+    startedAt: result.startedAt,
+    finishedAt: result.finishedAt,
+    error: null,
+  };
+}
+
+/** What is known about a call that produced no answer. */
+export interface FailedCall {
+  model: string;
+  agentIndex: number;
+  attempts: number;
+  startedAt: number;
+  finishedAt: number;
+  error: ErrorRecord;
+  /** Its price: a failed call used no tokens, so it costs 0, or null when unpriced. */
+  pricing: ModelPricing | undefined;
+}
+
+/** The record of a call that failed: no output, no tokens. */
+export function failedCallRecord(call: FailedCall): CallRecord {
+  const usage = { promptTokens: 0, completionTokens: 0 };
+  return {
+    model: call.model,
+    agentIndex: call.agentIndex,
+    status: 'failed',
+    output: null,
+    usage,
+    costUsd: computeCostUsd(call.pricing, usage),
+    latencyMs: Math.max(0, call.finishedAt - call.startedAt),
+    attempts: Math.max(1, call.attempts),
+    startedAt: call.startedAt,
+    finishedAt: call.finishedAt,
+    error: call.error,
+  };
+}
