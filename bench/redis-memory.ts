@@ -23,7 +23,14 @@ try {
     fetch(`${stack.apiUrl}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ messages: [{ role: 'user', content: `Memory question ${index}: a typical 20-word prompt about queues and the mixture of agents.` }] }),
+      body: JSON.stringify({
+        messages: [
+          {
+            role: 'user',
+            content: `Memory question ${index}: a typical 20-word prompt about queues and the mixture of agents.`,
+          },
+        ],
+      }),
     }).then((response) => response.arrayBuffer());
   await post(-1);
   await new Promise((resolve) => setTimeout(resolve, 500));
@@ -33,9 +40,11 @@ try {
   const sampler = setInterval(() => {
     void usedMemory(stack).then((value) => (peak = Math.max(peak, value)));
   }, 100);
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    while (next < REQUESTS) await post(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < REQUESTS) await post(next++);
+    }),
+  );
   for (;;) {
     const counts = await queue.getJobCounts('completed', 'failed');
     if ((counts.completed ?? 0) + (counts.failed ?? 0) >= REQUESTS + 1) break;
@@ -65,7 +74,9 @@ try {
       'KiB per request after events expire': (longTermPerRequest / 1024).toFixed(1),
     },
   ]);
-  console.log(`results: ${writeResult('redis-memory', { scenario: 'redis-memory', requests: REQUESTS, before, after, peak, bytesPerRequest: perRequest, retained, retainedBytesPerRequest: retainedPerRequest, longTerm, longTermBytesPerRequest: longTermPerRequest })}`);
+  console.log(
+    `results: ${writeResult('redis-memory', { scenario: 'redis-memory', requests: REQUESTS, before, after, peak, bytesPerRequest: perRequest, retained, retainedBytesPerRequest: retainedPerRequest, longTerm, longTermBytesPerRequest: longTermPerRequest })}`,
+  );
 } finally {
   await queue.close();
   await stack.stop();

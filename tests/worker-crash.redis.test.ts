@@ -81,7 +81,9 @@ describe('worker crashes and shutdowns lose no request and repeat no finished ca
     const inFlightAtKill = stack.fake.requests.filter(
       (recorded) => recorded.receivedAt <= killedAt && (recorded.finishedAt ?? Infinity) >= killedAt,
     ).length;
-    expect(stack.fake.requests.filter((recorded) => recorded.status === 200).length).toBeGreaterThanOrEqual(30 * 7);
+    expect(stack.fake.requests.filter((recorded) => recorded.status === 200).length).toBeGreaterThanOrEqual(
+      30 * 7,
+    );
     expect(stack.fake.requests.length).toBeLessThanOrEqual(30 * 7 + inFlightAtKill);
   });
 });

@@ -109,7 +109,10 @@ describe('console login throttling', () => {
     const statuses: number[] = [];
     // 21 attempts span at most two minute windows, so one window sees more than 10.
     for (let index = 0; index < 21; index += 1) {
-      const response = await request(app).post('/console/login').type('form').send({ key: `guess-${index}` });
+      const response = await request(app)
+        .post('/console/login')
+        .type('form')
+        .send({ key: `guess-${index}` });
       statuses.push(response.status);
     }
     expect(statuses).toContain(429);

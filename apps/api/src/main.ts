@@ -44,8 +44,8 @@ const server = app.listen(config.port, config.host, () => {
   logger.info({ host: config.host, port }, `API listening on http://${config.host}:${port}`);
 });
 
-// A client that sends less than its Content-Length cannot hold a socket for Node's default 5 minutes.
-server.requestTimeout = 120_000;
+// A whole request (a 200 MB batch file upload included) must arrive within 10 minutes.
+server.requestTimeout = 600_000;
 
 /**
  * On SIGTERM the API stops accepting connections and gives requests in

@@ -10,7 +10,11 @@ import { createApp } from './app.js';
 
 const redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
 const config = builtInConfig();
-const queues = createMoaQueues({ connection: redis, prefix: uniquePrefix('api-fuzz'), providers: ['together'] });
+const queues = createMoaQueues({
+  connection: redis,
+  prefix: uniquePrefix('api-fuzz'),
+  providers: ['together'],
+});
 const app = createApp({
   queues,
   redis,
@@ -29,7 +33,11 @@ afterAll(async () => {
 const message = fc.record(
   {
     role: fc.oneof(fc.constantFrom('system', 'user', 'assistant', 'developer', 'tool', ''), fc.anything()),
-    content: fc.oneof(fc.string(), fc.array(fc.record({ type: fc.constantFrom('text', 'image_url'), text: fc.anything() })), fc.anything()),
+    content: fc.oneof(
+      fc.string(),
+      fc.array(fc.record({ type: fc.constantFrom('text', 'image_url'), text: fc.anything() })),
+      fc.anything(),
+    ),
   },
   { requiredKeys: [] },
 );
@@ -38,7 +46,10 @@ const body = fc.oneof(
     {
       preset: fc.oneof(fc.constantFrom('moa', 'moa-lite', 'self-moa', 'nope', ''), fc.anything()),
       messages: fc.oneof(fc.array(message, { maxLength: 5 }), fc.anything()),
-      metadata: fc.oneof(fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.anything()), { maxKeys: 20 }), fc.anything()),
+      metadata: fc.oneof(
+        fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.anything()), { maxKeys: 20 }),
+        fc.anything(),
+      ),
       webhook: fc.oneof(fc.record({ url: fc.oneof(fc.webUrl(), fc.string()) }), fc.anything()),
     },
     { requiredKeys: [] },
@@ -61,7 +72,10 @@ describe('POST /v1/jobs under property-based fuzzing', () => {
   it('answers 202 with a job or a 4xx OpenAI error object, never a 5xx', async () => {
     await fc.assert(
       fc.asyncProperty(body, async (value) => {
-        const response = await request(app).post('/v1/jobs').set('content-type', 'application/json').send(JSON.stringify(value));
+        const response = await request(app)
+          .post('/v1/jobs')
+          .set('content-type', 'application/json')
+          .send(JSON.stringify(value));
         expect(response.status).toBeLessThan(500);
         if (response.status === 202) {
           expect(response.body).toMatchObject({ object: 'moa.job', status: 'queued' });

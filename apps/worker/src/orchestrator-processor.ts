@@ -11,6 +11,7 @@ import {
   type MoaQueues,
   type RequestJobData,
   type RequestProgress,
+  type RequestEvent,
   type RequestResult,
 } from '@moa-queue/contract';
 import {
@@ -123,6 +124,11 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     const log = logger.child({ requestId, preset: preset.name });
     const progress = savedProgress(job.progress);
     const lastLayer = layerCount(preset);
+    // Batch items are read from their batch's files, never followed live: no event stream for them.
+    const publish = (event: RequestEvent): Promise<void> =>
+      data.source === 'batch'
+        ? Promise.resolve()
+        : publishEvent(dependencies.redis, queues.prefix, requestId, event);
     /** Writes sent but not yet awaited (events); awaited with the next batch of writes. */
     const background: Promise<unknown>[] = [];
 
@@ -155,7 +161,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         ...background.splice(0),
         // The layers are stored once, here; the returned value leaves them out.
         job.updateProgress(progress),
-        publishEvent(dependencies.redis, queues.prefix, requestId, { type: 'done', status }),
+        publish({ type: 'done', status }),
         enqueueWebhook(queues, data),
       ]);
       await recordBatchItemEnd(dependencies, data, { status, result });
@@ -191,7 +197,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
           // it goes out together with the calls, not before them.
           writes.push(
             job.updateProgress(progress),
-            publishEvent(dependencies.redis, queues.prefix, requestId, {
+            publish({
               type: 'layer_started',
               layer,
               role,
@@ -245,7 +251,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       const failedCalls = calls.filter((call) => call.status === 'failed').length;
       log.info({ layer, role, durationMs: record.durationMs, failed: failedCalls }, 'layer finished');
       // Sent now, awaited with the next writes: commands on one connection keep their order.
-      const finishedEvent = publishEvent(dependencies.redis, queues.prefix, requestId, {
+      const finishedEvent = publish({
         type: 'layer_finished',
         layer,
         role,
@@ -265,10 +271,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
           (Date.now() - data.createdAt) / 1000,
         );
         log.warn({ error: shortfall }, 'request failed');
-        await Promise.all([
-          publishEvent(dependencies.redis, queues.prefix, requestId, { type: 'done', status: 'failed' }),
-          enqueueWebhook(queues, data),
-        ]);
+        await Promise.all([publish({ type: 'done', status: 'failed' }), enqueueWebhook(queues, data)]);
         await recordBatchItemEnd(dependencies, data, { status: 'failed', progress, error: shortfall });
         throw new UnrecoverableError(shortfall.message);
       }

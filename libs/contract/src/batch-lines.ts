@@ -1,30 +1,5 @@
-import { jobView, type JobView, type RequestSnapshot } from './job-view.js';
-
-/**
- * The `chat.completion` of a finished request, exactly as
- * `POST /v1/chat/completions` answers it (apps/api's chat-completion-view):
- * a batch's output line carries it as `response.body`.
- */
-export function chatCompletionOf(view: JobView) {
-  const { output, ...moa } = view;
-  return {
-    id: `chatcmpl-${view.id}`,
-    object: 'chat.completion' as const,
-    created: view.created_at,
-    model: view.preset,
-    choices: [
-      {
-        index: 0,
-        message: { role: 'assistant' as const, content: output ?? '', refusal: null },
-        logprobs: null,
-        finish_reason: 'stop' as const,
-      },
-    ],
-    usage: view.usage,
-    system_fingerprint: null,
-    moa,
-  };
-}
+import { chatCompletionOf } from './chat-completion.js';
+import { jobView, type RequestSnapshot } from './job-view.js';
 
 /** An output line: the item's chat completion. */
 export function batchOutputLine(lineId: string, customId: string, snapshot: RequestSnapshot): string {

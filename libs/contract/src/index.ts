@@ -17,7 +17,12 @@ export type {
   DeadlineJobData,
   WebhookJobData,
 } from './payloads.js';
-export { REQUEST_RETENTION, CALL_RETENTION_COMPLETED, CALL_RETENTION_FAILED } from './retention.js';
+export {
+  REQUEST_RETENTION,
+  CALL_RETENTION_COMPLETED,
+  CALL_RETENTION_FAILED,
+  BATCH_ITEM_RETENTION,
+} from './retention.js';
 export { cancelKey, deadlineKey, cancelCallsChannel, CANCEL_MARKER_TTL_SECONDS } from './cancel-marker.js';
 export { createMoaQueues, type MoaQueues, type MoaQueuesOptions } from './moa-queues.js';
 export {
@@ -106,6 +111,7 @@ export {
   queueBatchJob,
   type BatchItemOutcome,
 } from './batch-accounting.js';
-export { chatCompletionOf, batchOutputLine, batchErrorLine } from './batch-lines.js';
+export { batchOutputLine, batchErrorLine } from './batch-lines.js';
+export { chatCompletionOf, chatChunk, completionId, moaExtension } from './chat-completion.js';
 export { createLogger, REDACTED_LOG_PATHS } from './create-logger.js';
 export { SHARED_ENVIRONMENT, parseEnvironment } from './environment.js';

@@ -16,3 +16,9 @@ export const CALL_RETENTION_COMPLETED: KeepJobs = { age: 600 };
 
 /** Failed call jobs are kept a day for inspection; the parent copies what it needs. */
 export const CALL_RETENTION_FAILED: KeepJobs = { age: 24 * 3600 };
+
+/**
+ * A batch item's request is kept a day: its answer lives on in the batch's
+ * output file, so the per-item job only matters while the batch runs.
+ */
+export const BATCH_ITEM_RETENTION: KeepJobs = { age: 24 * 3600 };

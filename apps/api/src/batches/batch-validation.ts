@@ -1,4 +1,5 @@
 import {
+  BATCH_ITEM_RETENTION,
   BATCH_ENQUEUE_CHUNK,
   batchErrorKey,
   batchErrorLine,
@@ -164,7 +165,12 @@ export async function validateAndEnqueue(
         items.map((entry) => ({
           name: 'moa',
           data: entry.data as RequestJobData,
-          opts: { jobId: (entry.data as RequestJobData).requestId, priority: batchItemPriority(entry.index) },
+          opts: {
+            jobId: (entry.data as RequestJobData).requestId,
+            priority: batchItemPriority(entry.index),
+            removeOnComplete: BATCH_ITEM_RETENTION,
+            removeOnFail: BATCH_ITEM_RETENTION,
+          },
         })),
       );
     }

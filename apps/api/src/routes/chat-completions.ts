@@ -1,9 +1,16 @@
-import { jobView, type MoaQueues, type RequestSnapshot } from '@moa-queue/contract';
+import {
+  chatChunk,
+  chatCompletionOf,
+  completionId,
+  jobView,
+  moaExtension,
+  type MoaQueues,
+  type RequestSnapshot,
+} from '@moa-queue/contract';
 import type { MoaConfig } from '@moa-queue/moa';
 import { Router } from 'express';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../api-error.js';
-import { chatChunk, chatCompletion, completionId, moaExtension } from '../chat-completion-view.js';
 import { chatCompletionSchema } from '../chat-schema.js';
 import { followRequest } from '../follow-request.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
@@ -104,7 +111,7 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies): Rout
         if (clientGone.signal.aborted) return;
         if (snapshot?.status !== 'completed' || timedOut)
           throw failure(snapshot, timedOut, dependencies.timeoutMs);
-        response.json(chatCompletion(snapshot));
+        response.json(chatCompletionOf(jobView(snapshot)));
         return;
       }
 

@@ -1,4 +1,4 @@
-import { jobView, type JobView, type RequestSnapshot } from '@moa-queue/contract';
+import type { JobView } from './job-view.js';
 
 /** The chat completion's id for a request: OpenAI's prefix, our job id inside. */
 export function completionId(requestId: string): string {
@@ -11,9 +11,11 @@ export function moaExtension(view: JobView): Omit<JobView, 'output'> {
   return rest;
 }
 
-/** A `chat.completion` for a finished request, usage summed over every call. */
-export function chatCompletion(snapshot: RequestSnapshot) {
-  const view = jobView(snapshot);
+/**
+ * The `chat.completion` of a finished request, usage summed over every call:
+ * what `POST /v1/chat/completions` answers, and a batch output line's body.
+ */
+export function chatCompletionOf(view: JobView) {
   return {
     id: completionId(view.id),
     object: 'chat.completion' as const,
