@@ -10,7 +10,7 @@ import { commandBreakdown, topCommands } from './support/command-breakdown.js';
 import { cpuSeconds } from './support/process-stats.js';
 import { printTable, writeResult } from './support/report.js';
 
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 600);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1500);
 const LATENCY_MS = 50;
 const CALLS_PER_REQUEST = 7;
 const WORKER_COUNTS = (process.env.BENCH_WORKERS ?? '1,2,4').split(',').map(Number);

@@ -65,6 +65,14 @@ async function main(): Promise<void> {
   if (!baseUrl) throw new Error(`cannot find the API address in: ${listening}`);
   await Promise.all(workers.map((worker) => worker.waitForLine((line) => line.includes('worker started'))));
   say(`API at ${baseUrl}, 2 workers ready`);
+  const metricsPorts = workers.map((worker) => {
+    const line = worker.lines.find((entry) => entry.includes('"worker started"'));
+    return line ? (JSON.parse(line) as { metricsPort?: number }).metricsPort : undefined;
+  });
+  say(`watch the jobs live in the console: ${baseUrl}/console  (queues: ${baseUrl}/admin/queues)`);
+  say(
+    `metrics: ${baseUrl}/metrics (API), ${metricsPorts.map((port) => `http://127.0.0.1:${port}/metrics`).join(', ')} (workers)`,
+  );
 
   const submitted = await Promise.all(
     mode.runs.map(async (run) => {
@@ -108,8 +116,15 @@ async function main(): Promise<void> {
       '\n[demo] These answers are SIMULATED by the bundled fake provider; set TOGETHER_API_KEY for real ones.',
     );
   }
+  if (keepRunning) {
+    say(`still running (--keep): open ${baseUrl}/console; press Ctrl-C to stop everything`);
+    await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  }
   say('done: stopping the API, the workers and anything else the demo started');
 }
+
+/** `npm run demo -- --keep` leaves the stack up after the requests, for the console and metrics. */
+const keepRunning = process.argv.includes('--keep');
 
 let exitCode = 0;
 try {

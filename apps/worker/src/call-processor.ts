@@ -52,13 +52,14 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
       role: data.role,
     };
     const attempts = job.attemptsMade + 1;
-    const log = logger.child({
+    // Fields of every line about this call; a child logger per call would cost more than the call's logging.
+    const about = {
       requestId: data.requestId,
       layer: data.layer,
       model: model.modelId,
       attempt: attempts,
       jobId: job.id,
-    });
+    };
 
     if (await dependencies.redis.exists(cancelKey(dependencies.prefix, data.requestId))) {
       throw new UnrecoverableError('cancelled: the request was cancelled before this call started');
@@ -86,11 +87,11 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
       metrics.llmTokens.inc({ ...labels, type: 'output' }, result.usage.completionTokens);
       if (result.costUsd === null) {
         metrics.llmCostUnknown.inc({ model: model.modelId });
-        log.warn('model has no price: its cost is reported as null');
+        logger.warn(about, 'model has no price: its cost is reported as null');
       } else {
         metrics.llmCost.inc(labels, result.costUsd);
       }
-      log.debug({ latencyMs: result.latencyMs, usage: result.usage }, 'call completed');
+      logger.debug({ ...about, latencyMs: result.latencyMs, usage: result.usage }, 'call completed');
       return completedCallRecord(model.modelId, data.agentIndex, result, attempts);
     } catch (thrown) {
       const error = signal?.aborted
@@ -102,7 +103,7 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
       if (error instanceof ProviderRateLimitError && !signal?.aborted) {
         const waitMs = error.retryAfterMs ?? dependencies.defaultRateLimitWaitMs ?? 1000;
         metrics.llmRetries.inc({ provider: model.provider, model: model.modelId, reason: 'rate_limit' });
-        log.warn({ waitMs }, 'provider rate limited: pausing its queue');
+        logger.warn({ ...about, waitMs }, 'provider rate limited: pausing its queue');
         await dependencies.queueOf(model.provider).rateLimit(waitMs);
         throw new RateLimitError();
       }
@@ -110,7 +111,7 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
       const final = !error.retryable || attempts >= (job.opts.attempts ?? 1) || signal?.aborted === true;
       if (!final) {
         metrics.llmRetries.inc({ provider: model.provider, model: model.modelId, reason: error.type });
-        log.warn({ error: error.toRecord() }, 'call failed: will retry');
+        logger.warn({ ...about, error: error.toRecord() }, 'call failed: will retry');
         throw error;
       }
       const record = failedCallRecord({
@@ -123,7 +124,7 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
         pricing: model.pricing,
       });
       await job.updateProgress(record);
-      log.warn({ error: record.error }, 'call failed for good');
+      logger.warn({ ...about, error: record.error }, 'call failed for good');
       throw new UnrecoverableError(`${error.type}: ${error.message}`);
     }
   };

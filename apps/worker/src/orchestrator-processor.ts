@@ -121,7 +121,8 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
   ): Promise<RequestResult> {
     const { data } = job;
     const { preset, requestId } = data;
-    const log = logger.child({ requestId, preset: preset.name });
+    // Fields of every line about this request (cheaper than a child logger per run).
+    const about = { requestId, preset: preset.name };
     const progress = savedProgress(job.progress);
     const lastLayer = layerCount(preset);
     // Batch items are read from their batch's files, never followed live: no event stream for them.
@@ -155,7 +156,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       if (result.costUsd !== null && status === 'completed') {
         metrics.jobCost.observe({ preset: preset.name }, result.costUsd);
       }
-      log.info({ status, costUsd: result.costUsd, usage: result.usage }, 'request finished');
+      logger.info({ ...about, status, costUsd: result.costUsd, usage: result.usage }, 'request finished');
       progress.currentLayer = null;
       await Promise.all([
         ...background.splice(0),
@@ -192,7 +193,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         if (progress.layerStartedAt[layer] === undefined || progress.currentLayer !== layer) {
           progress.layerStartedAt[layer] ??= Date.now();
           progress.currentLayer = layer;
-          log.info({ layer, role, calls: planned.length }, 'layer started');
+          logger.debug({ ...about, layer, role, calls: planned.length }, 'layer started');
           // One write records the previous layer's result and this layer's start;
           // it goes out together with the calls, not before them.
           writes.push(
@@ -249,7 +250,10 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       progress.layers.splice(layer - 1, progress.layers.length, record);
       progress.currentLayer = null;
       const failedCalls = calls.filter((call) => call.status === 'failed').length;
-      log.info({ layer, role, durationMs: record.durationMs, failed: failedCalls }, 'layer finished');
+      logger.info(
+        { ...about, layer, role, durationMs: record.durationMs, failed: failedCalls },
+        'layer finished',
+      );
       // Sent now, awaited with the next writes: commands on one connection keep their order.
       const finishedEvent = publish({
         type: 'layer_finished',
@@ -270,7 +274,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
           { preset: preset.name, outcome: 'failed' },
           (Date.now() - data.createdAt) / 1000,
         );
-        log.warn({ error: shortfall }, 'request failed');
+        logger.warn({ ...about, error: shortfall }, 'request failed');
         await Promise.all([publish({ type: 'done', status: 'failed' }), enqueueWebhook(queues, data)]);
         await recordBatchItemEnd(dependencies, data, { status: 'failed', progress, error: shortfall });
         throw new UnrecoverableError(shortfall.message);
