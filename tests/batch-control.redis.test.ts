@@ -1,3 +1,4 @@
+import { pollUntil as waitFor } from '@moa-queue/test-support';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startMoaStack, type MoaStack } from './support/moa-stack.js';
@@ -13,20 +14,6 @@ const jsonl = (count: number, tag: string) =>
       body: { model: 'three', messages: [{ role: 'user', content: `${tag} prompt ${index}` }] },
     }),
   ).join('\n');
-
-async function waitFor<T>(
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out; last: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('batch priority and cancel on a small worker', () => {
   let stack: MoaStack;

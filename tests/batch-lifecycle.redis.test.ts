@@ -1,3 +1,4 @@
+import { pollUntil as until } from '@moa-queue/test-support';
 import { createApp } from '@moa-queue/api';
 import {
   batchErrorLine,
@@ -15,16 +16,6 @@ import { startMoaStack, type MoaStack } from './support/moa-stack.js';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { once } from 'node:events';
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out; last: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('batch accounting, expiry and the validation watchdog', () => {
   let stack: MoaStack;

@@ -1,16 +1,9 @@
+import { until } from '@moa-queue/test-support';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import request from 'supertest';
 import { startMoaStack, systemText, type MoaStack } from './support/moa-stack.js';
 
 const USER = [{ role: 'user', content: 'Summarise the tail-latency problem of fan-out requests.' }];
-
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('layer deadlines and cancellation in the distributed path', () => {
   let stack: MoaStack;

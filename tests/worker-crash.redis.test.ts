@@ -1,16 +1,9 @@
+import { until } from '@moa-queue/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { startMoaStack, systemText, type MoaStack } from './support/moa-stack.js';
 
 const USER = [{ role: 'user', content: 'Why do queues need stalled-job detection?' }];
 const PROPOSERS = ['alpha', 'beta', 'gamma'];
-
-async function until(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('worker crashes and shutdowns lose no request and repeat no finished call', () => {
   let stack: MoaStack | undefined;

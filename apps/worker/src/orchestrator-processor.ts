@@ -17,6 +17,7 @@ import {
 import {
   callsCost,
   failedCallRecord,
+  finishedLayer,
   layerCount,
   LayerDeadlineError,
   layerShortfall,
@@ -27,7 +28,6 @@ import {
   totalCost,
   totalUsage,
   type CallRecord,
-  type LayerRecord,
   type MoaConfig,
   type MoaResult,
   type PlannedCall,
@@ -232,16 +232,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
           return recordOfFailedCall(call, finished.key, finished.reason ?? 'unknown failure');
         }),
       );
-      const finishedAt = Date.now();
-      const startedAt = progress.layerStartedAt[layer] ?? finishedAt;
-      const record: LayerRecord = {
-        layer,
-        role,
-        startedAt,
-        finishedAt,
-        durationMs: finishedAt - startedAt,
-        calls,
-      };
+      const record = finishedLayer(layer, role, progress.layerStartedAt[layer] ?? Date.now(), calls);
       const layerLabels = { preset: preset.name, layer: String(layer), role };
       metrics.layerDuration.observe(layerLabels, record.durationMs / 1000);
       const layerCost = callsCost(calls);

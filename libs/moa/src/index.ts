@@ -72,6 +72,13 @@ export {
   planLayer,
   type PlannedCall,
 } from './moa-plan.js';
-export { totalUsage, totalCost, callsCost, layerShortfall, type MoaResult } from './moa-result.js';
+export {
+  totalUsage,
+  totalCost,
+  callsCost,
+  layerShortfall,
+  finishedLayer,
+  type MoaResult,
+} from './moa-result.js';
 export type { MoaEvent } from './moa-events.js';
 export { runMoa, type RunMoaOptions } from './run-moa.js';

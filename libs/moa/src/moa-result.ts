@@ -13,6 +13,17 @@ export interface MoaResult {
   error: ErrorRecord | null;
 }
 
+/** A finished layer's record, its duration from `startedAt` to now. */
+export function finishedLayer(
+  layer: number,
+  role: 'proposer' | 'aggregator',
+  startedAt: number,
+  calls: CallRecord[],
+): LayerRecord {
+  const finishedAt = Date.now();
+  return { layer, role, startedAt, finishedAt, durationMs: finishedAt - startedAt, calls };
+}
+
 /** Token usage summed over every call of every layer. */
 export function totalUsage(layers: LayerRecord[]): Usage {
   let promptTokens = 0;

@@ -2,7 +2,7 @@ import { callWithRetries } from './call-with-retries.js';
 import { LayerDeadlineError } from './errors/layer-deadline-error.js';
 import type { MoaEvent } from './moa-events.js';
 import { layerCount, planLayer, roleOfLayer } from './moa-plan.js';
-import { layerShortfall, totalCost, totalUsage, type MoaResult } from './moa-result.js';
+import { finishedLayer, layerShortfall, totalCost, totalUsage, type MoaResult } from './moa-result.js';
 import type { ModelRegistry } from './model-registry.js';
 import type { ChatMessage, LayerRecord, PresetConfig } from './types.js';
 
@@ -97,15 +97,7 @@ async function runLayer(
         }),
       ),
     );
-    const finishedAt = Date.now();
-    const record: LayerRecord = {
-      layer,
-      role,
-      startedAt,
-      finishedAt,
-      durationMs: finishedAt - startedAt,
-      calls,
-    };
+    const record = finishedLayer(layer, role, startedAt, calls);
     options.onEvent?.({
       type: 'layer_finished',
       layer,

@@ -8,3 +8,4 @@ export {
 } from './redis-server-process.js';
 export { uniquePrefix } from './unique-prefix.js';
 export { spawnTsProcess, REPOSITORY_ROOT, type TsProcess } from './ts-process.js';
+export { pollUntil, until } from './poll.js';
