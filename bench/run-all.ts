@@ -7,9 +7,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { REPOSITORY_ROOT } from '@moa-queue/test-support';
 
-const scenarios = ['bench/overhead.ts', 'bench/throughput.ts', 'bench/batch-memory.ts', 'bench/redis-memory.ts'].filter((path) =>
-  existsSync(`${REPOSITORY_ROOT}/${path}`),
-);
+const scenarios = [
+  'bench/overhead.ts',
+  'bench/throughput.ts',
+  'bench/batch-memory.ts',
+  'bench/redis-memory.ts',
+].filter((path) => existsSync(`${REPOSITORY_ROOT}/${path}`));
 let failed = 0;
 for (const scenario of scenarios) {
   console.log(`\n=== ${scenario}`);
