@@ -176,7 +176,12 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
       registry: metrics.registry,
       port: config.metricsPort,
       host: config.metricsHost,
-      isReady: async () => (await connection.ping()) === 'PONG',
+      // The BullMQ connection retries forever during an outage; the probe must answer anyway.
+      isReady: async () =>
+        (await Promise.race([
+          commands.ping().catch(() => undefined),
+          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2000).unref()),
+        ])) === 'PONG',
     });
   }
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
