@@ -175,8 +175,6 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       const state = await readState(job, layer);
       if (state.cancelled) {
         await job.removeUnprocessedChildren();
-        progress.currentLayer = null;
-        await job.updateProgress(progress);
         return finish('cancelled', null);
       }
       if (layer > lastLayer) return finish('completed', progress.layers.at(-1)?.calls[0]?.output ?? '');
