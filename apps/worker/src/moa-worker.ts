@@ -137,6 +137,10 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   orchestrator.on('failed', (job, error) => {
     if (!job || error.name === 'UnrecoverableError' || job.attemptsMade < (job.opts.attempts ?? 1)) return;
     metrics.jobsFinished.inc({ preset: job.data.preset.name, outcome: 'failed' });
+    metrics.jobDuration.observe(
+      { preset: job.data.preset.name, outcome: 'failed' },
+      (Date.now() - job.data.createdAt) / 1000,
+    );
     enqueueWebhook(queues, job.data).catch((failure: unknown) =>
       logger.error({ requestId: job.data.requestId, error: String(failure) }, 'cannot queue webhook'),
     );
