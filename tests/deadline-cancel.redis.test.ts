@@ -63,4 +63,26 @@ describe('layer deadlines and cancellation in the distributed path', () => {
     expect(conflict.status).toBe(409);
     expect(conflict.body.error).toMatchObject({ code: 'job_finished' });
   });
+
+  it('DELETE of a request whose calls are all still waiting ends it at once', async () => {
+    stack.fake.reset();
+    // The narrow provider runs 2 calls at a time: the first request's slow calls hold both slots.
+    for (let index = 1; index <= 6; index += 1) stack.fake.script(`lane-${index}`, { latencyMs: 3000 });
+    const first = await stack.submit({ preset: 'narrow', messages: USER });
+    await until(() => stack.fake.requests.length >= 2);
+    const second = await stack.submit({ preset: 'narrow', messages: USER });
+    await until(async () => (await stack.get(second.id)).status === 'running');
+    const requestsBefore = stack.fake.requests.length;
+
+    expect((await request(stack.app).delete(`/v1/jobs/${second.id}`)).status).toBe(200);
+    await until(async () => (await stack.get(second.id)).completed_at !== null, 10_000);
+    // It ended while the first request's slow calls still held both slots (an ordering, not a budget).
+    expect(stack.fake.requests.slice(0, 2).every((recorded) => recorded.finishedAt === undefined)).toBe(true);
+    const job = await stack.get(second.id);
+    expect(job.status).toBe('cancelled');
+    // None of the second request's calls reached the provider after the cancel.
+    const firstDone = await stack.waitFor(first.id, 30_000);
+    expect(firstDone.status).toBe('completed');
+    expect(stack.fake.requests.length - requestsBefore).toBeLessThanOrEqual(6 + 1);
+  });
 });
