@@ -6,7 +6,7 @@
  * its results are kept 7 days).
  */
 import { Queue } from 'bullmq';
-import { startBenchStack } from './support/bench-stack.js';
+import { startBenchStack, submitJob } from './support/bench-stack.js';
 import { printTable, writeResult } from './support/report.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
@@ -20,18 +20,10 @@ const stack = await startBenchStack({ workers: 2, latencyMs: 10, agents: 3, prop
 const queue = new Queue('moa-requests', { connection: stack.redis, prefix: 'bench' });
 try {
   const post = (index: number) =>
-    fetch(`${stack.apiUrl}/v1/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        messages: [
-          {
-            role: 'user',
-            content: `Memory question ${index}: a typical 20-word prompt about queues and the mixture of agents.`,
-          },
-        ],
-      }),
-    }).then((response) => response.arrayBuffer());
+    submitJob(
+      stack.apiUrl,
+      `Memory question ${index}: a typical 20-word prompt about queues and the mixture of agents.`,
+    );
   await post(-1);
   await new Promise((resolve) => setTimeout(resolve, 500));
   const before = await usedMemory(stack);

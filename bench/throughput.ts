@@ -5,7 +5,7 @@
  * request (every process of the stack) and Redis commands per request.
  */
 import { Queue } from 'bullmq';
-import { startBenchStack, redisCommandCount } from './support/bench-stack.js';
+import { startBenchStack, redisCommandCount, submitJob } from './support/bench-stack.js';
 import { commandBreakdown, topCommands } from './support/command-breakdown.js';
 import { cpuSeconds } from './support/process-stats.js';
 import { printTable, writeResult } from './support/report.js';
@@ -32,15 +32,7 @@ async function measure(workers: number): Promise<Row> {
   const stack = await startBenchStack({ workers, latencyMs: LATENCY_MS, agents: 3, proposerLayers: 2 });
   const queue = new Queue('moa-requests', { connection: stack.redis, prefix: 'bench' });
   try {
-    const post = (index: number) =>
-      fetch(`${stack.apiUrl}/v1/jobs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ messages: [{ role: 'user', content: `Throughput question ${index}` }] }),
-      }).then((response) => {
-        if (response.status !== 202) throw new Error(`POST answered ${response.status}`);
-        return response.arrayBuffer();
-      });
+    const post = (index: number) => submitJob(stack.apiUrl, `Throughput question ${index}`);
     // Warm up every process (JIT, connections) before measuring.
     await Promise.all(Array.from({ length: 20 }, (_, index) => post(index)));
     await waitForCompleted(queue, 20);

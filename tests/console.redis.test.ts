@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { chromium, type Browser } from 'playwright-core';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { ConsoleJob } from '../apps/api/src/console/job-timeline.js';
 import { startMoaStack, type MoaStack } from './support/moa-stack.js';
 
 const USER = [
@@ -21,34 +22,6 @@ const HAS_CHROMIUM = existsSync(CHROMIUM);
 const SCREENSHOT = join(REPOSITORY_ROOT, 'test-artifacts', 'console-job.png');
 const LIST_SCREENSHOT = join(REPOSITORY_ROOT, 'test-artifacts', 'console-list.png');
 const DOCS_SCREENSHOT = join(REPOSITORY_ROOT, 'docs', 'console.png');
-
-interface TimelineCall {
-  agent_index: number;
-  model: string;
-  status: string;
-  started_at: number | null;
-  finished_at: number | null;
-  latency_ms: number | null;
-  attempts: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  cost_usd: number | null;
-  error: unknown;
-}
-interface TimelineLayer {
-  layer: number;
-  role: string;
-  status: string;
-  started_at: number | null;
-  finished_at: number | null;
-  calls: TimelineCall[];
-}
-type ConsoleJob = JobView & {
-  created_at_ms: number;
-  finished_at_ms: number | null;
-  now_ms: number;
-  timeline: TimelineLayer[];
-};
 
 if (!HAS_CHROMIUM) console.warn(`chromium not installed: browser test skipped (looked for ${CHROMIUM})`);
 

@@ -124,3 +124,14 @@ export async function redisCommandCount(redis: Redis): Promise<number> {
   for (const match of info.matchAll(/cmdstat_[^:]+:calls=(\d+)/g)) total += Number(match[1]);
   return total;
 }
+
+/** Submits one MoA request through the API's `POST /v1/jobs`; throws unless it is accepted. */
+export async function submitJob(apiUrl: string, prompt: string): Promise<void> {
+  const response = await fetch(`${apiUrl}/v1/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ role: 'user', content: prompt }] }),
+  });
+  await response.arrayBuffer();
+  if (response.status !== 202) throw new Error(`POST /v1/jobs answered ${response.status}`);
+}

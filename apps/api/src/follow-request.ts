@@ -23,17 +23,25 @@ export interface FollowOptions {
   pollMs?: number;
 }
 
-async function waitUntilFinished(redis: Redis, queues: MoaQueues, requestId: string, signal?: AbortSignal) {
+/** Re-reads the request until BullMQ shows it finished (or 10 s pass); returns the last snapshot read. */
+async function waitUntilFinished(
+  redis: Redis,
+  queues: MoaQueues,
+  requestId: string,
+  signal?: AbortSignal,
+): Promise<RequestSnapshot | undefined> {
+  let snapshot: RequestSnapshot | undefined;
   // Usually final on the first read (the worker finishes one round trip after 'done').
   for (
     let delay = 1, waited = 0;
     waited < 10_000 && !signal?.aborted;
     waited += delay, delay = Math.min(delay * 2, 50)
   ) {
-    const snapshot = await readRequest(queues, redis, requestId);
-    if (!snapshot || isFinished(snapshot)) return;
+    snapshot = await readRequest(queues, redis, requestId);
+    if (!snapshot || isFinished(snapshot)) return snapshot;
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
+  return snapshot;
 }
 
 /**
@@ -55,6 +63,8 @@ export async function followRequest(
   const pollMs = options.pollMs ?? 5000;
   let position = '0';
   let timedOut = false;
+  /** A final snapshot already read while following, so it is not read again. */
+  let final: RequestSnapshot | undefined;
   try {
     for (;;) {
       if (options.signal?.aborted) break;
@@ -79,13 +89,16 @@ export async function followRequest(
       if (done) {
         // 'done' is written just before BullMQ records the job as finished:
         // hold it back until a reader of the job sees the final state too.
-        await waitUntilFinished(redis, queues, requestId, options.signal);
+        final = await waitUntilFinished(redis, queues, requestId, options.signal);
         options.onEvent?.(done);
         break;
       }
       if (events.length === 0) {
         const snapshot = await readRequest(queues, redis, requestId);
-        if (!snapshot || isFinished(snapshot)) break;
+        if (!snapshot || isFinished(snapshot)) {
+          final = snapshot;
+          break;
+        }
       }
     }
   } catch (error) {
@@ -94,5 +107,6 @@ export async function followRequest(
     options.signal?.removeEventListener('abort', stop);
     reader.disconnect();
   }
-  return { snapshot: await readRequest(queues, redis, requestId), timedOut };
+  const snapshot = final && isFinished(final) ? final : await readRequest(queues, redis, requestId);
+  return { snapshot, timedOut };
 }

@@ -52,3 +52,17 @@ export function chatChunk(
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
   };
 }
+
+/** The final chunk of a stream with `stream_options.include_usage`: no choices, the summed usage. */
+export function usageChunk(view: JobView, created: number) {
+  return {
+    id: completionId(view.id),
+    object: 'chat.completion.chunk' as const,
+    created,
+    model: view.preset,
+    system_fingerprint: null,
+    choices: [],
+    usage: view.usage,
+    moa: moaExtension(view),
+  };
+}

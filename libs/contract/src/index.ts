@@ -112,6 +112,6 @@ export {
   type BatchItemOutcome,
 } from './batch-accounting.js';
 export { batchOutputLine, batchErrorLine } from './batch-lines.js';
-export { chatCompletionOf, chatChunk, completionId, moaExtension } from './chat-completion.js';
+export { chatCompletionOf, chatChunk, completionId, moaExtension, usageChunk } from './chat-completion.js';
 export { createLogger, REDACTED_LOG_PATHS } from './create-logger.js';
 export { SHARED_ENVIRONMENT, parseEnvironment } from './environment.js';

@@ -72,9 +72,9 @@ export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
       new Queue<CallJobData, CallJobResult>(llmQueueName(provider), base),
     ]),
   );
+  const every = [requests, deadlines, webhooks, batches, ...llmQueues.values()] as Queue[];
   const onError = options.onError ?? (() => undefined);
-  for (const queue of [requests, deadlines, webhooks, batches, ...llmQueues.values()] as Queue[])
-    queue.on('error', onError);
+  for (const queue of every) queue.on('error', onError);
   return {
     prefix: options.prefix,
     requests,
@@ -86,15 +86,9 @@ export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
       if (!queue) throw new Error(`no LLM queue for provider "${provider}"`);
       return queue;
     },
-    all: () => [requests, deadlines, webhooks, batches, ...llmQueues.values()] as Queue[],
+    all: () => [...every],
     async close() {
-      await Promise.all([
-        requests.close(),
-        deadlines.close(),
-        webhooks.close(),
-        batches.close(),
-        ...[...llmQueues.values()].map((queue) => queue.close()),
-      ]);
+      await Promise.all(every.map((queue) => queue.close()));
     },
   };
 }

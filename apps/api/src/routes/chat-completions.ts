@@ -1,9 +1,8 @@
 import {
   chatChunk,
   chatCompletionOf,
-  completionId,
   jobView,
-  moaExtension,
+  usageChunk,
   type MoaQueues,
   type RequestSnapshot,
 } from '@moa-queue/contract';
@@ -117,11 +116,13 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies): Rout
 
       const created = Math.floor(data.createdAt / 1000);
       const sse = startSse(response);
-      sse.write(
-        JSON.stringify(chatChunk(data.requestId, preset.name, created, { role: 'assistant', content: '' })),
-      );
+      const writeChunk = (
+        delta: { role?: 'assistant'; content?: string },
+        finishReason: 'stop' | null = null,
+      ) => sse.write(JSON.stringify(chatChunk(data.requestId, preset.name, created, delta, finishReason)));
+      writeChunk({ role: 'assistant', content: '' });
+      /** The aggregator attempt whose tokens are being relayed (set by the first delta). */
       let attempt: number | undefined;
-      let relayed = false;
       let restarted = false;
       const { snapshot, timedOut } = await followRequest(
         dependencies.redis,
@@ -132,37 +133,21 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies): Rout
           timeoutMs: dependencies.timeoutMs,
           onEvent(event) {
             if (event.type !== 'delta' || restarted) return;
+            // A retried aggregator starts over; text already sent cannot be taken back.
             if (attempt !== undefined && event.attempt !== attempt) {
-              // A retried aggregator starts over; text already sent cannot be taken back.
-              if (relayed) restarted = true;
-              if (relayed) return;
+              restarted = true;
+              return;
             }
             attempt = event.attempt;
-            relayed = true;
-            sse.write(
-              JSON.stringify(chatChunk(data.requestId, preset.name, created, { content: event.text })),
-            );
+            writeChunk({ content: event.text });
           },
         },
       );
       if (clientGone.signal.aborted) return;
       if (snapshot?.status === 'completed' && !timedOut && !restarted) {
-        const view = jobView(snapshot);
-        sse.write(JSON.stringify(chatChunk(data.requestId, preset.name, created, {}, 'stop')));
-        if (body.stream_options?.include_usage) {
-          sse.write(
-            JSON.stringify({
-              id: completionId(data.requestId),
-              object: 'chat.completion.chunk',
-              created,
-              model: preset.name,
-              system_fingerprint: null,
-              choices: [],
-              usage: view.usage,
-              moa: moaExtension(view),
-            }),
-          );
-        }
+        writeChunk({}, 'stop');
+        if (body.stream_options?.include_usage)
+          sse.write(JSON.stringify(usageChunk(jobView(snapshot), created)));
       } else {
         const error = restarted
           ? new ApiError(
