@@ -16,7 +16,8 @@ import { startMoaStack, type MoaStack } from './support/moa-stack.js';
 const USER = [
   { role: 'user', content: 'Explain in two sentences why layered LLM agents can beat a single model.' },
 ];
-const KEY = 'console-key';
+const KEY = 'console-key-0123456789abcdef';
+const ADMIN_KEY = 'console-admin-0123456789abcdef';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const HAS_CHROMIUM = existsSync(CHROMIUM);
 const SCREENSHOT = join(REPOSITORY_ROOT, 'test-artifacts', 'console-job.png');
@@ -38,13 +39,15 @@ describe('job console', () => {
       workers: 2,
       fake: { latencyMs: { alpha: 140, beta: 320, gamma: 210, aggregator: 380 } },
     });
-    // A second API on the same Redis with keys configured: the console behind auth.
+    // A second API on the same Redis with keys configured: the console behind auth. The jobs
+    // below are made without keys, so they belong to tenant `default`, which KEY is named for.
     authed = createApp({
       queues: stack.queues,
       redis: stack.redis,
       config: stack.config,
       logger: pino({ level: 'silent' }),
-      apiKeys: [KEY],
+      apiKeys: [`default:${KEY}`],
+      adminKeys: [`ops:${ADMIN_KEY}`],
     });
     for (let index = 0; index < 2; index += 1) {
       const created = await stack.submit({
@@ -225,36 +228,47 @@ describe('job console', () => {
   });
 
   describe('with API keys configured', () => {
-    async function loginCookie(): Promise<string> {
+    async function loginCookie(key = KEY): Promise<string> {
       const response = await request(authed)
         .post('/console/login')
         .type('form')
-        .send({ key: KEY, next: '/admin/queues' });
+        .send({ key, next: '/admin/queues' });
       expect(response.status).toBe(303);
       expect(response.headers.location).toBe('/admin/queues');
       const cookie = ([] as string[]).concat(response.headers['set-cookie'] ?? [])[0] ?? '';
-      expect(cookie).toMatch(/^moa_console_key=/);
+      expect(cookie).toMatch(/^moa_console_session=[A-Za-z0-9_-]{43};/);
+      expect(cookie).not.toContain(encodeURIComponent(key));
       expect(cookie).toContain('HttpOnly');
       expect(cookie).toContain('SameSite=Strict');
       return cookie.split(';')[0]!;
     }
 
-    it('refuses /console/api/jobs and /admin/queues without a key, accepts a bearer key or the login cookie', async () => {
+    it('refuses the console and bull-board without a key, accepts a bearer key or the session cookie', async () => {
       const cookie = await loginCookie();
+      const adminCookie = await loginCookie(ADMIN_KEY);
       for (const path of ['/console/api/jobs', '/admin/queues', '/admin/queues/api/queues', '/console']) {
         const none = await request(authed).get(path);
         expect(none.status, path).toBe(401);
         expect(none.body.error.code).toBe('missing_api_key');
-        const wrong = await request(authed).get(path).set('authorization', 'Bearer nope');
+        const wrong = await request(authed)
+          .get(path)
+          .set('authorization', 'Bearer nope-0123456789abcdefghij');
         expect(wrong.status, path).toBe(401);
         expect(wrong.body.error.code).toBe('invalid_api_key');
-        expect((await request(authed).get(path).set('cookie', 'moa_console_key=nope')).status, path).toBe(
+        expect((await request(authed).get(path).set('cookie', 'moa_console_session=nope')).status, path).toBe(
           401,
         );
+        // bull-board is for admins: a tenant's key or session gets 403 there.
+        const tenantStatus = path.startsWith('/admin/') ? 403 : 200;
         expect((await request(authed).get(path).set('authorization', `Bearer ${KEY}`)).status, path).toBe(
-          200,
+          tenantStatus,
         );
-        expect((await request(authed).get(path).set('cookie', cookie)).status, path).toBe(200);
+        expect((await request(authed).get(path).set('cookie', cookie)).status, path).toBe(tenantStatus);
+        expect(
+          (await request(authed).get(path).set('authorization', `Bearer ${ADMIN_KEY}`)).status,
+          path,
+        ).toBe(200);
+        expect((await request(authed).get(path).set('cookie', adminCookie)).status, path).toBe(200);
       }
       const list = await request(authed).get('/console/api/jobs').set('cookie', cookie);
       expect(list.body.data.map((row: { id: string }) => row.id)).toEqual(
@@ -272,9 +286,11 @@ describe('job console', () => {
     });
 
     it('sends a browser to the login form, refuses a wrong key and never redirects off the console', async () => {
+      // A 401 page that sends the browser on, never a 3xx: nothing behind the gate answers 2xx/3xx without a key.
       const page = await request(authed).get('/console').set('accept', 'text/html,application/xhtml+xml');
-      expect(page.status).toBe(303);
-      expect(page.headers.location).toBe('/console/login?next=%2Fconsole');
+      expect(page.status).toBe(401);
+      expect(page.type).toBe('text/html');
+      expect(page.text).toContain('url=/console/login?next=%2Fconsole');
       const form = await request(authed).get('/console/login?next=%2Fconsole');
       expect(form.status).toBe(200);
       expect(form.text).toContain('name="key"');
@@ -284,7 +300,7 @@ describe('job console', () => {
       const wrong = await request(authed)
         .post('/console/login')
         .type('form')
-        .send({ key: 'nope', next: '/console' });
+        .send({ key: 'nope-0123456789abcdefghij', next: '/console' });
       expect(wrong.status).toBe(303);
       expect(wrong.headers.location).toBe('/console/login?failed=1&next=%2Fconsole');
       expect(wrong.headers['set-cookie']).toBeUndefined();
@@ -294,9 +310,13 @@ describe('job console', () => {
         const response = await request(authed).post('/console/login').type('form').send({ key: KEY, next });
         expect(response.headers.location, next).toBe('/console');
       }
-      const logout = await request(authed).post('/console/logout');
+      const cookie = await loginCookie();
+      expect((await request(authed).get('/console/api/jobs').set('cookie', cookie)).status).toBe(200);
+      const logout = await request(authed).post('/console/logout').set('cookie', cookie);
       expect(logout.status).toBe(303);
       expect(String(logout.headers['set-cookie'])).toContain('Max-Age=0');
+      // Logout revokes the session itself: a copy of the cookie no longer works.
+      expect((await request(authed).get('/console/api/jobs').set('cookie', cookie)).status).toBe(401);
     });
   });
 
@@ -328,7 +348,7 @@ describe('job console', () => {
 
         // Auth is on: the console sends the browser to the login form first.
         await page.goto(`${base}/console`);
-        expect(new URL(page.url()).pathname).toBe('/console/login');
+        await page.waitForURL((url) => url.pathname === '/console/login');
         await page.fill('input[name="key"]', KEY);
         await Promise.all([page.waitForURL(`${base}/console`), page.click('button[type="submit"]')]);
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { closingReferenceTag, openingReferenceTag, referenceTagName } from '@moa-queue/moa';
 import { FAKE_PRICES, PROVIDER_KEY, startMoaStack, systemText, type MoaStack } from './support/moa-stack.js';
 
 const USER = [{ role: 'user', content: 'Name three uses of a Mixture-of-Agents pipeline.' }];
@@ -40,10 +41,13 @@ describe('MoA requests as BullMQ flows across two worker processes', () => {
     expect(layer1Requests).toHaveLength(3);
     expect(layer2Requests).toHaveLength(3);
     expect(aggregatorRequests).toHaveLength(1);
+    const tagName = referenceTagName(outputs(1));
     for (const request of layer2Requests) {
       const system = systemText(request.messages);
       outputs(1).forEach((output, index) => {
-        expect(system).toContain(`<reference index="${index + 1}">\n${output}\n</reference>`);
+        expect(system).toContain(
+          `${openingReferenceTag(tagName, index + 1)}\n${output}\n${closingReferenceTag(tagName)}`,
+        );
       });
     }
     const aggregatorSystem = systemText(aggregatorRequests[0]!.messages);
@@ -124,7 +128,9 @@ describe('MoA requests as BullMQ flows across two worker processes', () => {
       const system = systemText(request.messages);
       expect(system).toContain(job.layers[0]!.calls[0]!.output!);
       expect(system).toContain(job.layers[0]!.calls[2]!.output!);
-      expect(system).not.toContain('<reference index="3">');
+      // The pattern matches the second block, so its absence for a third one is meaningful.
+      expect(system).toMatch(/<reference-[0-9a-f]{8} index="2">/);
+      expect(system).not.toMatch(/<reference-[0-9a-f]{8} index="3">/);
     }
   });
 

@@ -1,5 +1,6 @@
 /**
- * `npm run demo`: the main job on one machine. Finds or starts Redis, starts
+ * `npm run demo`: the main job on one machine. Finds or starts Redis as the
+ * tests do (see findRedis in tools/test-support), starts
  * the API and two workers as real processes, runs a few MoA requests through
  * the HTTP API, prints each layer's latency, tokens and cost and the answers,
  * then stops everything it started.
@@ -8,30 +9,26 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JobView } from '@moa-queue/api';
-import { spawnTsProcess, startRedisServer, waitForRedis, type TsProcess } from '@moa-queue/test-support';
+import { DEFAULT_REDIS_URL, findRedis, spawnTsProcess, type TsProcess } from '@moa-queue/test-support';
 import { chooseProviderMode } from './provider-mode.js';
 import { renderJob } from './report.js';
 
 const say = (line: string) => console.log(`[demo] ${line}`);
 const cleanups: (() => Promise<unknown>)[] = [];
 
-async function findRedis(): Promise<string> {
-  const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  try {
-    await waitForRedis(url, 1500);
-    say(`using Redis at ${url}`);
-    return url;
-  } catch {
-    say(`no Redis at ${url}: starting a local redis-server`);
-    const server = await startRedisServer();
-    cleanups.push(() => server.stop());
-    say(`started redis-server on ${server.url}`);
-    return server.url;
-  }
+/**
+ * The same search as the tests: REDIS_URL (an error when it does not answer), else the default URL
+ * when it answers, else a redis:7 container when a Docker engine answers, else a local redis-server.
+ */
+async function useRedis(): Promise<string> {
+  const redis = await findRedis({ defaultUrl: DEFAULT_REDIS_URL, log: say });
+  cleanups.push(() => redis.stop());
+  say(`using Redis at ${redis.description}`);
+  return redis.url;
 }
 
 async function main(): Promise<void> {
-  const redisUrl = await findRedis();
+  const redisUrl = await useRedis();
   const mode = await chooseProviderMode(process.env);
   cleanups.push(() => mode.close());
   say(mode.description);

@@ -84,6 +84,8 @@ export interface MoaStackOptions {
   workerEnv?: Record<string, string>;
   /** Extra dependencies for the in-process API. */
   app?: Partial<AppDependencies>;
+  /** Changes the config file that the API and the workers read (e.g. adds `tenants`). */
+  configure?: (file: Record<string, unknown>) => Record<string, unknown>;
 }
 
 /** A fake provider, N worker processes and an in-process API on one real Redis. */
@@ -112,7 +114,7 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
   const fake = await createFakeProvider({ defaultLatencyMs: 20, ...options.fake });
   const directory = mkdtempSync(join(tmpdir(), `moa-${options.name}-`));
   const configPath = join(directory, 'moa.json');
-  const file = stackConfigFile(fake.url);
+  const file = (options.configure ?? ((base) => base))(stackConfigFile(fake.url));
   writeFileSync(configPath, JSON.stringify(file));
   const config = parseMoaConfig(file);
   const prefix = uniquePrefix(options.name);

@@ -8,11 +8,15 @@ import { DEFAULT_BATCH_OPTIONS, type BatchApiOptions } from './batches/batch-opt
 import { filesRouter } from './batches/files-router.js';
 import { consoleRouter } from './console/console-router.js';
 import { accessLog } from './middleware/access-log.js';
-import { auth } from './middleware/auth.js';
 import { errorHandler, notFound } from './middleware/error-handler.js';
 import { httpMetrics } from './middleware/http-metrics.js';
 import { createApiMetrics, type ApiMetrics } from './metrics.js';
 import { jsonBody } from './middleware/json-body.js';
+import { accessGate } from './middleware/access-gate.js';
+import { assertDistinctKeys, parseApiKeys } from './api-keys.js';
+import { createAuthThrottle } from './auth-throttle.js';
+import { createSessionStore } from './console/sessions.js';
+import { createKeyring } from './keyring.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { createRequestStore } from './request-store.js';
@@ -27,8 +31,20 @@ export interface AppDependencies {
   redis: Redis;
   config: MoaConfig;
   logger: Logger;
-  /** Bearer keys; empty means no auth (the listener then stays on loopback). */
+  /**
+   * Bearer keys, each `key` or `name:key` (the name is the tenant; see
+   * `parseApiKeys`). None means no auth: one tenant, `default`, and the
+   * listener stays on loopback.
+   */
   apiKeys?: string[];
+  /** Admin keys, same syntax: they see every tenant's objects and alone reach bull-board. */
+  adminKeys?: string[];
+  /**
+   * Express `trust proxy`: how the client address (for the auth throttle)
+   * and HTTPS (for the session cookie's `Secure`) are taken from a proxy.
+   * @defaultValue false
+   */
+  trustProxy?: boolean | number | string;
   /** @defaultValue 4194304 */
   maxBodyBytes?: number;
   webhookSecret?: string;
@@ -44,7 +60,20 @@ export interface AppDependencies {
 
 /** Builds the Express app. It never listens: `main.ts` does, tests call it in process. */
 export function createApp(dependencies: AppDependencies): Express {
+  const keys = [
+    ...parseApiKeys(dependencies.apiKeys ?? [], { variable: 'MOA_API_KEYS', admin: false }),
+    ...parseApiKeys(dependencies.adminKeys ?? [], { variable: 'MOA_ADMIN_KEYS', admin: true }),
+  ];
+  assertDistinctKeys(keys);
+  const keyring = createKeyring(keys);
+  const sessions = createSessionStore(dependencies.redis, dependencies.queues.prefix);
+  const throttle = createAuthThrottle(dependencies.redis, dependencies.queues.prefix);
+
   const app = express();
+  // Set before the first route: the app's router takes them when it is made.
+  app.set('case sensitive routing', true);
+  app.set('strict routing', true);
+  app.set('trust proxy', dependencies.trustProxy ?? false);
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
@@ -55,12 +84,12 @@ export function createApp(dependencies: AppDependencies): Express {
   app.use(requestId());
   app.use(accessLog(dependencies.logger));
   app.use(httpMetrics(metrics));
+  // The one gate: it decides access for every path before any router runs.
+  app.use(accessGate({ keyring, sessions, throttle }));
   app.use(healthRouter(dependencies.redis, metrics.registry));
-  // The job console and bull-board enforce the same keys themselves (bearer or login cookie).
   app.use(
-    consoleRouter({ queues: dependencies.queues, redis: dependencies.redis, apiKeys: dependencies.apiKeys }),
+    consoleRouter({ queues: dependencies.queues, redis: dependencies.redis, keyring, sessions, throttle }),
   );
-  app.use(auth(dependencies.apiKeys ?? []));
   app.use(rateLimit(dependencies.redis, dependencies.queues.prefix, dependencies.rateLimitRpm ?? 0));
   const batchDependencies = {
     queues: dependencies.queues,
@@ -80,7 +109,7 @@ export function createApp(dependencies: AppDependencies): Express {
     queues: dependencies.queues,
     redis: dependencies.redis,
   };
-  app.use(jobsRouter({ ...shared, webhookSecretConfigured: Boolean(dependencies.webhookSecret) }));
+  app.use(jobsRouter({ ...shared, webhookSecret: dependencies.webhookSecret }));
   app.use(chatCompletionsRouter({ ...shared, timeoutMs: dependencies.chatTimeoutMs ?? 600_000 }));
   app.use(notFound());
   app.use(errorHandler(dependencies.logger));

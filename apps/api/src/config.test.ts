@@ -26,7 +26,9 @@ describe('loadApiConfig', () => {
       PORT: '9090',
       HOST: '0.0.0.0',
       MOA_QUEUE_PREFIX: '{moa}',
-      MOA_API_KEYS: 'a',
+      MOA_API_KEYS: 'team-a:aaaaaaaaaaaaaaaaaaaaaaaa',
+      MOA_ADMIN_KEYS: 'ops:zzzzzzzzzzzzzzzzzzzzzzzz',
+      MOA_TRUST_PROXY: 'loopback',
       MOA_AUTH: 'keys',
       MOA_RATE_LIMIT_RPM: '120',
       MOA_MAX_BODY_BYTES: '65536',
@@ -38,7 +40,9 @@ describe('loadApiConfig', () => {
       port: 9090,
       host: '0.0.0.0',
       queuePrefix: '{moa}',
-      apiKeys: ['a'],
+      apiKeys: ['team-a:aaaaaaaaaaaaaaaaaaaaaaaa'],
+      adminKeys: ['ops:zzzzzzzzzzzzzzzzzzzzzzzz'],
+      trustProxy: 'loopback',
       rateLimitRpm: 120,
       maxBodyBytes: 65_536,
       webhookSecret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
@@ -76,7 +80,8 @@ describe('loadApiConfig', () => {
   });
 
   it('splits MOA_API_KEYS on commas, trimming and dropping empty entries', () => {
-    expect(loadApiConfig({ MOA_API_KEYS: ' k1 , k2,,k3 , ' }).apiKeys).toEqual(['k1', 'k2', 'k3']);
+    const [k1, k2, k3] = ['1', '2', '3'].map((digit) => digit.repeat(20));
+    expect(loadApiConfig({ MOA_API_KEYS: ` ${k1} , ${k2},,${k3} , ` }).apiKeys).toEqual([k1, k2, k3]);
     expect(loadApiConfig({ MOA_API_KEYS: ' , ' }).apiKeys).toEqual([]);
   });
 
@@ -140,9 +145,45 @@ describe('checkListenPolicy', () => {
   });
 
   it('allows 0.0.0.0 with keys', () => {
-    expect(checkListenPolicy(loadApiConfig({ HOST: '0.0.0.0', MOA_API_KEYS: 'k1,k2' }))).toEqual({});
-    expect(checkListenPolicy(loadApiConfig({ HOST: '::', MOA_API_KEYS: 'k1', MOA_AUTH: 'keys' }))).toEqual(
+    const key = 'k'.repeat(24);
+    expect(checkListenPolicy(loadApiConfig({ HOST: '0.0.0.0', MOA_API_KEYS: `${key}1,${key}2` }))).toEqual(
       {},
     );
+    expect(checkListenPolicy(loadApiConfig({ HOST: '::', MOA_API_KEYS: key, MOA_AUTH: 'keys' }))).toEqual({});
+    expect(checkListenPolicy(loadApiConfig({ HOST: '::', MOA_ADMIN_KEYS: key }))).toEqual({});
+  });
+});
+
+describe('API keys in the environment', () => {
+  it.each([
+    ['MOA_API_KEYS', 'short-key'],
+    ['MOA_ADMIN_KEYS', 'ops:short-key'],
+    ['MOA_API_KEYS', `${'a'.repeat(30)},tiny`],
+  ])('refuses a key under 20 characters in %s, naming the variable and not the key', (name, value) => {
+    let message = '';
+    try {
+      loadApiConfig({ [name]: value });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(new RegExp(`^${name}: entry \\d+.*at least 20 characters`));
+    expect(message).not.toContain('short-key');
+    expect(message).not.toContain('tiny');
+  });
+
+  it('refuses the same key twice, in either variable', () => {
+    const key = 'x'.repeat(24);
+    expect(() => loadApiConfig({ MOA_API_KEYS: `${key},b:${key}` })).toThrow(/configured twice/);
+    expect(() => loadApiConfig({ MOA_API_KEYS: key, MOA_ADMIN_KEYS: key })).toThrow(/configured twice/);
+  });
+
+  it.each([
+    [undefined, false],
+    ['false', false],
+    ['true', true],
+    ['2', 2],
+    ['loopback, 10.0.0.0/8', 'loopback, 10.0.0.0/8'],
+  ])('reads MOA_TRUST_PROXY=%s as %s', (value, expected) => {
+    expect(loadApiConfig(value === undefined ? {} : { MOA_TRUST_PROXY: value }).trustProxy).toEqual(expected);
   });
 });

@@ -1,12 +1,15 @@
 import { parseEnvironment, SHARED_ENVIRONMENT } from '@moa-queue/contract';
 import { loadMoaConfig, type MoaConfig } from '@moa-queue/moa';
 import { z } from 'zod';
+import { assertDistinctKeys, parseApiKeys, splitKeyList } from './api-keys.js';
 
 const environmentSchema = z.object({
   ...SHARED_ENVIRONMENT,
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
   MOA_API_KEYS: z.string().optional(),
+  MOA_ADMIN_KEYS: z.string().optional(),
+  MOA_TRUST_PROXY: z.string().optional(),
   MOA_AUTH: z.enum(['none', 'keys']).optional(),
   MOA_RATE_LIMIT_RPM: z.coerce.number().int().min(0).default(0),
   MOA_MAX_BODY_BYTES: z.coerce
@@ -22,7 +25,12 @@ export interface ApiConfig {
   port: number;
   host: string;
   queuePrefix: string;
+  /** Entries of `MOA_API_KEYS` (`key` or `name:key`), checked at load. */
   apiKeys: string[];
+  /** Entries of `MOA_ADMIN_KEYS`, same syntax. */
+  adminKeys: string[];
+  /** Express `trust proxy`, from `MOA_TRUST_PROXY`. */
+  trustProxy: boolean | number | string;
   allowUnauthenticated: boolean;
   rateLimitRpm: number;
   maxBodyBytes: number;
@@ -34,15 +42,21 @@ export interface ApiConfig {
 /** Reads and validates the API's environment; the only place it touches `process.env` for settings. */
 export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env): ApiConfig {
   const values = parseEnvironment(environmentSchema, environment);
+  const apiKeys = splitKeyList(values.MOA_API_KEYS);
+  const adminKeys = splitKeyList(values.MOA_ADMIN_KEYS);
+  // Checked here so a short or doubled key stops the process at start, naming the variable.
+  assertDistinctKeys([
+    ...parseApiKeys(apiKeys, { variable: 'MOA_API_KEYS', admin: false }),
+    ...parseApiKeys(adminKeys, { variable: 'MOA_ADMIN_KEYS', admin: true }),
+  ]);
   return {
     redisUrl: values.REDIS_URL,
     port: values.PORT,
     host: values.HOST,
     queuePrefix: values.MOA_QUEUE_PREFIX,
-    apiKeys: (values.MOA_API_KEYS ?? '')
-      .split(',')
-      .map((key) => key.trim())
-      .filter(Boolean),
+    apiKeys,
+    adminKeys,
+    trustProxy: parseTrustProxy(values.MOA_TRUST_PROXY),
     allowUnauthenticated: values.MOA_AUTH === 'none',
     rateLimitRpm: values.MOA_RATE_LIMIT_RPM,
     maxBodyBytes: values.MOA_MAX_BODY_BYTES,
@@ -50,6 +64,20 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env): Api
     logLevel: values.LOG_LEVEL,
     moa: loadMoaConfig(values.MOA_CONFIG),
   };
+}
+
+/**
+ * `MOA_TRUST_PROXY` as Express takes it: unset or `false` trusts no proxy;
+ * `true` trusts every hop (only behind a proxy that strips client-sent
+ * `X-Forwarded-*`); a number trusts that many hops; anything else is a
+ * comma-separated list of addresses, CIDRs or `loopback`/`linklocal`/`uniquelocal`.
+ */
+export function parseTrustProxy(value: string | undefined): boolean | number | string {
+  const trimmed = (value ?? '').trim();
+  if (trimmed === '' || trimmed === 'false') return false;
+  if (trimmed === 'true') return true;
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  return trimmed;
 }
 
 /** True for addresses that only this machine can reach. */
@@ -62,7 +90,7 @@ export function isLoopbackHost(host: string): boolean {
  * `MOA_AUTH=none` says so on purpose. Returns a warning to log, if any.
  */
 export function checkListenPolicy(config: ApiConfig): { error?: string; warning?: string } {
-  if (config.apiKeys.length > 0 || isLoopbackHost(config.host)) return {};
+  if (config.apiKeys.length + config.adminKeys.length > 0 || isLoopbackHost(config.host)) return {};
   if (config.allowUnauthenticated) {
     return { warning: `the API listens on ${config.host} without authentication (MOA_AUTH=none)` };
   }

@@ -23,18 +23,24 @@ afterAll(async () => {
 });
 
 describe('Idempotency-Key on POST /v1/jobs', () => {
-  const app = createApp({ queues, redis, config, logger, apiKeys: ['key-a', 'key-b'] });
+  const app = createApp({
+    queues,
+    redis,
+    config,
+    logger,
+    apiKeys: ['key-a-0123456789abcdefghij', 'key-b-0123456789abcdefghij'],
+  });
 
   it('the same key and body return the same job; another body is a 409', async () => {
     const first = await request(app)
       .post('/v1/jobs')
-      .set('authorization', 'Bearer key-a')
+      .set('authorization', 'Bearer key-a-0123456789abcdefghij')
       .set('idempotency-key', 'k-1')
       .send(body);
     expect(first.status).toBe(202);
     const second = await request(app)
       .post('/v1/jobs')
-      .set('authorization', 'Bearer key-a')
+      .set('authorization', 'Bearer key-a-0123456789abcdefghij')
       .set('idempotency-key', 'k-1')
       .send(body);
     expect(second.status).toBe(202);
@@ -44,7 +50,7 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
 
     const conflict = await request(app)
       .post('/v1/jobs')
-      .set('authorization', 'Bearer key-a')
+      .set('authorization', 'Bearer key-a-0123456789abcdefghij')
       .set('idempotency-key', 'k-1')
       .send({ ...body, metadata: { other: 'body' } });
     expect(conflict.status).toBe(409);
@@ -54,7 +60,7 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
   it('keys are per caller, and concurrent retries create one job', async () => {
     const other = await request(app)
       .post('/v1/jobs')
-      .set('authorization', 'Bearer key-b')
+      .set('authorization', 'Bearer key-b-0123456789abcdefghij')
       .set('idempotency-key', 'k-1')
       .send(body);
     expect(other.status).toBe(202);
@@ -62,7 +68,7 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
       Array.from({ length: 5 }, () =>
         request(app)
           .post('/v1/jobs')
-          .set('authorization', 'Bearer key-b')
+          .set('authorization', 'Bearer key-b-0123456789abcdefghij')
           .set('idempotency-key', 'k-2')
           .send(body),
       ),
@@ -74,7 +80,7 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
   it('an over-long key is a 400 naming the header', async () => {
     const response = await request(app)
       .post('/v1/jobs')
-      .set('authorization', 'Bearer key-a')
+      .set('authorization', 'Bearer key-a-0123456789abcdefghij')
       .set('idempotency-key', 'x'.repeat(300))
       .send(body);
     expect(response.status).toBe(400);
@@ -84,12 +90,21 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
 
 describe('per-key rate limit', () => {
   it('answers 429 with Retry-After past the limit, per key, and never limits probes', async () => {
-    const app = createApp({ queues, redis, config, logger, apiKeys: ['key-a', 'key-b'], rateLimitRpm: 3 });
+    const app = createApp({
+      queues,
+      redis,
+      config,
+      logger,
+      apiKeys: ['key-a-0123456789abcdefghij', 'key-b-0123456789abcdefghij'],
+      rateLimitRpm: 3,
+    });
     const statuses: number[] = [];
     let limited: request.Response | undefined;
     // 8 requests span at most two minute windows, so one window sees at least 4 > 3.
     for (let index = 0; index < 8; index += 1) {
-      const response = await request(app).get('/v1/models').set('authorization', 'Bearer key-a');
+      const response = await request(app)
+        .get('/v1/models')
+        .set('authorization', 'Bearer key-a-0123456789abcdefghij');
       statuses.push(response.status);
       if (response.status === 429) limited = response;
     }
@@ -98,14 +113,16 @@ describe('per-key rate limit', () => {
     const retryAfter = Number(limited?.headers['retry-after']);
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);
-    expect((await request(app).get('/v1/models').set('authorization', 'Bearer key-b')).status).toBe(200);
+    expect(
+      (await request(app).get('/v1/models').set('authorization', 'Bearer key-b-0123456789abcdefghij')).status,
+    ).toBe(200);
     for (let index = 0; index < 5; index += 1) expect((await request(app).get('/healthz')).status).toBe(200);
   });
 });
 
 describe('console login throttling', () => {
   it('answers 429 after 10 login attempts a minute from one address', async () => {
-    const app = createApp({ queues, redis, config, logger, apiKeys: ['right-key'] });
+    const app = createApp({ queues, redis, config, logger, apiKeys: ['right-key-0123456789abcdefghij'] });
     const statuses: number[] = [];
     // 21 attempts span at most two minute windows, so one window sees more than 10.
     for (let index = 0; index < 21; index += 1) {

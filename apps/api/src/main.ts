@@ -34,6 +34,8 @@ const app = createApp({
   config: config.moa,
   logger,
   apiKeys: config.apiKeys,
+  adminKeys: config.adminKeys,
+  trustProxy: config.trustProxy,
   maxBodyBytes: config.maxBodyBytes,
   webhookSecret: config.webhookSecret,
   rateLimitRpm: config.rateLimitRpm,

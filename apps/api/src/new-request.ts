@@ -3,6 +3,8 @@ import type { ChatMessage, PresetConfig } from '@moa-queue/moa';
 
 /** What a new request is made of, whichever route accepted it. */
 export interface NewRequestOptions {
+  /** The owner: the caller's tenant, or the batch's. */
+  tenant: string;
   preset: PresetConfig;
   messages: ChatMessage[];
   metadata?: Record<string, string>;
@@ -20,6 +22,7 @@ export function newRequestData(options: NewRequestOptions): RequestJobData {
     : options.preset;
   return {
     requestId: newRequestId(),
+    tenant: options.tenant,
     preset,
     messages: options.messages,
     metadata: options.metadata ?? {},

@@ -52,8 +52,11 @@ export const messagesSchema = z
     { message: 'must contain a user message with non-empty content' },
   );
 
+/** Metadata keys that name an object's prototype machinery. */
+const FORBIDDEN_METADATA_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
 /** OpenAI's metadata limits: at most 16 keys of up to 64 characters, string values up to 512. */
-export const metadataSchema = z
+const metadataRecordSchema = z
   .record(
     z.string(),
     z.string({ error: 'values must be strings' }).max(512, 'values must be at most 512 characters'),
@@ -67,6 +70,26 @@ export const metadataSchema = z
     message: 'keys must be at most 64 characters',
   })
   .refine((metadata) => Object.keys(metadata).length <= 16, { message: 'must have at most 16 keys' });
+
+/**
+ * Metadata, with `__proto__`, `constructor` and `prototype` keys refused by
+ * name. They are checked on the raw object: a record parser (zod's included)
+ * drops an own `__proto__` key silently, and anything copying metadata into
+ * a plain object would lose it or reach a prototype.
+ */
+export const metadataSchema = z.preprocess((value, context) => {
+  if (typeof value === 'object' && value !== null) {
+    const forbidden = Object.keys(value).find((key) => FORBIDDEN_METADATA_KEYS.has(key));
+    if (forbidden !== undefined) {
+      context.issues.push({
+        code: 'custom',
+        message: `key ${JSON.stringify(forbidden)} is not allowed`,
+        input: value,
+      });
+    }
+  }
+  return value;
+}, metadataRecordSchema);
 
 /** A webhook target: http or https only. */
 export const webhookSchema = z.strictObject({

@@ -3,8 +3,8 @@ import {
   cancelCallsChannel,
   cancelKey,
   CANCEL_MARKER_TTL_SECONDS,
+  indexTenantRequests,
   loadRequest,
-  readRequest,
   snapshotOf,
   type MoaQueues,
   type RequestJobData,
@@ -12,13 +12,18 @@ import {
 } from '@moa-queue/contract';
 import { agentsOfLayer, layerCount } from '@moa-queue/moa';
 import type { Redis } from 'ioredis';
+import { canAccess, type Principal } from './principal.js';
 
-/** Reads and writes MoA requests as orchestrator jobs in Redis. The API keeps no state of its own. */
+/**
+ * Reads and writes MoA requests as orchestrator jobs in Redis. The API keeps
+ * no state of its own. Reads and cancels take the caller: a request the
+ * caller may not access is answered exactly as one that does not exist.
+ */
 export interface RequestStore {
   create(data: RequestJobData, options?: { priority?: number }): Promise<RequestSnapshot>;
-  get(requestId: string): Promise<RequestSnapshot | undefined>;
+  get(requestId: string, caller: Principal): Promise<RequestSnapshot | undefined>;
   /** Marks a request cancelled, removes its calls that have not started and aborts running ones. */
-  cancel(requestId: string): Promise<RequestSnapshot | undefined>;
+  cancel(requestId: string, caller: Principal): Promise<RequestSnapshot | undefined>;
 }
 
 /** Creates the store over the shared queues. */
@@ -29,6 +34,7 @@ export function createRequestStore(queues: MoaQueues, redis: Redis): RequestStor
         jobId: data.requestId,
         ...(options.priority ? { priority: options.priority } : {}),
       });
+      await indexTenantRequests(redis.multi(), queues.prefix, data.tenant, [data]).exec();
       return {
         data,
         status: 'queued',
@@ -39,10 +45,14 @@ export function createRequestStore(queues: MoaQueues, redis: Redis): RequestStor
         deliveries: data.webhook ? [] : undefined,
       };
     },
-    get: (requestId) => readRequest(queues, redis, requestId),
-    async cancel(requestId) {
+    async get(requestId, caller) {
       const loaded = await loadRequest(queues, redis, requestId);
-      if (!loaded) return undefined;
+      if (!loaded || !canAccess(caller, loaded.job.data.tenant)) return undefined;
+      return snapshotOf(queues, redis, loaded);
+    },
+    async cancel(requestId, caller) {
+      const loaded = await loadRequest(queues, redis, requestId);
+      if (!loaded || !canAccess(caller, loaded.job.data.tenant)) return undefined;
       const { job, state } = loaded;
       if (state === 'completed' || state === 'failed') return snapshotOf(queues, redis, loaded);
       await redis.set(cancelKey(queues.prefix, requestId), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);

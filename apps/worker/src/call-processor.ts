@@ -1,4 +1,12 @@
-import { cancelKey, publishEvent, type CallJobData, type CallJobResult } from '@moa-queue/contract';
+import {
+  callJobId,
+  cancelKey,
+  jobDataSchemasFor,
+  llmQueueName,
+  publishEvent,
+  type CallJobData,
+  type CallJobResult,
+} from '@moa-queue/contract';
 import {
   asProviderError,
   attemptCall,
@@ -7,14 +15,19 @@ import {
   failedCallRecord,
   ProviderRateLimitError,
   type ModelRegistry,
+  type MoaConfig,
 } from '@moa-queue/moa';
 import { RateLimitError, UnrecoverableError, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { metricLabelsFor } from './metric-labels.js';
 import type { WorkerMetrics } from './metrics.js';
+import { expectJobData, parseJobData } from './parse-job-data.js';
 
 /** What the call processor needs. */
 export interface CallProcessorDependencies {
+  /** The config the models were built from: job data and metric labels are checked against it. */
+  config: MoaConfig;
   models: ModelRegistry;
   metrics: WorkerMetrics;
   logger: Logger;
@@ -38,16 +51,30 @@ export interface CallProcessorDependencies {
  */
 export function createCallProcessor(dependencies: CallProcessorDependencies) {
   const { metrics, logger } = dependencies;
+  const schemas = jobDataSchemasFor(dependencies.config);
+  const names = metricLabelsFor(dependencies.config);
   return async function processCall(
     job: Job<CallJobData, CallJobResult>,
     _token?: string,
     signal?: AbortSignal,
   ): Promise<CallJobResult> {
-    const { data } = job;
+    // Nothing of the job is used before its data is validated: anything that reaches Redis can add a job.
+    const data = parseJobData(schemas.call, job.data);
+    expectJobData(
+      job.id === callJobId(data.requestId, data.layer, data.agentIndex),
+      'requestId',
+      'the request id, layer and agent index do not make the id of this job',
+    );
     const model = dependencies.models.resolve(data.agent.model);
+    // A call is made on its provider's queue only, under that provider's rate limit and concurrency.
+    expectJobData(
+      job.queueName === llmQueueName(model.provider),
+      'agent.model',
+      `provider ${JSON.stringify(model.provider)} is not the provider of this queue`,
+    );
     const labels = {
-      provider: model.provider,
-      model: model.modelId,
+      provider: names.provider(model.provider),
+      model: names.model(model.modelId),
       layer: String(data.layer),
       role: data.role,
     };
@@ -86,7 +113,7 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
       metrics.llmTokens.inc({ ...labels, type: 'input' }, result.usage.promptTokens);
       metrics.llmTokens.inc({ ...labels, type: 'output' }, result.usage.completionTokens);
       if (result.costUsd === null) {
-        metrics.llmCostUnknown.inc({ model: model.modelId });
+        metrics.llmCostUnknown.inc({ model: labels.model });
         logger.warn(about, 'model has no price: its cost is reported as null');
       } else {
         metrics.llmCost.inc(labels, result.costUsd);
@@ -102,7 +129,7 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
 
       if (error instanceof ProviderRateLimitError && !signal?.aborted) {
         const waitMs = error.retryAfterMs ?? dependencies.defaultRateLimitWaitMs ?? 1000;
-        metrics.llmRetries.inc({ provider: model.provider, model: model.modelId, reason: 'rate_limit' });
+        metrics.llmRetries.inc({ provider: labels.provider, model: labels.model, reason: 'rate_limit' });
         logger.warn({ ...about, waitMs }, 'provider rate limited: pausing its queue');
         await dependencies.queueOf(model.provider).rateLimit(waitMs);
         throw new RateLimitError();
@@ -110,7 +137,7 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
 
       const final = !error.retryable || attempts >= (job.opts.attempts ?? 1) || signal?.aborted === true;
       if (!final) {
-        metrics.llmRetries.inc({ provider: model.provider, model: model.modelId, reason: error.type });
+        metrics.llmRetries.inc({ provider: labels.provider, model: labels.model, reason: error.type });
         logger.warn({ ...about, error: error.toRecord() }, 'call failed: will retry');
         throw error;
       }

@@ -2,17 +2,22 @@ import {
   cancelCallsChannel,
   CANCEL_MARKER_TTL_SECONDS,
   deadlineKey,
+  jobDataSchemasFor,
   type DeadlineJobData,
   type MoaQueues,
 } from '@moa-queue/contract';
+import type { MoaConfig } from '@moa-queue/moa';
 import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { parseJobData } from './parse-job-data.js';
 
 /** What the deadline processor needs. */
 export interface DeadlineDependencies {
   queues: MoaQueues;
   redis: Redis;
+  /** Job data is checked against it: a deadline names only configured providers. */
+  config: MoaConfig;
   logger: Logger;
 }
 
@@ -24,8 +29,10 @@ export interface DeadlineDependencies {
  */
 export function createDeadlineProcessor(dependencies: DeadlineDependencies) {
   const { queues, redis } = dependencies;
+  const schemas = jobDataSchemasFor(dependencies.config);
   return async function processDeadline(job: Job<DeadlineJobData, void>): Promise<void> {
-    const { requestId, layer, calls } = job.data;
+    // Nothing of the job is used before its data is validated: anything that reaches Redis can add a job.
+    const { requestId, layer, layerTimeoutMs, calls } = parseJobData(schemas.deadline, job.data);
     await redis.set(deadlineKey(queues.prefix, requestId, layer), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);
     const abandoned: string[] = [];
     for (const call of calls) {
@@ -41,7 +48,7 @@ export function createDeadlineProcessor(dependencies: DeadlineDependencies) {
     if (abandoned.length > 0) {
       await redis.publish(cancelCallsChannel(queues.prefix), JSON.stringify(abandoned));
       dependencies.logger.info(
-        { requestId, layer, abandoned: abandoned.length, layerTimeoutMs: job.data.layerTimeoutMs },
+        { requestId, layer, abandoned: abandoned.length, layerTimeoutMs },
         'layer deadline: abandoned unfinished calls',
       );
     }

@@ -4,6 +4,7 @@ import {
   BATCHES_QUEUE,
   createMoaQueues,
   DEADLINES_QUEUE,
+  jobDataSchemasFor,
   llmQueueName,
   REQUESTS_QUEUE,
   WEBHOOKS_QUEUE,
@@ -19,9 +20,11 @@ import { createCallProcessor } from './call-processor.js';
 import { listenForCancels } from './cancel-listener.js';
 import { createDeadlineProcessor } from './deadline-processor.js';
 import type { WorkerConfig } from './config.js';
+import { metricLabelsFor } from './metric-labels.js';
 import { startMetricsServer } from './metrics-server.js';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
 import { createOrchestratorProcessor, enqueueWebhook } from './orchestrator-processor.js';
+import { INVALID_JOB_DATA } from './parse-job-data.js';
 import type { Resolver } from './webhooks/deliver-webhook.js';
 import { createWebhookProcessor, webhookRetryDelayMs } from './webhooks/webhook-processor.js';
 
@@ -84,6 +87,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     workerOptions,
   );
   const callProcessor = createCallProcessor({
+    config: config.moa,
     models,
     metrics,
     logger,
@@ -112,7 +116,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   });
   const deadlineWorker = new Worker(
     DEADLINES_QUEUE,
-    createDeadlineProcessor({ queues, redis: commands, logger }),
+    createDeadlineProcessor({ queues, redis: commands, config: config.moa, logger }),
     workerOptions,
   );
   const webhookWorker = new Worker(
@@ -122,6 +126,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
       redis: commands,
       settings: config.moa.webhooks,
       secret: config.webhookSecret,
+      tenants: config.moa.tenants,
       metrics,
       logger,
       resolver: options.webhookResolver,
@@ -133,25 +138,31 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
       },
     },
   );
+  const requestSchema = jobDataSchemasFor(config.moa).request;
+  const labels = metricLabelsFor(config.moa);
   // A request that failed for an unexpected reason (attempts exhausted) still gets its webhook and its count.
   orchestrator.on('failed', (job, error) => {
     if (!job || error.name === 'UnrecoverableError' || job.attemptsMade < (job.opts.attempts ?? 1)) return;
-    metrics.jobsFinished.inc({ preset: job.data.preset.name, outcome: 'failed' });
+    // Only data that passed the processor's validation is acted on.
+    const parsed = requestSchema.safeParse(job.data);
+    if (!parsed.success || job.id !== parsed.data.requestId) return;
+    const data = parsed.data;
+    metrics.jobsFinished.inc({ preset: labels.preset(data.preset.name), outcome: 'failed' });
     metrics.jobDuration.observe(
-      { preset: job.data.preset.name, outcome: 'failed' },
-      (Date.now() - job.data.createdAt) / 1000,
+      { preset: labels.preset(data.preset.name), outcome: 'failed' },
+      (Date.now() - data.createdAt) / 1000,
     );
-    enqueueWebhook(queues, job.data).catch((failure: unknown) =>
-      logger.error({ requestId: job.data.requestId, error: String(failure) }, 'cannot queue webhook'),
+    enqueueWebhook(queues, data).catch((failure: unknown) =>
+      logger.error({ requestId: data.requestId, error: String(failure) }, 'cannot queue webhook'),
     );
     const progress =
       job.progress && typeof job.progress === 'object' ? (job.progress as RequestProgress) : undefined;
-    recordBatchItemEnd({ queues, redis: commands, logger }, job.data, {
+    recordBatchItemEnd({ queues, redis: commands, logger }, data, {
       status: 'failed',
       progress,
       error: { message: error.message || 'the request failed', type: 'server_error', code: null },
     }).catch((failure: unknown) =>
-      logger.error({ requestId: job.data.requestId, error: String(failure) }, 'cannot record batch item'),
+      logger.error({ requestId: data.requestId, error: String(failure) }, 'cannot record batch item'),
     );
   });
   // Batch housekeeping: finalization, cancel and expiry drains, validation watchdog.
@@ -164,7 +175,13 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   for (const worker of workers) {
     worker.on('error', (error) => logger.error({ queue: worker.name, error: error.message }, 'worker error'));
     worker.on('failed', (job, error) => {
-      if (job) logger.debug({ queue: worker.name, jobId: job.id, error: error.message }, 'job failed');
+      if (!job) return;
+      // A job that is not ours (added to Redis by something else) is worth an operator's attention.
+      if (error.message.startsWith(INVALID_JOB_DATA)) {
+        logger.warn({ queue: worker.name, jobId: job.id, error: error.message }, 'job refused: invalid data');
+      } else {
+        logger.debug({ queue: worker.name, jobId: job.id, error: error.message }, 'job failed');
+      }
     });
   }
   // Per-provider concurrency is enforced across every worker process by BullMQ's global concurrency.

@@ -1,6 +1,7 @@
 import {
   callJobId,
   cancelKey,
+  jobDataSchemasFor,
   deadlineKey,
   CALL_RETENTION_COMPLETED,
   CALL_RETENTION_FAILED,
@@ -36,7 +37,9 @@ import { Job, UnrecoverableError, WaitingChildrenError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { recordBatchItemEnd } from './batches/batch-item-hook.js';
+import { metricLabelsFor } from './metric-labels.js';
 import type { WorkerMetrics } from './metrics.js';
+import { expectJobData, parseJobData } from './parse-job-data.js';
 
 /**
  * Queues the webhook of a request that is ending, once: the job id is
@@ -90,6 +93,8 @@ function savedProgress(progress: unknown): RequestProgress {
  */
 export function createOrchestratorProcessor(dependencies: OrchestratorDependencies) {
   const { queues, metrics, logger } = dependencies;
+  const schemas = jobDataSchemasFor(dependencies.config);
+  const labels = metricLabelsFor(dependencies.config);
 
   async function recordOfFailedCall(planned: PlannedCall, key: string, reason: string): Promise<CallRecord> {
     const queueName = key.slice(0, key.lastIndexOf(':')).slice(queues.prefix.length + 1);
@@ -119,8 +124,11 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     job: Job<RequestJobData, RequestResult>,
     token?: string,
   ): Promise<RequestResult> {
-    const { data } = job;
+    // Nothing of the job is used before its data is validated: anything that reaches Redis can add a job.
+    const data = parseJobData(schemas.request, job.data);
+    expectJobData(job.id === data.requestId, 'requestId', 'is not the id of this job');
     const { preset, requestId } = data;
+    const presetLabel = labels.preset(preset.name);
     // Fields of every line about this request (cheaper than a child logger per run).
     const about = { requestId, preset: preset.name };
     const progress = savedProgress(job.progress);
@@ -148,13 +156,13 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
             ? { message: 'the request was cancelled', type: 'cancelled', code: 'cancelled' }
             : null,
       };
-      metrics.jobsFinished.inc({ preset: preset.name, outcome: status });
+      metrics.jobsFinished.inc({ preset: presetLabel, outcome: status });
       metrics.jobDuration.observe(
-        { preset: preset.name, outcome: status },
+        { preset: presetLabel, outcome: status },
         (Date.now() - data.createdAt) / 1000,
       );
       if (result.costUsd !== null && status === 'completed') {
-        metrics.jobCost.observe({ preset: preset.name }, result.costUsd);
+        metrics.jobCost.observe({ preset: presetLabel }, result.costUsd);
       }
       logger.info({ ...about, status, costUsd: result.costUsd, usage: result.usage }, 'request finished');
       progress.currentLayer = null;
@@ -172,7 +180,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
 
     for (;;) {
       const layer = progress.layers.length + 1;
-      const state = await readState(job, layer);
+      const state = await readState(job, requestId, layer);
       if (state.cancelled) {
         await job.removeUnprocessedChildren();
         return finish('cancelled', null);
@@ -204,7 +212,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
             }),
           );
         }
-        writes.push(addCalls(job, layer, role, pending));
+        writes.push(addCalls(job, data, layer, role, pending));
         if (role === 'proposer' && preset.layerTimeoutMs > 0) {
           writes.push(
             scheduleDeadline(
@@ -231,7 +239,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         }),
       );
       const record = finishedLayer(layer, role, progress.layerStartedAt[layer] ?? Date.now(), calls);
-      const layerLabels = { preset: preset.name, layer: String(layer), role };
+      const layerLabels = { preset: presetLabel, layer: String(layer), role };
       metrics.layerDuration.observe(layerLabels, record.durationMs / 1000);
       const layerCost = callsCost(calls);
       if (layerCost !== null) metrics.layerCost.observe(layerLabels, layerCost);
@@ -258,9 +266,9 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       if (shortfall) {
         progress.error = shortfall;
         await Promise.all([...background.splice(0), job.updateProgress(progress)]);
-        metrics.jobsFinished.inc({ preset: preset.name, outcome: 'failed' });
+        metrics.jobsFinished.inc({ preset: presetLabel, outcome: 'failed' });
         metrics.jobDuration.observe(
-          { preset: preset.name, outcome: 'failed' },
+          { preset: presetLabel, outcome: 'failed' },
           (Date.now() - data.createdAt) / 1000,
         );
         logger.warn({ ...about, error: shortfall }, 'request failed');
@@ -277,8 +285,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
    * markers and the results BullMQ holds for this request's calls (the same
    * hashes `getChildrenValues` and `getIgnoredChildrenFailures` read).
    */
-  async function readState(job: Job<RequestJobData, RequestResult>, layer: number) {
-    const { requestId } = job.data;
+  async function readState(job: Job<RequestJobData, RequestResult>, requestId: string, layer: number) {
     // Issued together: the connection auto-pipelines them into one round trip.
     const [cancelled, deadlinePassed, processed, failed] = await Promise.all([
       dependencies.redis.exists(cancelKey(queues.prefix, requestId)),
@@ -337,6 +344,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
 
   async function addCalls(
     parent: Job<RequestJobData, RequestResult>,
+    data: RequestJobData,
     layer: number,
     role: 'proposer' | 'aggregator',
     calls: PlannedCall[],
@@ -353,17 +361,17 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
           providerCalls.map((call) => ({
             name: `L${layer}`,
             data: {
-              requestId: parent.data.requestId,
-              presetName: parent.data.preset.name,
+              requestId: data.requestId,
+              presetName: data.preset.name,
               layer,
               role,
               agentIndex: call.agentIndex,
               agent: call.agent,
               messages: call.messages,
-              ...(role === 'aggregator' && parent.data.stream ? { stream: true } : {}),
+              ...(role === 'aggregator' && data.stream ? { stream: true } : {}),
             } satisfies CallJobData,
             opts: {
-              jobId: callJobId(parent.data.requestId, layer, call.agentIndex),
+              jobId: callJobId(data.requestId, layer, call.agentIndex),
               parent: { id: parent.id as string, queue: parent.queueQualifiedName },
               // Without a failure option a failed call would leave its request waiting forever.
               ignoreDependencyOnFailure: true,

@@ -1,5 +1,12 @@
 import type { Redis } from 'ioredis';
-import { BATCH_RETENTION_SECONDS, FILE_CHUNK_BYTES, fileChunksKey, fileKey } from './batch-keys.js';
+import {
+  BATCH_RETENTION_SECONDS,
+  FILE_CHUNK_BYTES,
+  fileChunksKey,
+  fileIndexKey,
+  fileKey,
+} from './batch-keys.js';
+import { ownerTenant } from './tenancy.js';
 
 /** The OpenAI file object. */
 export interface FileObject {
@@ -17,6 +24,8 @@ export interface FileObject {
 /** Metadata of a stored file, as kept in its hash. */
 export interface StoredFile {
   id: string;
+  /** The tenant that uploaded it (or owns the batch that wrote it). */
+  tenant: string;
   bytes: number;
   createdAt: number;
   filename: string;
@@ -52,6 +61,7 @@ export async function readStoredFile(
   if (!hash.id || hash.complete !== '1') return undefined;
   return {
     id: hash.id,
+    tenant: ownerTenant(hash.tenant),
     bytes: Number(hash.bytes ?? 0),
     createdAt: Number(hash.created_at ?? 0),
     filename: hash.filename ?? '',
@@ -61,12 +71,17 @@ export async function readStoredFile(
   };
 }
 
-/** Writes a file's metadata, marking it complete, with its retention on both keys. */
+/**
+ * Writes a file's metadata, marking it complete, with its retention on both
+ * keys, and lists it in its tenant's index and the index of all files.
+ */
 export async function saveStoredFile(redis: Redis, prefix: string, file: StoredFile): Promise<void> {
+  const score = file.createdAt * 1000;
   await redis
     .multi()
     .hset(fileKey(prefix, file.id), {
       id: file.id,
+      tenant: file.tenant,
       bytes: file.bytes,
       created_at: file.createdAt,
       filename: file.filename,
@@ -77,12 +92,24 @@ export async function saveStoredFile(redis: Redis, prefix: string, file: StoredF
     })
     .expire(fileKey(prefix, file.id), BATCH_RETENTION_SECONDS)
     .expire(fileChunksKey(prefix, file.id), BATCH_RETENTION_SECONDS)
+    .zadd(fileIndexKey(prefix), score, file.id)
+    .zadd(fileIndexKey(prefix, file.tenant), score, file.id)
     .exec();
 }
 
-/** Deletes a file; true when it existed. */
-export async function deleteStoredFile(redis: Redis, prefix: string, fileId: string): Promise<boolean> {
-  const removed = await redis.del(fileKey(prefix, fileId), fileChunksKey(prefix, fileId));
+/** Deletes a file and its index entries; true when it existed. */
+export async function deleteStoredFile(
+  redis: Redis,
+  prefix: string,
+  fileId: string,
+  tenant?: string,
+): Promise<boolean> {
+  const pipeline = redis
+    .multi()
+    .del(fileKey(prefix, fileId), fileChunksKey(prefix, fileId))
+    .zrem(fileIndexKey(prefix), fileId);
+  if (tenant !== undefined) pipeline.zrem(fileIndexKey(prefix, tenant), fileId);
+  const [[, removed]] = (await pipeline.exec()) as [[unknown, number]];
   return removed > 0;
 }
 

@@ -83,8 +83,15 @@ export const batchOutputKey = (prefix: string, batchId: string): string =>
 /** Error lines (a list), until the error file is made of them. */
 export const batchErrorKey = (prefix: string, batchId: string): string =>
   `${prefix}:moa-batch:${batchId}:err`;
-/** Every batch by creation time (a sorted set), for `GET /v1/batches`. */
-export const batchIndexKey = (prefix: string): string => `${prefix}:moa-batches`;
+/**
+ * Batches by creation time (a sorted set), for `GET /v1/batches`: every
+ * batch without `tenant` (what admins list), or one tenant's.
+ */
+export const batchIndexKey = (prefix: string, tenant?: string): string =>
+  tenant === undefined ? `${prefix}:moa-batches` : `${prefix}:moa-batches:tenant:${tenant}`;
+/** Files by creation time (a sorted set), for `GET /v1/files`: every file, or one tenant's. */
+export const fileIndexKey = (prefix: string, tenant?: string): string =>
+  tenant === undefined ? `${prefix}:moa-files` : `${prefix}:moa-files:tenant:${tenant}`;
 
 /** Data of a job on the batches queue. */
 export interface BatchJobData {

@@ -77,6 +77,7 @@ export {
   batchOutputKey,
   batchErrorKey,
   batchIndexKey,
+  fileIndexKey,
   type BatchJobData,
   type BatchJobName,
 } from './batch-keys.js';
@@ -115,3 +116,25 @@ export { batchOutputLine, batchErrorLine } from './batch-lines.js';
 export { chatCompletionOf, chatChunk, completionId, moaExtension, usageChunk } from './chat-completion.js';
 export { createLogger, REDACTED_LOG_PATHS } from './create-logger.js';
 export { SHARED_ENVIRONMENT, parseEnvironment } from './environment.js';
+export { DEFAULT_TENANT, ownerTenant, webhookSecretFor } from './tenancy.js';
+export { tenantRequestsKey, indexTenantRequests } from './tenant-request-index.js';
+export {
+  JOB_DATA_LIMITS,
+  agentConfigSchema,
+  presetConfigSchema,
+  requestJobDataSchema,
+  callJobDataSchema,
+  deadlineJobDataSchema,
+  webhookJobDataSchema,
+  batchJobDataSchema,
+  jobDataSchemasFor,
+  type JobDataSchemas,
+  type JobDataSchemasMatchTypes,
+} from './job-data-schemas.js';
+export {
+  blockedAddressReason,
+  isBlockedAddress,
+  compileAllowList,
+  literalWebhookAddressBlocked,
+  type AllowList,
+} from './webhook-address-policy.js';

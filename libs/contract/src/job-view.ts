@@ -43,6 +43,13 @@ export interface WebhookDeliveryView {
   attempt: number;
   at: number;
   status_code: number | null;
+  /**
+   * Why the attempt failed: null on a 2xx, otherwise a short reason such as
+   * `HTTP 500`, `timeout after 10000 ms`, `connection refused` or
+   * `blocked: 10.0.0.5 is a private address (10.0.0.0/8)`. Never holds the
+   * payload or a secret. Null on entries recorded before the field existed.
+   */
+  error: string | null;
 }
 
 /** What is known about a request, read from its orchestrator job. */
@@ -82,6 +89,16 @@ export function layerView(layer: LayerRecord): LayerView {
 
 const toSeconds = (milliseconds: number) => Math.floor(milliseconds / 1000);
 
+/** A stored delivery record with every field of the view, whenever it was written. */
+function deliveryView(entry: WebhookDeliveryView): WebhookDeliveryView {
+  return {
+    attempt: entry.attempt,
+    at: entry.at,
+    status_code: entry.status_code ?? null,
+    error: entry.error ?? null,
+  };
+}
+
 /** Builds the job object of DESIGN §4 from a request snapshot: the API's answer and the webhook's body. */
 export function jobView(snapshot: RequestSnapshot): JobView {
   const { data, result, progress } = snapshot;
@@ -113,6 +130,8 @@ export function jobView(snapshot: RequestSnapshot): JobView {
     cost_usd: totalCost(layers),
     metadata: data.metadata,
     error: snapshot.status === 'completed' ? null : error,
-    webhook: data.webhook ? { url: data.webhook.url, deliveries: snapshot.deliveries ?? [] } : null,
+    webhook: data.webhook
+      ? { url: data.webhook.url, deliveries: (snapshot.deliveries ?? []).map(deliveryView) }
+      : null,
   };
 }

@@ -11,6 +11,12 @@ import type {
 /** Data of an orchestrator job (queue `moa-requests`, job id = request id). Never holds a secret. */
 export interface RequestJobData {
   requestId: string;
+  /**
+   * The tenant that owns the request (a key's name, or `default` without
+   * keys). Only that tenant and admins may read, follow or cancel it; its
+   * webhook is signed with that tenant's secret.
+   */
+  tenant: string;
   /** A snapshot of the preset when the request was accepted: config changes never alter a running request. */
   preset: PresetConfig;
   messages: ChatMessage[];

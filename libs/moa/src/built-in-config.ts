@@ -148,5 +148,6 @@ export function builtInConfig(): MoaConfig {
     presets: structuredClone(BUILT_IN_PRESETS),
     defaultPreset: CONFIG_DEFAULTS.defaultPreset,
     webhooks: structuredClone(CONFIG_DEFAULTS.webhooks),
+    tenants: {},
   };
 }

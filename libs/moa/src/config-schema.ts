@@ -75,6 +75,20 @@ export const webhooksFileSchema = z.strictObject({
   retryHorizonMs: z.int().min(0).optional(),
 });
 
+/** Tenant names: the `name` of a `name:key` entry of `MOA_API_KEYS` or `MOA_ADMIN_KEYS`. */
+export const TENANT_NAME_PATTERN = /^[a-z0-9_-]{1,64}$/;
+
+/** A Standard Webhooks signing secret: `whsec_` then base64. */
+export const WEBHOOK_SECRET_PATTERN = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
+
+/** Settings of one tenant; its key itself stays in `MOA_API_KEYS`. */
+export const tenantFileSchema = z.strictObject({
+  webhookSecret: z
+    .string()
+    .regex(WEBHOOK_SECRET_PATTERN, { error: 'must be whsec_ followed by base64' })
+    .optional(),
+});
+
 /**
  * The config file (DESIGN §3), before it is merged over the built-ins.
  * Objects are strict: an unknown key is an error naming it, so a typo such as
@@ -86,6 +100,16 @@ export const moaConfigFileSchema = z.strictObject({
   presets: z.record(nameSchema, presetFileSchema).optional(),
   defaultPreset: z.string().min(1).optional(),
   webhooks: webhooksFileSchema.optional(),
+  tenants: z
+    .record(
+      z
+        .string()
+        .regex(TENANT_NAME_PATTERN, { error: 'must be 1 to 64 of a-z, 0-9, "_" or "-"' })
+        // It would set the prototype of the tenants object rather than name a tenant.
+        .refine((name) => name !== '__proto__', { error: 'is not allowed as a tenant name' }),
+      tenantFileSchema,
+    )
+    .optional(),
 });
 
 /** The config file as validated by {@link moaConfigFileSchema}. */

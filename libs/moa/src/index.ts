@@ -5,6 +5,7 @@ export type {
   ProviderConfig,
   ModelPricing,
   WebhookSettings,
+  TenantSettings,
   MoaConfig,
   Usage,
   ErrorRecord,
@@ -21,13 +22,26 @@ export {
   CONFIG_DEFAULTS,
   builtInConfig,
 } from './built-in-config.js';
-export { moaConfigFileSchema, CONFIG_NAME_PATTERN, type MoaConfigFile } from './config-schema.js';
+export {
+  moaConfigFileSchema,
+  CONFIG_NAME_PATTERN,
+  TENANT_NAME_PATTERN,
+  WEBHOOK_SECRET_PATTERN,
+  type MoaConfigFile,
+} from './config-schema.js';
 export { parseMoaConfig, loadMoaConfig, resolvePreset, priceOf } from './load-config.js';
 export {
   DEFAULT_REFERENCE_PROMPT,
   buildAgentMessages,
   type BuildAgentMessagesOptions,
 } from './references.js';
+export {
+  referenceTagName,
+  openingReferenceTag,
+  closingReferenceTag,
+  neutraliseReferenceText,
+  ESCAPED_REFERENCE_BRACKET,
+} from './reference-boundary.js';
 export { computeCostUsd, sumCosts } from './cost.js';
 
 export type { ChatModel, ChatRequest, ChatResult } from './chat-model.js';

@@ -186,6 +186,11 @@ export function parseMoaConfig(raw: unknown, source = 'config'): MoaConfig {
     };
   }
 
+  for (const [name, entry] of Object.entries(file.tenants ?? {})) {
+    // Defined, not assigned: a tenant name is user text and must never reach a prototype.
+    Object.defineProperty(config.tenants, name, { value: { ...entry }, enumerable: true, writable: true });
+  }
+
   crossCheck(source, config);
   return config;
 }

@@ -7,6 +7,7 @@ import { ProviderServerError } from './errors/server-error.js';
 import { parseMoaConfig, resolvePreset } from './load-config.js';
 import type { MoaEvent } from './moa-events.js';
 import { createModelRegistry } from './model-registry.js';
+import { closingReferenceTag, openingReferenceTag, referenceTagName } from './reference-boundary.js';
 import { DEFAULT_REFERENCE_PROMPT } from './references.js';
 import { runMoa, type RunMoaOptions } from './run-moa.js';
 import { createInMemoryModel, type InMemoryModel, type InMemoryResponse } from './testing/in-memory-model.js';
@@ -61,10 +62,13 @@ function setup(shape: PresetShape = {}): { config: MoaConfig; preset: PresetConf
   return { config, preset };
 }
 
+/** An opening reference tag, whatever its nonce: `<reference-1a2b3c4d index="2">`. */
+const OPENING_REFERENCE_TAG = /<reference-[0-9a-f]{8} index="\d+">/g;
+
 /** Which layer a request belongs to: the aggregator model is layer 3, references mean layer 2. */
 function layerOf(request: ChatRequest): 1 | 2 | 3 {
   if (request.model === 'agg') return 3;
-  return request.messages[0]?.content.includes('<reference index=') ? 2 : 1;
+  return (request.messages[0]?.content.match(OPENING_REFERENCE_TAG)?.length ?? 0) > 0 ? 2 : 1;
 }
 
 function standardAnswer(request: ChatRequest): ChatResult {
@@ -118,13 +122,22 @@ function systemOf(request: ChatRequest | undefined): string {
   return first.content;
 }
 
+/** How many opening reference tags the text holds (the prompt and the boundary description spell none). */
 function referenceCount(text: string): number {
-  // Counts numbered tags only: the default prompt itself mentions `<reference index="N">`.
-  return text.match(/<reference index="\d+">/g)?.length ?? 0;
+  return text.match(OPENING_REFERENCE_TAG)?.length ?? 0;
 }
 
-function reference(index: number, text: string): string {
-  return `<reference index="${index}">\n${text}\n</reference>`;
+/**
+ * The numbered reference blocks for these references, in order and separated
+ * by blank lines, with the tag name derived from exactly this list.
+ */
+function referenceBlocks(references: readonly string[]): string {
+  const tagName = referenceTagName(references);
+  return references
+    .map(
+      (text, index) => `${openingReferenceTag(tagName, index + 1)}\n${text}\n${closingReferenceTag(tagName)}`,
+    )
+    .join('\n\n');
 }
 
 describe('runMoa', () => {
@@ -176,13 +189,7 @@ describe('runMoa', () => {
     for (const call of layer2) {
       const system = systemOf(call);
       expect(system.startsWith(DEFAULT_REFERENCE_PROMPT)).toBe(true);
-      expect(system).toContain(
-        [
-          reference(1, 'L1 answer from a'),
-          reference(2, 'L1 answer from b'),
-          reference(3, 'L1 answer from c'),
-        ].join('\n\n'),
-      );
+      expect(system).toContain(referenceBlocks(['L1 answer from a', 'L1 answer from b', 'L1 answer from c']));
       expect(referenceCount(system)).toBe(3);
       // The request's own messages follow unchanged.
       expect(call.messages.slice(1)).toEqual(MESSAGES);
@@ -193,9 +200,7 @@ describe('runMoa', () => {
     const model = memModel();
     const { result } = await run(setup(), model);
     const system = systemOf(model.calls[6]);
-    for (const [index, name] of ['a', 'b', 'c'].entries()) {
-      expect(system).toContain(reference(index + 1, `L2 answer from ${name}`));
-    }
+    expect(system).toContain(referenceBlocks(['a', 'b', 'c'].map((name) => `L2 answer from ${name}`)));
     expect(referenceCount(system)).toBe(3);
     expect(system).not.toContain('L1 answer');
     expect(model.calls[6]?.messages.slice(1)).toEqual(MESSAGES);
@@ -291,9 +296,7 @@ describe('runMoa', () => {
     });
     for (const call of model.calls.slice(3, 6)) {
       const system = systemOf(call);
-      expect(system).toContain(
-        [reference(1, 'L1 answer from a'), reference(2, 'L1 answer from c')].join('\n\n'),
-      );
+      expect(system).toContain(referenceBlocks(['L1 answer from a', 'L1 answer from c']));
       expect(referenceCount(system)).toBe(2);
       expect(system).not.toContain('L1 answer from b');
     }
@@ -432,9 +435,7 @@ describe('runMoa', () => {
     for (const call of model.calls.slice(3, 6)) {
       const system = systemOf(call);
       expect(referenceCount(system)).toBe(2);
-      expect(system).toContain(
-        [reference(1, 'L1 answer from a'), reference(2, 'L1 answer from b')].join('\n\n'),
-      );
+      expect(system).toContain(referenceBlocks(['L1 answer from a', 'L1 answer from b']));
     }
     expect(model.calls).toHaveLength(7);
     expect(events[1]).toMatchObject({ type: 'layer_finished', layer: 1, succeeded: 2, failed: 1 });
@@ -570,7 +571,7 @@ describe('runMoa over HTTP against the fake provider', () => {
     const layer1 = result.layers[0]?.calls.map((call) => call.output) ?? [];
     expect(layer1).toHaveLength(2);
     const layer2System = fake.requests[2]?.messages[0]?.content ?? '';
-    layer1.forEach((output, index) => expect(layer2System).toContain(reference(index + 1, output ?? '')));
+    expect(layer2System).toContain(referenceBlocks(layer1.map((output) => output ?? '')));
     expect(deltas.join('')).toBe(result.output);
     // org/b has no price, so the total is unknown.
     expect(result.layers[0]?.calls[0]?.costUsd).toBeTypeOf('number');

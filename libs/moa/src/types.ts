@@ -66,6 +66,12 @@ export interface WebhookSettings {
   retryHorizonMs: number;
 }
 
+/** Per-tenant settings from the config file's `tenants`. */
+export interface TenantSettings {
+  /** Signs this tenant's webhooks; falls back to `MOA_WEBHOOK_SECRET` when unset. */
+  webhookSecret?: string;
+}
+
 /** The whole resolved configuration: built-ins merged with the config file. */
 export interface MoaConfig {
   providers: Record<string, ProviderConfig>;
@@ -73,6 +79,8 @@ export interface MoaConfig {
   presets: Record<string, PresetConfig>;
   defaultPreset: string;
   webhooks: WebhookSettings;
+  /** Per-tenant settings by tenant name; a tenant not listed has none. */
+  tenants: Record<string, TenantSettings>;
 }
 
 /** Token usage of one call. */

@@ -33,6 +33,8 @@ export interface ChatCompletionContext {
   latencyFor(model: string): number;
   /** Whether the `Authorization` header carries the required key (always true without one). */
   isAuthorized(authorization: string | undefined): boolean;
+  /** Holds a request until released (true) or until `signal` aborts (false). */
+  hold(model: string, signal: AbortSignal): Promise<boolean>;
 }
 
 function recordOf(request: ChatCompletionRequest, authorization: string | undefined, receivedAt: number) {
@@ -102,7 +104,7 @@ async function streamAnswer(
 
 /**
  * Serves `POST /v1/chat/completions`: records the request, applies the
- * model's script or behaviour (error, hang, latency, fixed content), then
+ * model's script or behaviour (error, hang, hold, latency, fixed content), then
  * answers with a deterministic completion, streamed or not.
  *
  * The body is validated before the API key (OpenAI checks the key first) so
@@ -148,6 +150,8 @@ export async function handleChatCompletion(
   const plan = resolveResponsePlan(action, behaviour, context.latencyFor(parsed.model));
   // A hang keeps the response open; the 'close' listener records 499 when the client or close() ends it.
   if (plan.kind === 'hang') return;
+  // A held answer waits for release() first; its latency counts from the release.
+  if (plan.kind === 'answer' && plan.hold && !(await context.hold(parsed.model, controller.signal))) return;
   if (!(await abortableDelay(plan.latencyMs, controller.signal))) return;
   if (plan.kind === 'fail') {
     sendError(response, plan.status, plan.message, plan.headers);

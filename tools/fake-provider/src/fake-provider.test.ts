@@ -269,6 +269,53 @@ describe('createFakeProvider', () => {
     expect(completion.choices[0]?.finish_reason).toBe('stop');
   });
 
+  it('holds requests until released, per model or all, then answers after the latency', async () => {
+    const provider = await start();
+    const client = clientFor(provider);
+    provider.script('model-a', { hold: true, content: 'after release', latencyMs: 100 });
+    provider.setBehaviour('model-b', { hold: true });
+    const first = client.chat.completions.create({ model: 'model-a', messages });
+    const second = client.chat.completions.create({ model: 'model-b', messages });
+    await waitFor(() => provider.held() === 2);
+    expect(provider.held('model-a')).toBe(1);
+    expect(provider.requests.map((request) => request.finishedAt)).toEqual([undefined, undefined]);
+
+    const releasedAt = performance.now();
+    expect(provider.release('model-a')).toBe(1);
+    expect((await first).choices[0]?.message.content).toBe('after release');
+    // The latency counts from the release.
+    expect(performance.now() - releasedAt).toBeGreaterThanOrEqual(100);
+    // model-b is still held: releasing one model lets no other go.
+    expect(provider.held()).toBe(1);
+    expect(provider.requests.find((request) => request.model === 'model-b')?.finishedAt).toBeUndefined();
+
+    expect(provider.release()).toBe(1);
+    expect((await second).choices[0]?.finish_reason).toBe('stop');
+    expect(provider.release()).toBe(0);
+    // The behaviour persists: the next request to model-b is held again.
+    const third = client.chat.completions.create({ model: 'model-b', messages, stream: true });
+    await waitFor(() => provider.held('model-b') === 1);
+    provider.reset(); // reset releases it, so nothing stays held into the next test
+    let streamed = '';
+    for await (const chunk of await third) streamed += chunk.choices[0]?.delta.content ?? '';
+    expect(streamed).toMatch(/^model-b answer /);
+  });
+
+  it('stops holding a request whose client gives up, and records 499', async () => {
+    const provider = await start();
+    provider.setBehaviour('*', { hold: true });
+    const controller = new AbortController();
+    const pending = clientFor(provider)
+      .chat.completions.create({ model: 'model-a', messages }, { signal: controller.signal })
+      .catch((e: unknown) => e);
+    await waitFor(() => provider.held() === 1);
+    controller.abort();
+    expect(await pending).toBeInstanceOf(APIUserAbortError);
+    await waitFor(() => provider.requests[0]?.status === 499);
+    expect(provider.held()).toBe(0);
+    expect(provider.release()).toBe(0);
+  });
+
   it('stops waiting and records 499 when the client leaves during the latency', async () => {
     const provider = await start({ defaultLatencyMs: 10_000 });
     const error = await clientFor(provider)
@@ -427,6 +474,14 @@ describe('createFakeProvider', () => {
 
     expect((await post('script', { model: 'model-a', actions: [{ status: 200 }] })).status).toBe(400);
     expect((await post('behaviour', { behaviour: {} })).status).toBe(400);
+
+    expect((await post('script', { model: 'model-a', actions: [{ hold: true }] })).status).toBe(200);
+    const held = client.chat.completions.create({ model: 'model-a', messages });
+    await waitFor(() => provider.held() === 1);
+    expect(await (await post('release', { model: 'model-b' })).json()).toEqual({ released: 0 });
+    expect(await (await post('release', {})).json()).toEqual({ released: 1 });
+    expect((await held).choices[0]?.finish_reason).toBe('stop');
+    expect((await post('release', { model: 1 })).status).toBe(400);
 
     expect((await post('reset', {})).status).toBe(200);
     expect(provider.requests).toHaveLength(0);

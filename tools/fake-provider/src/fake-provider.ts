@@ -62,7 +62,15 @@ export interface FakeProvider {
   script(model: string, ...actions: ScriptedAction[]): void;
   /** Sets the persistent behaviour of `model` (`'*'` for all models without their own); `undefined` clears it. */
   setBehaviour(model: string, behaviour: ModelBehaviour | undefined): void;
-  /** Clears recorded requests, scripts and behaviours. */
+  /** How many requests (to `model`, or to any model) are held now by a `hold` action or behaviour. */
+  held(model?: string): number;
+  /**
+   * Lets the requests held now (to `model`, or all) answer, each after its
+   * latency; requests that arrive later are held again if their script or
+   * behaviour says so. Returns how many were released.
+   */
+  release(model?: string): number;
+  /** Clears recorded requests, scripts and behaviours, and releases every held request. */
   reset(): void;
   /** Stops listening and destroys open sockets, hanging requests included, so it never waits on a client. */
   close(): Promise<void>;
@@ -141,12 +149,41 @@ function urlHost(host: string): string {
  * Serves `POST /v1/chat/completions` and `GET /v1/models`, plus control
  * endpoints for driving it from another process: `POST /__control/script`
  * (`{ model, actions }`), `POST /__control/behaviour` (`{ model, behaviour }`),
+ * `POST /__control/release` (`{ model? }`, answers `{ released }`),
  * `GET /__control/requests` and `POST /__control/reset`.
  */
 export async function createFakeProvider(options: FakeProviderOptions = {}): Promise<FakeProvider> {
   const settings = resolveSettings(options);
   const requests: RecordedRequest[] = [];
   const book = new ScriptBook();
+
+  // Requests waiting for release(), in arrival order.
+  const holds: { model: string; release: () => void }[] = [];
+  const hold = (model: string, signal: AbortSignal) =>
+    new Promise<boolean>((resolve) => {
+      if (signal.aborted) return resolve(false);
+      const entry = {
+        model,
+        release: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(true);
+        },
+      };
+      const onAbort = () => {
+        holds.splice(holds.indexOf(entry), 1);
+        resolve(false);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      holds.push(entry);
+    });
+  const held = (model?: string) =>
+    holds.filter((entry) => model === undefined || entry.model === model).length;
+  const release = (model?: string) => {
+    const released = holds.filter((entry) => model === undefined || entry.model === model);
+    for (const entry of released) holds.splice(holds.indexOf(entry), 1);
+    for (const entry of released) entry.release();
+    return released.length;
+  };
 
   const context: ChatCompletionContext = {
     book,
@@ -156,6 +193,7 @@ export async function createFakeProvider(options: FakeProviderOptions = {}): Pro
     latencyFor: (model) => settings.latencyMs[model] ?? settings.defaultLatencyMs,
     isAuthorized: (authorization) =>
       settings.requireApiKey === undefined || authorization === `Bearer ${settings.requireApiKey}`,
+    hold,
   };
 
   const script = (model: string, ...actions: ScriptedAction[]) => {
@@ -167,6 +205,7 @@ export async function createFakeProvider(options: FakeProviderOptions = {}): Pro
   const reset = () => {
     requests.length = 0; // in place, so a test holding `provider.requests` sees the reset
     book.clear();
+    release(); // nothing stays held into the next test
   };
 
   /** Models seen in requests, then those with configured latency, each once. */
@@ -199,6 +238,13 @@ export async function createFakeProvider(options: FakeProviderOptions = {}): Pro
         const body = await readControlBody(request);
         asBadRequest(() => book.setBehaviour(body.model, parseModelBehaviour(body.behaviour)));
         return sendJson(response, 200, { ok: true });
+      }
+      case 'POST /__control/release': {
+        const body = await readJsonBody(request);
+        const model = isRecord(body) ? body.model : undefined;
+        if (model !== undefined && typeof model !== 'string')
+          throw new HttpError(400, 'model must be a string');
+        return sendJson(response, 200, { released: release(model) });
       }
       case 'GET /__control/requests':
         return sendJson(response, 200, requests);
@@ -256,6 +302,8 @@ export async function createFakeProvider(options: FakeProviderOptions = {}): Pro
     requests,
     script,
     setBehaviour,
+    held,
+    release,
     reset,
     close,
   };

@@ -4,7 +4,13 @@ import type { ModelBehaviour, ScriptedAction } from './scripted-action.js';
 export type ResponsePlan =
   | { kind: 'fail'; latencyMs: number; status: number; message?: string; headers: Record<string, string> }
   | { kind: 'hang' }
-  | { kind: 'answer'; latencyMs: number; content?: string };
+  | {
+      kind: 'answer';
+      latencyMs: number;
+      content?: string;
+      /** Wait for `FakeProvider.release` before the latency starts. */
+      hold?: true;
+    };
 
 /** Reads an optional field from one member of the action union without narrowing it first. */
 function field<T>(action: ScriptedAction | undefined, key: string): T | undefined {
@@ -15,8 +21,9 @@ function field<T>(action: ScriptedAction | undefined, key: string): T | undefine
  * Decides the response to one request. A scripted action wins over the
  * model's behaviour: a request that consumed `{ latencyMs }` answers even
  * while the behaviour says `failStatus`, because scripts describe "the next
- * request", behaviours "every other one". Latency and content not set by the
- * action fall back to the behaviour, then to `fallbackLatencyMs` (per-model or default).
+ * request", behaviours "every other one"; likewise a consumed action is never
+ * held or hung by the behaviour. Latency and content not set by the action
+ * fall back to the behaviour, then to `fallbackLatencyMs` (per-model or default).
  */
 export function resolveResponsePlan(
   action: ScriptedAction | undefined,
@@ -35,5 +42,11 @@ export function resolveResponsePlan(
   }
   const hang = action ? field<boolean>(action, 'hang') === true : behaviour?.hang === true;
   if (hang) return { kind: 'hang' };
-  return { kind: 'answer', latencyMs, content: field<string>(action, 'content') ?? behaviour?.content };
+  const hold = action ? field<boolean>(action, 'hold') === true : behaviour?.hold === true;
+  return {
+    kind: 'answer',
+    latencyMs,
+    content: field<string>(action, 'content') ?? behaviour?.content,
+    ...(hold ? { hold: true as const } : {}),
+  };
 }

@@ -7,6 +7,10 @@
  * - `{ status, message? }`: any error status (400, 401, 500, 503…) with an
  *   OpenAI error body.
  * - `{ hang: true }`: accept the request and never answer, until the client gives up.
+ * - `{ hold: true, latencyMs?, content? }`: accept the request and answer
+ *   nothing until `FakeProvider.release` lets it go (or the client gives up);
+ *   then answer normally, the latency counting from the release. For tests
+ *   that must act while a call is provably in flight.
  * - `{ latencyMs }`: answer normally, but only after this delay.
  * - `{ content }`: answer with exactly this text.
  */
@@ -14,6 +18,7 @@ export type ScriptedAction =
   | { status: 429; retryAfterSeconds?: number; retryAfterMs?: number; message?: string }
   | { status: number; message?: string }
   | { hang: true }
+  | { hold: true; latencyMs?: number; content?: string }
   | { latencyMs: number }
   | { content: string };
 
@@ -28,6 +33,8 @@ export interface ModelBehaviour {
   failStatus?: number;
   /** Never answer. */
   hang?: boolean;
+  /** Answer only once released by `FakeProvider.release` (see the `hold` action). */
+  hold?: boolean;
   /** Wait this long before answering. */
   latencyMs?: number;
   /** Answer with exactly this text. */
@@ -82,6 +89,7 @@ export function parseScriptedAction(value: unknown): ScriptedAction {
     if (value.hang !== true) throw new InvalidScriptError('hang must be true');
     return { hang: true };
   }
+  if (value.hold !== undefined && value.hold !== true) throw new InvalidScriptError('hold must be true');
   const answer: { latencyMs?: number; content?: string } = {};
   if (value.latencyMs !== undefined) {
     if (!isDelay(value.latencyMs)) throw new InvalidScriptError('latencyMs must be a non-negative number');
@@ -91,9 +99,10 @@ export function parseScriptedAction(value: unknown): ScriptedAction {
     if (typeof value.content !== 'string') throw new InvalidScriptError('content must be a string');
     answer.content = value.content;
   }
+  if (value.hold === true) return { hold: true, ...answer };
   if (answer.latencyMs !== undefined) return { ...answer, latencyMs: answer.latencyMs };
   if (answer.content !== undefined) return { ...answer, content: answer.content };
-  throw new InvalidScriptError('a scripted action needs one of status, hang, latencyMs or content');
+  throw new InvalidScriptError('a scripted action needs one of status, hang, hold, latencyMs or content');
 }
 
 /**
@@ -113,6 +122,10 @@ export function parseModelBehaviour(value: unknown): ModelBehaviour | undefined 
   if (value.hang !== undefined) {
     if (typeof value.hang !== 'boolean') throw new InvalidScriptError('hang must be a boolean');
     behaviour.hang = value.hang;
+  }
+  if (value.hold !== undefined) {
+    if (typeof value.hold !== 'boolean') throw new InvalidScriptError('hold must be a boolean');
+    behaviour.hold = value.hold;
   }
   if (value.latencyMs !== undefined) {
     if (!isDelay(value.latencyMs)) throw new InvalidScriptError('latencyMs must be a non-negative number');

@@ -12,8 +12,8 @@ let redis: ResolvedRedis | undefined;
 
 /** Vitest global setup: one Redis for the whole run, handed to tests as `inject('redisUrl')`. */
 export async function setup(project: TestProject): Promise<void> {
-  redis = await resolveRedis();
-  console.log(`[test-support] Redis for tests: ${redis.url} (from ${redis.source})`);
+  redis = await resolveRedis({ log: (line) => console.log(`[test-support] ${line}`) });
+  console.log(`[test-support] Redis for tests: ${redis.description}`);
   project.provide('redisUrl', redis.url);
 }
 

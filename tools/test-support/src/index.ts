@@ -1,4 +1,21 @@
-export { resolveRedis, type ResolvedRedis } from './resolve-redis.js';
+export {
+  findRedis,
+  resolveRedis,
+  displayRedisUrl,
+  dockerEngineAnswers,
+  startRedisContainer,
+  realRedisProbes,
+  NoRedisError,
+  RedisUrlUnreachableError,
+  DEFAULT_REDIS_URL,
+  REDIS_IMAGE,
+  NO_REDIS_REMEDY,
+  type FindRedisOptions,
+  type RedisProbes,
+  type RedisSource,
+  type ResolvedRedis,
+  type StartedRedis,
+} from './resolve-redis.js';
 export {
   startRedisServer,
   waitForRedis,

@@ -139,6 +139,7 @@ function jobRow(job) {
         el('a', { href: `#/jobs/${encodeURIComponent(job.id)}`, text: job.id }),
       ]),
       el('td', {}, [badge(job.status)]),
+      el('td', { className: 'owner', text: job.owner }),
       el('td', { text: job.preset }),
       el('td', { text: formatAgo(job.created_at), title: formatDate(job.created_at) }),
       el('td', { className: 'num', text: formatDuration(job.duration_ms) }),
@@ -418,6 +419,10 @@ window.addEventListener('hashchange', route);
 getJson('/console/api/session')
   .then((session) => {
     $('logout').hidden = !session.auth_required;
+    // Admins see every tenant's jobs, so the list shows whose each one is.
+    document
+      .querySelector('table.jobs')
+      ?.classList.toggle('with-owner', session.auth_required && session.admin);
   })
   .catch(() => {});
 

@@ -8,6 +8,7 @@ import {
   batchKey,
   batchSeenKey,
   failBatch,
+  indexTenantRequests,
   markBatchValidated,
   newBatchRequestId,
   queueBatchJob,
@@ -32,10 +33,16 @@ interface ParsedLine {
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/** A batch and the tenant that owns it (and so its items). */
+export interface BatchOwner {
+  id: string;
+  tenant: string;
+}
+
 /** Parses and checks one line; `json` tells whether it was a JSON object at all. */
 function parseLine(
   dependencies: BatchRouteDependencies,
-  batchId: string,
+  batch: BatchOwner,
   endpoint: string,
   index: number,
   text: string,
@@ -92,14 +99,15 @@ function parseLine(
   }
   const data: RequestJobData = {
     ...newRequestData({
+      tenant: batch.tenant,
       preset,
       messages: body.messages,
       metadata: body.metadata ?? undefined,
       source: 'batch',
       maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
     }),
-    requestId: batchItemRequestId(batchId, index),
-    batch: { id: batchId, customId },
+    requestId: batchItemRequestId(batch.id, index),
+    batch: { id: batch.id, customId },
   };
   return { index, customId, json: true, data };
 }
@@ -112,10 +120,11 @@ function parseLine(
  */
 export async function validateAndEnqueue(
   dependencies: BatchRouteDependencies,
-  batchId: string,
+  batch: BatchOwner,
   endpoint: string,
   file: StoredFile,
 ): Promise<void> {
+  const batchId = batch.id;
   const { redis, queues } = dependencies;
   const { prefix } = queues;
   const key = batchKey(prefix, batchId);
@@ -176,6 +185,12 @@ export async function validateAndEnqueue(
     }
     processed += entries.length;
     const update = redis.multi();
+    indexTenantRequests(
+      update,
+      prefix,
+      batch.tenant,
+      items.map((entry) => entry.data as RequestJobData),
+    );
     if (errors.length > 0) {
       update.rpush(
         batchErrorKey(prefix, batchId),
@@ -213,7 +228,7 @@ export async function validateAndEnqueue(
         },
       });
     } else {
-      const parsed = parseLine(dependencies, batchId, endpoint, index, line.text);
+      const parsed = parseLine(dependencies, batch, endpoint, index, line.text);
       if (parsed.json) jsonLines += 1;
       chunk.push({ ...parsed, line: line.number });
     }

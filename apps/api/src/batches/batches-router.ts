@@ -12,10 +12,11 @@ import {
   requestBatchCancel,
   TERMINAL_BATCH_STATUSES,
 } from '@moa-queue/contract';
-import { Router } from 'express';
+import { strictRouter } from '../strict-router.js';
 import { z } from 'zod';
 import { ApiError } from '../api-error.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
+import { canAccess, listScope, principalOf, type Principal } from '../principal.js';
 import { metadataSchema } from '../request-schema.js';
 import { parseOrThrow } from '../validation.js';
 import type { BatchRouteDependencies } from './batch-options.js';
@@ -56,24 +57,26 @@ function batchNotFound(id: string): ApiError {
  * `GET /v1/batches/{id}`, `POST /v1/batches/{id}/cancel`. Every batch lives
  * in Redis, so any API replica serves any batch.
  */
-export function batchesRouter(dependencies: BatchRouteDependencies): Router {
-  const router = Router();
+export function batchesRouter(dependencies: BatchRouteDependencies) {
+  const router = strictRouter();
   const { redis, queues } = dependencies;
   const { prefix } = queues;
-  const load = async (id: string) => {
+  // Another tenant's batch answers exactly as an unknown one.
+  const load = async (id: string, caller: Principal) => {
     const hash = BATCH_ID_PATTERN.test(id) ? await readBatchHash(redis, prefix, id) : undefined;
-    if (!hash) throw batchNotFound(id);
+    if (!hash || !canAccess(caller, hash.tenant)) throw batchNotFound(id);
     return hash;
   };
 
   router
     .route('/v1/batches')
     .post(async (request, response) => {
+      const caller = principalOf(response);
       const body = parseOrThrow(createBatchSchema, request.body);
       const file = FILE_ID_PATTERN.test(body.input_file_id)
         ? await readStoredFile(redis, prefix, body.input_file_id)
         : undefined;
-      if (!file) {
+      if (!file || !canAccess(caller, file.tenant)) {
         throw new ApiError(
           404,
           `No such File object: ${JSON.stringify(body.input_file_id)}`,
@@ -99,6 +102,7 @@ export function batchesRouter(dependencies: BatchRouteDependencies): Router {
         .multi()
         .hset(batchKey(prefix, batchId), {
           id: batchId,
+          tenant: caller.tenant,
           status: 'validating',
           endpoint: body.endpoint,
           input_file_id: file.id,
@@ -114,6 +118,7 @@ export function batchesRouter(dependencies: BatchRouteDependencies): Router {
           ...(body.metadata ? { metadata: JSON.stringify(body.metadata) } : {}),
         })
         .zadd(batchIndexKey(prefix), now, batchId)
+        .zadd(batchIndexKey(prefix, caller.tenant), now, batchId)
         .exec();
       await queueBatchJob(queues, 'expire', batchId, { delayMs: windowMs });
       await queueBatchJob(queues, 'watchdog', batchId, {
@@ -121,15 +126,17 @@ export function batchesRouter(dependencies: BatchRouteDependencies): Router {
         idSuffix: '-0',
       });
       // Validation and enqueueing run before the answer: one round trip per 500 lines.
-      await validateAndEnqueue(dependencies, batchId, body.endpoint, file);
-      response.json(batchObject(await load(batchId)));
+      await validateAndEnqueue(dependencies, { id: batchId, tenant: caller.tenant }, body.endpoint, file);
+      response.json(batchObject(await load(batchId, caller)));
     })
     .get(async (request, response) => {
       const query = parseOrThrow(listSchema, request.query);
+      // An admin lists every batch; anyone else only their own.
+      const listIndex = batchIndexKey(prefix, listScope(principalOf(response)));
       const limit = query.limit ?? 20;
       let start = 0;
       if (query.after) {
-        const rank = await redis.zrevrank(batchIndexKey(prefix), query.after);
+        const rank = await redis.zrevrank(listIndex, query.after);
         if (rank === null)
           throw new ApiError(
             400,
@@ -144,7 +151,7 @@ export function batchesRouter(dependencies: BatchRouteDependencies): Router {
       let hasMore = false;
       // Newest first. Entries whose batch has expired from Redis are dropped from the index on the way.
       for (let cursor = start; ;) {
-        const ids = await redis.zrevrange(batchIndexKey(prefix), cursor, cursor + limit);
+        const ids = await redis.zrevrange(listIndex, cursor, cursor + limit);
         if (ids.length === 0) break;
         cursor += ids.length;
         const pipeline = redis.pipeline();
@@ -153,7 +160,7 @@ export function batchesRouter(dependencies: BatchRouteDependencies): Router {
         for (const [index, id] of ids.entries()) {
           const hash = hashes[index]?.[1] as Record<string, string> | undefined;
           if (!hash?.id) {
-            await redis.zrem(batchIndexKey(prefix), id);
+            await redis.zrem(listIndex, id);
             cursor -= 1;
             continue;
           }
@@ -178,7 +185,7 @@ export function batchesRouter(dependencies: BatchRouteDependencies): Router {
   router
     .route('/v1/batches/:id')
     .get(async (request, response) => {
-      response.json(batchObject(await load(request.params.id)));
+      response.json(batchObject(await load(request.params.id, principalOf(response))));
     })
     .all(methodNotAllowed(['GET']));
 
@@ -186,11 +193,12 @@ export function batchesRouter(dependencies: BatchRouteDependencies): Router {
     .route('/v1/batches/:id/cancel')
     .post(async (request, response) => {
       const id = request.params.id;
-      await load(id);
+      const caller = principalOf(response);
+      await load(id, caller);
       const outcome = await requestBatchCancel(redis, prefix, id);
       if (outcome === 'missing') throw batchNotFound(id);
       if (outcome === 'drain') await queueBatchJob(queues, 'drain', id);
-      const hash = await load(id);
+      const hash = await load(id, caller);
       // Cancelling twice is fine; a batch that has ended (or is ending) otherwise cannot be cancelled.
       const ended = TERMINAL_BATCH_STATUSES.has(hash.status ?? '') || hash.status === 'finalizing';
       if (outcome === 'noop' && ended && hash.status !== 'cancelled') {

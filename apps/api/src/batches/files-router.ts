@@ -1,15 +1,22 @@
 import {
   deleteStoredFile,
+  fileIndexKey,
   fileObject,
   FILE_ID_PATTERN,
   readFileChunks,
   readStoredFile,
+  type StoredFile,
 } from '@moa-queue/contract';
-import { Router, type Response } from 'express';
+import { z } from 'zod';
+import type { Response } from 'express';
+import { strictRouter } from '../strict-router.js';
 import { ApiError } from '../api-error.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
+import { canAccess, listScope, principalOf, type Principal } from '../principal.js';
+import { parseOrThrow } from '../validation.js';
 import type { BatchRouteDependencies } from './batch-options.js';
 import { receiveUpload } from './upload.js';
+import { attachmentDisposition } from './content-disposition.js';
 
 /** Resolves when the response can take more data or has closed; leaves no listener behind. */
 function drained(response: Response): Promise<void> {
@@ -34,36 +41,121 @@ function fileNotFound(id: string): ApiError {
   );
 }
 
+const listFilesSchema = z.object({
+  purpose: z.string().max(64).optional(),
+  limit: z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(10_000, 'must be at most 10000')
+    .optional(),
+  after: z.string().max(128).optional(),
+  order: z.enum(['asc', 'desc'], { error: 'must be "asc" or "desc"' }).optional(),
+});
+
 /**
- * `POST /v1/files` (multipart, `purpose=batch`), `GET /v1/files/{id}`,
+ * A page of `GET /v1/files`: the files of one tenant (or all, for an admin)
+ * by creation time, filtered by purpose, from the index that
+ * `saveStoredFile` keeps. Entries whose file has expired are dropped from
+ * the index on the way.
+ */
+async function listFiles(
+  dependencies: BatchRouteDependencies,
+  tenant: string | undefined,
+  query: z.infer<typeof listFilesSchema>,
+) {
+  const { redis, queues } = dependencies;
+  const index = fileIndexKey(queues.prefix, tenant);
+  const limit = query.limit ?? 10_000;
+  const descending = (query.order ?? 'desc') === 'desc';
+  let start = 0;
+  if (query.after) {
+    const rank = descending
+      ? await redis.zrevrank(index, query.after)
+      : await redis.zrank(index, query.after);
+    if (rank === null) {
+      throw new ApiError(
+        400,
+        `Unknown cursor ${JSON.stringify(query.after)}`,
+        'invalid_request_error',
+        'after',
+        'invalid_value',
+      );
+    }
+    start = rank + 1;
+  }
+  const data: StoredFile[] = [];
+  let hasMore = false;
+  const step = Math.min(limit + 1, 500);
+  for (let cursor = start; !hasMore;) {
+    const ids = descending
+      ? await redis.zrevrange(index, cursor, cursor + step - 1)
+      : await redis.zrange(index, cursor, cursor + step - 1);
+    if (ids.length === 0) break;
+    cursor += ids.length;
+    const files = await Promise.all(ids.map((id) => readStoredFile(redis, queues.prefix, id)));
+    for (const [position, file] of files.entries()) {
+      if (!file) {
+        await redis.zrem(index, ids[position]!);
+        cursor -= 1;
+        continue;
+      }
+      if (query.purpose !== undefined && file.purpose !== query.purpose) continue;
+      if (data.length === limit) {
+        hasMore = true;
+        break;
+      }
+      data.push(file);
+    }
+  }
+  return {
+    object: 'list' as const,
+    data: data.map(fileObject),
+    first_id: data[0]?.id ?? null,
+    last_id: data.at(-1)?.id ?? null,
+    has_more: hasMore,
+  };
+}
+
+/**
+ * `POST /v1/files` (multipart, `purpose=batch`), `GET /v1/files` (the caller's files), `GET /v1/files/{id}`,
  * `GET /v1/files/{id}/content`, `DELETE /v1/files/{id}`. Mounted before the
  * JSON body parser: uploads are streamed, never buffered.
  */
-export function filesRouter(dependencies: BatchRouteDependencies): Router {
-  const router = Router();
+export function filesRouter(dependencies: BatchRouteDependencies) {
+  const router = strictRouter();
   const { redis, queues } = dependencies;
-  const load = async (id: string) => {
+  // Another tenant's file answers exactly as an unknown one.
+  const load = async (id: string, caller: Principal) => {
     const file = FILE_ID_PATTERN.test(id) ? await readStoredFile(redis, queues.prefix, id) : undefined;
-    if (!file) throw fileNotFound(id);
+    if (!file || !canAccess(caller, file.tenant)) throw fileNotFound(id);
     return file;
   };
 
   router
     .route('/v1/files')
     .post(async (request, response) => {
-      const file = await receiveUpload(request, redis, queues.prefix, dependencies.options.maxFileBytes);
+      const file = await receiveUpload(request, redis, queues.prefix, {
+        maxFileBytes: dependencies.options.maxFileBytes,
+        tenant: principalOf(response).tenant,
+      });
       response.json(fileObject(file));
     })
-    .all(methodNotAllowed(['POST']));
+    .get(async (request, response) => {
+      const query = parseOrThrow(listFilesSchema, request.query);
+      const page = await listFiles(dependencies, listScope(principalOf(response)), query);
+      response.json(page);
+    })
+    .all(methodNotAllowed(['GET', 'POST']));
 
   router
     .route('/v1/files/:id')
     .get(async (request, response) => {
-      response.json(fileObject(await load(request.params.id)));
+      response.json(fileObject(await load(request.params.id, principalOf(response))));
     })
     .delete(async (request, response) => {
-      const file = await load(request.params.id);
-      await deleteStoredFile(redis, queues.prefix, file.id);
+      const file = await load(request.params.id, principalOf(response));
+      await deleteStoredFile(redis, queues.prefix, file.id, file.tenant);
       response.json({ id: file.id, object: 'file', deleted: true });
     })
     .all(methodNotAllowed(['GET', 'DELETE']));
@@ -71,11 +163,11 @@ export function filesRouter(dependencies: BatchRouteDependencies): Router {
   router
     .route('/v1/files/:id/content')
     .get(async (request, response) => {
-      const file = await load(request.params.id);
+      const file = await load(request.params.id, principalOf(response));
       response.status(200).set({
         'content-type': 'application/octet-stream',
         'content-length': String(file.bytes),
-        'content-disposition': `attachment; filename="${file.filename.replace(/["\\\r\n]/g, '_')}"`,
+        'content-disposition': attachmentDisposition(file.filename),
       });
       let closed = false;
       response.on('close', () => {

@@ -70,8 +70,9 @@ export async function receiveUpload(
   request: IncomingMessage,
   redis: Redis,
   prefix: string,
-  maxFileBytes: number,
+  options: { maxFileBytes: number; tenant: string },
 ): Promise<StoredFile> {
+  const { maxFileBytes } = options;
   if (!(request.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data')) {
     throw new ApiError(
       415,
@@ -114,6 +115,8 @@ export async function receiveUpload(
         parser = busboy({
           headers: request.headers,
           limits: { files: 1, fields: 16, fieldSize: 4096, fileSize: maxFileBytes + 1 },
+          // Clients (the openai SDK, browsers) send a file name's UTF-8 bytes as they are; busboy's default reads them as Latin-1.
+          defParamCharset: 'utf8',
         });
       } catch (error) {
         reject(
@@ -185,6 +188,7 @@ export async function receiveUpload(
     }
     const file: StoredFile = {
       id: fileId,
+      tenant: options.tenant,
       bytes,
       createdAt: Math.floor(Date.now() / 1000),
       filename: filename.slice(0, 512),

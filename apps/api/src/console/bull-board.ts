@@ -4,15 +4,15 @@ import { ExpressAdapter } from '@bull-board/express';
 import type { MoaQueues } from '@moa-queue/contract';
 import type { Express } from 'express';
 
-type BoardServerAdapter = Parameters<typeof createBullBoard>[0]['serverAdapter'];
+import { BULL_BOARD_PATH } from './console-paths.js';
 
-/** Where bull-board is served. */
-export const BULL_BOARD_PATH = '/admin/queues';
+type BoardServerAdapter = Parameters<typeof createBullBoard>[0]['serverAdapter'];
 
 /**
  * bull-board over every queue (requests, deadlines, one per provider), as an
- * Express app to mount at {@link BULL_BOARD_PATH}. Auth is the console's:
- * the caller mounts it behind `consoleAuth`.
+ * Express app to mount at {@link BULL_BOARD_PATH}, with its write actions
+ * (add, retry, pause, obliterate). The access gate lets only admin keys
+ * reach it.
  */
 export function bullBoardApp(queues: MoaQueues): Express {
   const serverAdapter = new ExpressAdapter();

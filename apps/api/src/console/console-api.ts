@@ -1,8 +1,9 @@
-import { readRequest, type MoaQueues } from '@moa-queue/contract';
-import { Router } from 'express';
+import { loadRequest, snapshotOf, type MoaQueues } from '@moa-queue/contract';
+import { strictRouter } from '../strict-router.js';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../api-error.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
+import { canAccess, listScope, principalOf } from '../principal.js';
 import { consoleJob } from './job-timeline.js';
 import { listRecentJobs } from './recent-jobs.js';
 
@@ -37,14 +38,15 @@ function integerParam(value: unknown, name: string, fallback: number, min: numbe
  * requests, newest first), `GET /console/api/jobs/{id}` (the job object plus
  * its timeline) and `GET /console/api/session`. Errors are OpenAI error objects.
  */
-export function consoleApi(dependencies: ConsoleApiDependencies): Router {
-  const router = Router();
+export function consoleApi(dependencies: ConsoleApiDependencies) {
+  const router = strictRouter();
   const { queues, redis } = dependencies;
 
   router
     .route('/console/api/session')
     .get((_request, response) => {
-      response.json({ auth_required: dependencies.authRequired });
+      const caller = principalOf(response);
+      response.json({ auth_required: dependencies.authRequired, tenant: caller.tenant, admin: caller.admin });
     })
     .all(methodNotAllowed(['GET']));
 
@@ -53,14 +55,22 @@ export function consoleApi(dependencies: ConsoleApiDependencies): Router {
     .get(async (request, response) => {
       const limit = integerParam(request.query.limit, 'limit', 50, 1, MAX_LIMIT);
       const offset = integerParam(request.query.cursor, 'cursor', 0, 0, MAX_OFFSET);
-      response.json(await listRecentJobs(queues, redis, { limit, offset }));
+      const tenant = listScope(principalOf(response));
+      response.json(
+        await listRecentJobs(queues, redis, { limit, offset, ...(tenant === undefined ? {} : { tenant }) }),
+      );
     })
     .all(methodNotAllowed(['GET']));
 
   router
     .route('/console/api/jobs/:id')
     .get(async (request, response) => {
-      const snapshot = await readRequest(queues, redis, request.params.id);
+      const loaded = await loadRequest(queues, redis, request.params.id);
+      // Another tenant's job answers exactly as an unknown one.
+      const snapshot =
+        loaded && canAccess(principalOf(response), loaded.job.data.tenant)
+          ? await snapshotOf(queues, redis, loaded)
+          : undefined;
       if (!snapshot) {
         throw new ApiError(
           404,

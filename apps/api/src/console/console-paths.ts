@@ -1,12 +1,29 @@
-/** The URL prefixes the console owns: its page and JSON, and bull-board. */
-export const CONSOLE_PREFIXES = ['/console', '/admin/queues'] as const;
+/** Where bull-board is served: admin keys only. */
+export const BULL_BOARD_PATH = '/admin/queues';
 
-/** The login form, its stylesheet and logout: reachable without a key. */
-export const OPEN_CONSOLE_PATHS = new Set(['/console/login', '/console/logout', '/console/console.css']);
+/** The URL prefixes the console owns: its page and JSON, and bull-board. */
+export const CONSOLE_PREFIXES = ['/console', BULL_BOARD_PATH] as const;
+
+/** The console's login form, its stylesheet and logout: reachable without a key. */
+export const OPEN_CONSOLE_PATHS: ReadonlySet<string> = new Set([
+  '/console/login',
+  '/console/logout',
+  '/console/console.css',
+]);
+
+/** Whether a path is `prefix` itself or below it (exact case: routes are case-sensitive). */
+function isUnder(path: string, prefix: string): boolean {
+  return path === prefix || path.startsWith(`${prefix}/`);
+}
 
 /** Whether a request path belongs to the console (`/console`, `/admin/queues` or below). */
 export function isConsolePath(path: string): boolean {
-  return CONSOLE_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
+  return CONSOLE_PREFIXES.some((prefix) => isUnder(path, prefix));
+}
+
+/** Whether a path is bull-board's (admin keys only). */
+export function isAdminPath(path: string): boolean {
+  return isUnder(path, BULL_BOARD_PATH);
 }
 
 /**

@@ -1,23 +1,20 @@
 import type { MoaQueues } from '@moa-queue/contract';
-import express, { Router, type RequestHandler } from 'express';
+import express, { type RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../api-error.js';
-import { BULL_BOARD_PATH, bullBoardApp } from './bull-board.js';
+import { strictRouter } from '../strict-router.js';
+import { bullBoardApp } from './bull-board.js';
 import { consoleApi } from './console-api.js';
-import { consoleAuth } from './console-auth.js';
-import { loginRoutes } from './login-routes.js';
-import { rateLimit } from '../middleware/rate-limit.js';
+import { BULL_BOARD_PATH } from './console-paths.js';
+import { loginRoutes, type LoginRouteDependencies } from './login-routes.js';
 import { CONSOLE_PUBLIC_DIR } from './public-dir.js';
 import { securityHeaders } from './security-headers.js';
 
-/** What the console needs: the shared queues and Redis, and the API's keys. */
-export interface ConsoleDependencies {
+/** What the console needs: the shared queues and Redis, and the gate's keyring, sessions and throttle. */
+export interface ConsoleDependencies extends LoginRouteDependencies {
   queues: MoaQueues;
   redis: Redis;
-  /** The API's bearer keys; empty means no auth, as for the API. */
-  apiKeys?: string[];
 }
-
 /** The console's pages get its security headers. */
 function withSecurityHeaders(): RequestHandler {
   return (_request, response, next) => {
@@ -26,7 +23,7 @@ function withSecurityHeaders(): RequestHandler {
   };
 }
 
-/** Any other path under /console: a 404 error object (rather than the API's 401 for a cookie user). */
+/** Any other path under /console: a 404 error object, as for any unknown route. */
 function consoleNotFound(): RequestHandler {
   return (request, _response, next) => {
     next(
@@ -41,36 +38,29 @@ function consoleNotFound(): RequestHandler {
   };
 }
 
-/** Login attempts allowed per minute per client address. */
-export const LOGIN_ATTEMPTS_PER_MINUTE = 10;
-
 /**
- * The job console and bull-board. Mount it before the API's `auth(...)`:
- * it enforces auth itself for `/console/**` and `/admin/queues/**` (bearer
- * key or the login cookie, see `consoleAuth`) and lets every other request
- * through untouched.
+ * The job console and bull-board, mounted behind the access gate (which
+ * decides who may reach them: a key or a console session; bull-board is
+ * for admin keys only).
  *
  * - `GET /console`: the page (static HTML, one script, one stylesheet)
  * - `GET|POST /console/login`, `POST /console/logout`
  * - `GET /console/api/jobs`, `GET /console/api/jobs/{id}`, `GET /console/api/session`
- * - `/admin/queues`: bull-board over every queue
+ * - `/admin/queues`: bull-board over every queue (admins only)
  */
-export function consoleRouter(dependencies: ConsoleDependencies): Router {
-  const apiKeys = dependencies.apiKeys ?? [];
-  const router = Router();
-  router.use(consoleAuth(apiKeys));
-  // Key guessing through the login form is throttled per address, shared by all replicas.
-  router.post(
-    '/console/login',
-    rateLimit(dependencies.redis, dependencies.queues.prefix, LOGIN_ATTEMPTS_PER_MINUTE, 'console-login'),
-  );
-  router.use(loginRoutes(apiKeys));
+export function consoleRouter(dependencies: ConsoleDependencies) {
+  const router = strictRouter();
+  router.use(loginRoutes(dependencies));
   router.use('/console', withSecurityHeaders());
   router.get('/console', (_request, response) => {
     response.sendFile('index.html', { root: CONSOLE_PUBLIC_DIR, headers: { 'cache-control': 'no-cache' } });
   });
   router.use(
-    consoleApi({ queues: dependencies.queues, redis: dependencies.redis, authRequired: apiKeys.length > 0 }),
+    consoleApi({
+      queues: dependencies.queues,
+      redis: dependencies.redis,
+      authRequired: dependencies.keyring.size > 0,
+    }),
   );
   router.use(
     '/console',

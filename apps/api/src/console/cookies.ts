@@ -1,8 +1,7 @@
-/** The cookie that carries an operator's API key for the console and bull-board. */
-export const CONSOLE_COOKIE = 'moa_console_key';
+import { SESSION_TTL_SECONDS } from './sessions.js';
 
-/** How long a console login lasts, in seconds (12 hours). */
-export const CONSOLE_COOKIE_MAX_AGE_SECONDS = 12 * 3600;
+/** The cookie that carries a console session id (never a key). */
+export const CONSOLE_COOKIE = 'moa_console_session';
 
 /** The value of one cookie in a `Cookie` header, or undefined (a malformed encoding counts as absent). */
 export function readCookie(header: string | undefined, name: string): string | undefined {
@@ -20,14 +19,18 @@ export function readCookie(header: string | undefined, name: string): string | u
   return undefined;
 }
 
-/** A `Set-Cookie` value for the console key: HttpOnly, SameSite=Strict, Secure over HTTPS. */
-export function consoleCookie(value: string, options: { secure: boolean; maxAgeSeconds: number }): string {
+/**
+ * A `Set-Cookie` value for a session id: HttpOnly, SameSite=Strict, Path=/,
+ * Secure over HTTPS (including behind a proxy that `MOA_TRUST_PROXY` trusts).
+ * An empty value with `maxAgeSeconds: 0` clears it.
+ */
+export function sessionCookie(value: string, options: { secure: boolean; maxAgeSeconds?: number }): string {
   const attributes = [
     `${CONSOLE_COOKIE}=${encodeURIComponent(value)}`,
     'Path=/',
     'HttpOnly',
     'SameSite=Strict',
-    `Max-Age=${options.maxAgeSeconds}`,
+    `Max-Age=${options.maxAgeSeconds ?? SESSION_TTL_SECONDS}`,
   ];
   if (options.secure) attributes.push('Secure');
   return attributes.join('; ');

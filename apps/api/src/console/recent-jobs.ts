@@ -1,6 +1,14 @@
-import { cancelKey, jobView, snapshotOf, type MoaQueues, type RequestJobData } from '@moa-queue/contract';
+import {
+  cancelKey,
+  jobView,
+  ownerTenant,
+  snapshotOf,
+  tenantRequestsKey,
+  type MoaQueues,
+  type RequestJobData,
+} from '@moa-queue/contract';
 import type { MoaResult } from '@moa-queue/moa';
-import type { Job, JobState } from 'bullmq';
+import { Job, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 /** Every state an orchestrator job can be in. */
@@ -20,6 +28,8 @@ export interface JobSummary {
   status: string;
   preset: string;
   source: string | null;
+  /** The tenant that owns the request (the console shows it to admins). */
+  owner: string;
   created_at: number;
   finished_at: number | null;
   /** Finished: finish minus creation; still queued or running: now minus creation. */
@@ -39,17 +49,62 @@ export interface JobSummaryPage {
 type RequestJob = Job<RequestJobData, MoaResult>;
 
 /**
- * The most recent requests of the `moa-requests` queue, newest first, with
- * the status, cost and usage the job object reports (the same status logic
- * as `GET /v1/jobs/{id}`). Each state is read newest first up to the end of
- * the page, then the states are merged by creation time; the cursor is the
- * offset of the next page.
+ * The most recent requests, newest first, with the status, cost and usage
+ * the job object reports (the same status logic as `GET /v1/jobs/{id}`):
+ * every tenant's for an admin (`tenant` undefined), else one tenant's. The
+ * cursor is the offset of the next page.
  */
 export async function listRecentJobs(
   queues: MoaQueues,
   redis: Redis,
-  page: { limit: number; offset: number },
+  page: { limit: number; offset: number; tenant?: string },
   now = Date.now(),
+): Promise<JobSummaryPage> {
+  if (page.tenant !== undefined) return listTenantJobs(queues, redis, { ...page, tenant: page.tenant }, now);
+  return listAllJobs(queues, redis, page, now);
+}
+
+/**
+ * One tenant's page, from its index (see `indexTenantRequests`): entries
+ * whose request has aged out of Redis are skipped.
+ */
+async function listTenantJobs(
+  queues: MoaQueues,
+  redis: Redis,
+  page: { limit: number; offset: number; tenant: string },
+  now: number,
+): Promise<JobSummaryPage> {
+  const ids = await redis.zrevrange(
+    tenantRequestsKey(queues.prefix, page.tenant),
+    page.offset,
+    page.offset + page.limit,
+  );
+  const loaded = await Promise.all(
+    ids.slice(0, page.limit).map(async (id) => {
+      const [job, state] = await Promise.all([
+        Job.fromId(queues.requests, id) as Promise<RequestJob | undefined>,
+        queues.requests.getJobState(id),
+      ]);
+      // The index is the tenant's own, but the job's record decides: an index entry is no proof of ownership.
+      return job?.data && ownerTenant(job.data.tenant) === page.tenant ? { job, state } : undefined;
+    }),
+  );
+  const rows = loaded.filter(
+    (row): row is { job: RequestJob; state: JobState | 'unknown' } => row !== undefined,
+  );
+  return {
+    object: 'list',
+    data: await summaries(queues, redis, rows, now),
+    next_cursor: ids.length > page.limit ? String(page.offset + page.limit) : null,
+  };
+}
+
+/** Every tenant's requests: each state is read newest first up to the end of the page, then merged by creation time. */
+async function listAllJobs(
+  queues: MoaQueues,
+  redis: Redis,
+  page: { limit: number; offset: number },
+  now: number,
 ): Promise<JobSummaryPage> {
   const end = page.offset + page.limit; // one more than the page, to know whether another follows
   const perState = await Promise.all(
@@ -68,12 +123,26 @@ export async function listRecentJobs(
       (left, right) => createdAt(right.job) - createdAt(left.job) || (right.job.id! < left.job.id! ? -1 : 1),
     );
   const rows = merged.slice(page.offset, page.offset + page.limit);
+  return {
+    object: 'list',
+    data: await summaries(queues, redis, rows, now),
+    next_cursor: merged.length > page.offset + page.limit ? String(page.offset + page.limit) : null,
+  };
+}
+
+/** The list rows of loaded requests, in the order given. */
+async function summaries(
+  queues: MoaQueues,
+  redis: Redis,
+  rows: { job: RequestJob; state: string }[],
+  now: number,
+): Promise<JobSummary[]> {
   const cancelled = await cancelMarkers(
     queues,
     redis,
     rows.map(({ job }) => job.id!),
   );
-  const data = await Promise.all(
+  return Promise.all(
     rows.map(async ({ job, state }, index) => {
       const snapshot = await snapshotOf(queues, redis, { job, state, cancelled: cancelled[index] === true });
       const view = jobView(snapshot);
@@ -85,6 +154,7 @@ export async function listRecentJobs(
         status: view.status,
         preset: view.preset,
         source: job.data.source ?? null,
+        owner: ownerTenant(job.data.tenant),
         created_at: created,
         finished_at: finishedAt,
         duration_ms:
@@ -94,11 +164,6 @@ export async function listRecentJobs(
       } satisfies JobSummary;
     }),
   );
-  return {
-    object: 'list',
-    data,
-    next_cursor: merged.length > page.offset + page.limit ? String(page.offset + page.limit) : null,
-  };
 }
 
 function createdAt(job: RequestJob): number {

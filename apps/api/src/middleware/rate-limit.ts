@@ -1,12 +1,13 @@
 import type { RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../api-error.js';
+import type { Principal } from '../principal.js';
 
 /**
  * Per-caller request limit in Redis (a fixed one-minute window shared by
  * every API replica): 429 with `Retry-After` past `requestsPerMinute`.
- * Callers are told apart by API key (a digest, never the key) or address;
- * `scope` keeps separate limits (the API, the console's login form) apart.
+ * Callers are told apart by tenant (or address, on a public path); `scope`
+ * keeps separate limits apart.
  */
 export function rateLimit(
   redis: Redis,
@@ -16,7 +17,8 @@ export function rateLimit(
 ): RequestHandler {
   return async (request, response, next) => {
     if (requestsPerMinute <= 0) return next();
-    const caller = (response.locals.apiKeyDigest as string | undefined) ?? `ip:${request.ip}`;
+    const principal = response.locals.principal as Principal | undefined;
+    const caller = principal ? `tenant:${principal.tenant}` : `ip:${request.ip}`;
     const window = Math.floor(Date.now() / 60_000);
     const key = `${prefix}:moa-rate:${scope}:${caller}:${window}`;
     try {

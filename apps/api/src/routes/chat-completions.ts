@@ -7,7 +7,8 @@ import {
   type RequestSnapshot,
 } from '@moa-queue/contract';
 import type { MoaConfig } from '@moa-queue/moa';
-import { Router } from 'express';
+import { strictRouter } from '../strict-router.js';
+import { principalOf } from '../principal.js';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../api-error.js';
 import { chatCompletionSchema } from '../chat-schema.js';
@@ -64,8 +65,8 @@ function failure(snapshot: RequestSnapshot | undefined, timedOut: boolean, timeo
  * streaming, relays the aggregator's tokens from Redis). A client that goes
  * away does not stop the job.
  */
-export function chatCompletionsRouter(dependencies: ChatRouteDependencies): Router {
-  const router = Router();
+export function chatCompletionsRouter(dependencies: ChatRouteDependencies) {
+  const router = strictRouter();
   router
     .route('/v1/chat/completions')
     .post(async (request, response) => {
@@ -83,6 +84,7 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies): Rout
         );
       }
       const data = newRequestData({
+        tenant: principalOf(response).tenant,
         preset,
         messages: body.messages,
         metadata: body.metadata ?? undefined,

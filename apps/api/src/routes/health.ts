@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { strictRouter } from '../strict-router.js';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 
@@ -8,8 +8,8 @@ function timeout(milliseconds: number): Promise<undefined> {
 }
 
 /** `GET /healthz` (the process is up), `GET /readyz` (Redis answers) and `GET /metrics`. */
-export function healthRouter(redis: Redis, registry: Registry): Router {
-  const router = Router();
+export function healthRouter(redis: Redis, registry: Registry) {
+  const router = strictRouter();
   router.get('/healthz', (_request, response) => {
     response.json({ status: 'ok' });
   });

@@ -1,6 +1,13 @@
-import { jobView, type MoaQueues } from '@moa-queue/contract';
+import {
+  compileAllowList,
+  jobView,
+  literalWebhookAddressBlocked,
+  webhookSecretFor,
+  type MoaQueues,
+} from '@moa-queue/contract';
 import { resolvePreset, type MoaConfig, type PresetConfig } from '@moa-queue/moa';
-import { Router } from 'express';
+import { strictRouter } from '../strict-router.js';
+import { principalOf, type Principal } from '../principal.js';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../api-error.js';
 import { followRequest } from '../follow-request.js';
@@ -18,8 +25,8 @@ export interface JobsRouteDependencies {
   config: MoaConfig;
   queues: MoaQueues;
   redis: Redis;
-  /** Webhooks are refused unless a signing secret is configured. */
-  webhookSecretConfigured: boolean;
+  /** `MOA_WEBHOOK_SECRET`: signs the webhooks of tenants without a secret of their own. */
+  webhookSecret: string | undefined;
 }
 
 function notFound(id: string): ApiError {
@@ -46,9 +53,9 @@ export function presetOrThrow(config: MoaConfig, name: string | undefined, param
 }
 
 /** Waits briefly for a job another request is creating under the same idempotency key. */
-async function waitForJob(store: RequestStore, requestId: string) {
+async function waitForJob(store: RequestStore, requestId: string, caller: Principal) {
   for (let waited = 0; waited < 5000; waited += 50) {
-    const snapshot = await store.get(requestId);
+    const snapshot = await store.get(requestId, caller);
     if (snapshot) return snapshot;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -62,25 +69,42 @@ async function waitForJob(store: RequestStore, requestId: string) {
 }
 
 /** `POST /v1/jobs`, `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}`, `GET /v1/jobs/{id}/events`. */
-export function jobsRouter(dependencies: JobsRouteDependencies): Router {
-  const router = Router();
+export function jobsRouter(dependencies: JobsRouteDependencies) {
+  const router = strictRouter();
   const { store } = dependencies;
+  const webhookAllowList = compileAllowList(dependencies.config.webhooks.allowHosts);
 
   router
     .route('/v1/jobs')
     .post(async (request, response) => {
+      const caller = principalOf(response);
       const body = parseOrThrow(createJobSchema, request.body);
       const preset = presetOrThrow(dependencies.config, body.preset, 'preset');
-      if (body.webhook && !dependencies.webhookSecretConfigured) {
+      if (
+        body.webhook &&
+        !webhookSecretFor(dependencies.config.tenants, caller.tenant, dependencies.webhookSecret)
+      ) {
         throw new ApiError(
           400,
-          'Webhooks are not enabled on this server (MOA_WEBHOOK_SECRET is not set)',
+          'Webhooks are not enabled for this key: neither MOA_WEBHOOK_SECRET nor a tenant secret is set',
           'invalid_request_error',
           'webhook',
           'webhooks_disabled',
         );
       }
+      // A literal address the delivery guard would block is refused now, not accepted and failed later.
+      const blocked = body.webhook && literalWebhookAddressBlocked(body.webhook.url, webhookAllowList);
+      if (blocked) {
+        throw new ApiError(
+          400,
+          `Invalid webhook.url: ${blocked}; private, loopback and link-local targets are refused`,
+          'invalid_request_error',
+          'webhook.url',
+          'webhook_url_blocked',
+        );
+      }
       const data = newRequestData({
+        tenant: caller.tenant,
         preset,
         messages: body.messages,
         metadata: body.metadata,
@@ -89,17 +113,16 @@ export function jobsRouter(dependencies: JobsRouteDependencies): Router {
       });
       const idempotencyKey = request.get('idempotency-key');
       if (idempotencyKey !== undefined) {
-        const caller = (response.locals.apiKeyDigest as string | undefined) ?? 'anonymous';
         const claim = await claimIdempotencyKey(
           dependencies.redis,
           dependencies.queues.prefix,
-          caller,
+          caller.tenant,
           idempotencyKey,
           request.body,
           data.requestId,
         );
         if (claim.kind === 'existing') {
-          const existing = await waitForJob(store, claim.requestId);
+          const existing = await waitForJob(store, claim.requestId, caller);
           response
             .status(202)
             .location(`/v1/jobs/${claim.requestId}`)
@@ -116,12 +139,12 @@ export function jobsRouter(dependencies: JobsRouteDependencies): Router {
   router
     .route('/v1/jobs/:id')
     .get(async (request, response) => {
-      const snapshot = await store.get(request.params.id);
+      const snapshot = await store.get(request.params.id, principalOf(response));
       if (!snapshot) throw notFound(request.params.id);
       response.json(jobView(snapshot));
     })
     .delete(async (request, response) => {
-      const snapshot = await store.cancel(request.params.id);
+      const snapshot = await store.cancel(request.params.id, principalOf(response));
       if (!snapshot) throw notFound(request.params.id);
       if (snapshot.status !== 'cancelled') {
         throw new ApiError(
@@ -140,7 +163,7 @@ export function jobsRouter(dependencies: JobsRouteDependencies): Router {
     .route('/v1/jobs/:id/events')
     .get(async (request, response) => {
       const requestId = request.params.id;
-      if (!(await store.get(requestId))) throw notFound(requestId);
+      if (!(await store.get(requestId, principalOf(response)))) throw notFound(requestId);
       const sse = startSse(response);
       const stopped = new AbortController();
       response.on('close', () => stopped.abort());

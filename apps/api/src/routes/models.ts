@@ -1,18 +1,18 @@
 import type { MoaConfig } from '@moa-queue/moa';
-import { Router } from 'express';
+import { strictRouter } from '../strict-router.js';
 import { ApiError } from '../api-error.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
 
 /** `GET /v1/models`: presets as OpenAI model objects, so OpenAI clients can pick one. */
-export function modelsRouter(config: MoaConfig, startedAt: number): Router {
-  const router = Router();
+export function modelsRouter(config: MoaConfig, startedAt: number) {
+  const router = strictRouter();
   const created = Math.floor(startedAt / 1000);
   const modelObject = (name: string) => ({
     id: name,
     object: 'model' as const,
     created,
     owned_by: 'moa-queue',
-    description: config.presets[name]?.description ?? null,
+    description: (Object.hasOwn(config.presets, name) && config.presets[name]?.description) || null,
   });
   router
     .route('/v1/models')
@@ -23,7 +23,8 @@ export function modelsRouter(config: MoaConfig, startedAt: number): Router {
   router
     .route('/v1/models/:id')
     .get((request, response) => {
-      if (!config.presets[request.params.id]) {
+      // An own property only: `constructor` or `__proto__` is no model.
+      if (!Object.hasOwn(config.presets, request.params.id)) {
         throw new ApiError(
           404,
           `The model ${JSON.stringify(request.params.id)} does not exist`,

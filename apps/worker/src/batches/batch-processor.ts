@@ -5,6 +5,7 @@ import {
   batchErrorLine,
   batchItemRequestId,
   batchKey,
+  batchJobDataSchema,
   batchOutputKey,
   beginBatchExpiry,
   callJobId,
@@ -17,8 +18,10 @@ import {
   newBatchRequestId,
   newFileId,
   queueBatchJob,
+  ownerTenant,
   readBatchHash,
   recordBatchItem,
+  requestJobDataSchema,
   saveStoredFile,
   TERMINAL_BATCH_STATUSES,
   type BatchJobData,
@@ -29,6 +32,7 @@ import { agentsOfLayer, layerCount } from '@moa-queue/moa';
 import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { parseJobData } from '../parse-job-data.js';
 
 /** What the batch housekeeping processor needs. */
 export interface BatchProcessorDependencies {
@@ -39,6 +43,12 @@ export interface BatchProcessorDependencies {
 
 /** Items handled at once while draining. */
 const DRAIN_CHUNK = 200;
+
+/** A batch item's data if it has the shape our API writes (its preset bounds the calls to stop), else undefined. */
+function itemData(job: Job<RequestJobData> | undefined): RequestJobData | undefined {
+  const parsed = requestJobDataSchema.safeParse(job?.data);
+  return parsed.success ? parsed.data : undefined;
+}
 
 /**
  * Processes the batches queue: `finalize` (every item accounted for: turn
@@ -69,6 +79,8 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
       const { bytes, lines } = await listToFile(redis, prefix, list, fileId);
       await saveStoredFile(redis, prefix, {
         id: fileId,
+        // The batch's owner owns its output and error files.
+        tenant: ownerTenant(hash.tenant),
         bytes,
         createdAt: Math.floor(Date.now() / 1000),
         filename: `${batchId}_${kind}.jsonl`,
@@ -103,7 +115,8 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
           const state = await queues.requests.getJobState(id);
           if (state === 'waiting' || state === 'prioritized' || state === 'delayed') {
             const job = (await Job.fromId(queues.requests, id)) as Job<RequestJobData> | undefined;
-            const customId = job?.data.batch?.customId;
+            // An item whose data is not ours is left to the orchestrator, which fails it.
+            const customId = itemData(job)?.batch?.customId;
             if (customId === undefined || (await queues.requests.remove(id)) !== 1) return;
             removed += 1;
             const lineId = newBatchRequestId();
@@ -122,9 +135,10 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
             if (finalize) await queueBatchJob(queues, 'finalize', batchId);
           } else if (state === 'active' || state === 'waiting-children') {
             const job = (await Job.fromId(queues.requests, id)) as Job<RequestJobData> | undefined;
-            if (!job) return;
+            const data = itemData(job);
+            if (!job || !data) return;
             if (state === 'waiting-children') await job.removeUnprocessedChildren();
-            const { preset } = job.data;
+            const { preset } = data;
             for (let layer = 1; layer <= layerCount(preset); layer += 1) {
               agentsOfLayer(preset, layer).forEach((_agent, index) =>
                 callIds.push(callJobId(id, layer, index)),
@@ -170,7 +184,8 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
   }
 
   return async function processBatchJob(job: Job<BatchJobData, void>): Promise<void> {
-    const { batchId } = job.data;
+    // Nothing of the job is used before its data is validated: anything that reaches Redis can add a job.
+    const { batchId } = parseJobData(batchJobDataSchema, job.data);
     switch (job.name) {
       case 'finalize':
         return finalize(batchId, false);

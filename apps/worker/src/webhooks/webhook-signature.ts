@@ -1,4 +1,6 @@
 import { createHmac } from 'node:crypto';
+import { webhookSecretFor } from '@moa-queue/contract';
+import type { TenantSettings } from '@moa-queue/moa';
 
 /** Decodes a Standard Webhooks secret: `whsec_` followed by base64 of the key bytes. */
 export function decodeWebhookSecret(secret: string): Buffer {
@@ -15,4 +17,32 @@ export function decodeWebhookSecret(secret: string): Buffer {
 export function signWebhook(key: Buffer, id: string, timestampSeconds: number, body: string): string {
   const digest = createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64');
   return `v1,${digest}`;
+}
+
+/**
+ * The signing key of each tenant's webhooks, chosen by `webhookSecretFor`
+ * (the tenant's own `webhookSecret`, else `fallback`, i.e.
+ * `MOA_WEBHOOK_SECRET`, else none). Every secret is decoded up front, so a
+ * malformed one fails at start naming where it came from.
+ */
+export function signingKeys(
+  tenants: Record<string, TenantSettings> | undefined,
+  fallback: string | undefined,
+): (tenant: string) => Buffer | undefined {
+  const decoded = new Map<string, Buffer>();
+  const decode = (secret: string, source: string) => {
+    try {
+      decoded.set(secret, decodeWebhookSecret(secret));
+    } catch (error) {
+      throw new Error(`${source}: ${(error as Error).message}`, { cause: error });
+    }
+  };
+  if (fallback) decode(fallback, 'MOA_WEBHOOK_SECRET');
+  for (const [name, settings] of Object.entries(tenants ?? {})) {
+    if (settings.webhookSecret) decode(settings.webhookSecret, `tenants.${name}.webhookSecret`);
+  }
+  return (tenant) => {
+    const secret = webhookSecretFor(tenants ?? {}, tenant, fallback);
+    return secret === undefined ? undefined : decoded.get(secret);
+  };
 }
