@@ -115,6 +115,8 @@ describe('the route matrix: every route × method × spelling', () => {
     expect(leaks).toEqual([]);
     expect((await send('GET', '/admin/queues', KEYS.alpha)).status).toBe(403);
     expect((await send('GET', '/admin/queues', KEYS.admin)).status).toBe(200);
+    // The console links to it with a trailing slash.
+    expect((await send('GET', '/admin/queues/', KEYS.admin)).status).toBe(200);
     const queuesList = await request(app)
       .get('/admin/queues/api/queues')
       .set('authorization', `Bearer ${KEYS.admin}`);

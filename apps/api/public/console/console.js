@@ -419,6 +419,8 @@ window.addEventListener('hashchange', route);
 getJson('/console/api/session')
   .then((session) => {
     $('logout').hidden = !session.auth_required;
+    // bull-board is for admins only.
+    $('queues-link').hidden = !session.admin;
     // Admins see every tenant's jobs, so the list shows whose each one is.
     document
       .querySelector('table.jobs')
