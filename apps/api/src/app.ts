@@ -77,7 +77,7 @@ export function createApp(dependencies: AppDependencies): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  const store = createRequestStore(dependencies.queues, dependencies.redis);
+  const store = createRequestStore(dependencies.queues, dependencies.redis, dependencies.config);
 
   const metrics = dependencies.metrics ?? createApiMetrics(dependencies.queues);
 

@@ -10,8 +10,9 @@ import {
   type RequestJobData,
   type RequestSnapshot,
 } from '@moa-queue/contract';
-import { agentsOfLayer, layerCount } from '@moa-queue/moa';
+import { agentsOfLayer, layerCount, quotasOf, type MoaConfig } from '@moa-queue/moa';
 import type { Redis } from 'ioredis';
+import { createActiveJobQuota } from './active-job-quota.js';
 import { canAccess, type Principal } from './principal.js';
 
 /**
@@ -20,6 +21,7 @@ import { canAccess, type Principal } from './principal.js';
  * caller may not access is answered exactly as one that does not exist.
  */
 export interface RequestStore {
+  /** Queues a request, within its tenant's `maxActiveJobs` (else a 429 `quota_active_jobs`). */
   create(data: RequestJobData, options?: { priority?: number }): Promise<RequestSnapshot>;
   get(requestId: string, caller: Principal): Promise<RequestSnapshot | undefined>;
   /** Marks a request cancelled, removes its calls that have not started and aborts running ones. */
@@ -27,13 +29,21 @@ export interface RequestStore {
 }
 
 /** Creates the store over the shared queues. */
-export function createRequestStore(queues: MoaQueues, redis: Redis): RequestStore {
+export function createRequestStore(queues: MoaQueues, redis: Redis, config: MoaConfig): RequestStore {
+  const activeJobs = createActiveJobQuota(queues, redis);
   return {
     async create(data, options = {}) {
-      await queues.requests.add('moa', data, {
-        jobId: data.requestId,
-        ...(options.priority ? { priority: options.priority } : {}),
-      });
+      const { maxActiveJobs } = quotasOf(config, data.tenant);
+      await activeJobs.reserve(data.tenant, data.requestId, data.createdAt, maxActiveJobs);
+      try {
+        await queues.requests.add('moa', data, {
+          jobId: data.requestId,
+          ...(options.priority ? { priority: options.priority } : {}),
+        });
+      } catch (error) {
+        await activeJobs.release(data.tenant, data.requestId).catch(() => undefined);
+        throw error;
+      }
       await indexTenantRequests(redis.multi(), queues.prefix, data.tenant, [data]).exec();
       return {
         data,

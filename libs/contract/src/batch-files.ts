@@ -5,6 +5,7 @@ import {
   fileChunksKey,
   fileIndexKey,
   fileKey,
+  tenantFileBytesKey,
 } from './batch-keys.js';
 import { ownerTenant } from './tenancy.js';
 
@@ -94,6 +95,7 @@ export async function saveStoredFile(redis: Redis, prefix: string, file: StoredF
     .expire(fileChunksKey(prefix, file.id), BATCH_RETENTION_SECONDS)
     .zadd(fileIndexKey(prefix), score, file.id)
     .zadd(fileIndexKey(prefix, file.tenant), score, file.id)
+    .hset(tenantFileBytesKey(prefix, file.tenant), file.id, file.bytes)
     .exec();
 }
 
@@ -108,7 +110,9 @@ export async function deleteStoredFile(
     .multi()
     .del(fileKey(prefix, fileId), fileChunksKey(prefix, fileId))
     .zrem(fileIndexKey(prefix), fileId);
-  if (tenant !== undefined) pipeline.zrem(fileIndexKey(prefix, tenant), fileId);
+  if (tenant !== undefined) {
+    pipeline.zrem(fileIndexKey(prefix, tenant), fileId).hdel(tenantFileBytesKey(prefix, tenant), fileId);
+  }
   const [[, removed]] = (await pipeline.exec()) as [[unknown, number]];
   return removed > 0;
 }

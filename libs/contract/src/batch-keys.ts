@@ -89,6 +89,12 @@ export const batchErrorKey = (prefix: string, batchId: string): string =>
  */
 export const batchIndexKey = (prefix: string, tenant?: string): string =>
   tenant === undefined ? `${prefix}:moa-batches` : `${prefix}:moa-batches:tenant:${tenant}`;
+/**
+ * The sizes of one tenant's stored files (a hash: file id → bytes), for its
+ * `maxFileBytes` quota. Entries of files that expired are pruned when read.
+ */
+export const tenantFileBytesKey = (prefix: string, tenant: string): string =>
+  `${prefix}:moa-files:bytes:${tenant}`;
 /** Files by creation time (a sorted set), for `GET /v1/files`: every file, or one tenant's. */
 export const fileIndexKey = (prefix: string, tenant?: string): string =>
   tenant === undefined ? `${prefix}:moa-files` : `${prefix}:moa-files:tenant:${tenant}`;

@@ -78,6 +78,7 @@ export {
   batchErrorKey,
   batchIndexKey,
   fileIndexKey,
+  tenantFileBytesKey,
   type BatchJobData,
   type BatchJobName,
 } from './batch-keys.js';
@@ -117,7 +118,7 @@ export { chatCompletionOf, chatChunk, completionId, moaExtension, usageChunk } f
 export { createLogger, REDACTED_LOG_PATHS } from './create-logger.js';
 export { SHARED_ENVIRONMENT, parseEnvironment } from './environment.js';
 export { DEFAULT_TENANT, ownerTenant, webhookSecretFor } from './tenancy.js';
-export { tenantRequestsKey, indexTenantRequests } from './tenant-request-index.js';
+export { tenantRequestsKey, tenantActiveRequestsKey, indexTenantRequests } from './tenant-request-index.js';
 export {
   JOB_DATA_LIMITS,
   agentConfigSchema,

@@ -5,6 +5,14 @@ import { REQUEST_RETENTION } from './retention.js';
 export const tenantRequestsKey = (prefix: string, tenant: string): string =>
   `${prefix}:moa-tenant-requests:${tenant}`;
 
+/**
+ * A tenant's requests that may still be queued or running (a sorted set by
+ * creation time), for its `maxActiveJobs` quota. Entries of requests that
+ * have ended are pruned when the set is read at its limit.
+ */
+export const tenantActiveRequestsKey = (prefix: string, tenant: string): string =>
+  `${prefix}:moa-tenant-active:${tenant}`;
+
 const RETENTION_MS = ('age' in REQUEST_RETENTION ? REQUEST_RETENTION.age : 7 * 24 * 3600) * 1000;
 const MAX_ENTRIES = REQUEST_RETENTION.count ?? 100_000;
 

@@ -16,6 +16,13 @@ export const CONFIG_DEFAULTS = deepFreeze({
   agent: { temperature: 0.7, proposerMaxTokens: 512, aggregatorMaxTokens: 2048 },
   preset: { minProposers: 1, layerTimeoutMs: 0 },
   defaultPreset: 'moa',
+  // Per tenant, generous enough to go unnoticed until one tenant would crowd out the rest.
+  quotas: {
+    maxActiveJobs: 1000,
+    maxActiveBatchItems: 200_000,
+    maxFileBytes: 2 * 1024 * 1024 * 1024,
+    maxStreams: 200,
+  },
   webhooks: {
     allowHosts: [] as string[],
     // Then hourly until the horizon; the last step is the steady-state interval.
@@ -149,5 +156,6 @@ export function builtInConfig(): MoaConfig {
     defaultPreset: CONFIG_DEFAULTS.defaultPreset,
     webhooks: structuredClone(CONFIG_DEFAULTS.webhooks),
     tenants: {},
+    quotas: { ...CONFIG_DEFAULTS.quotas },
   };
 }

@@ -81,12 +81,21 @@ export const TENANT_NAME_PATTERN = /^[a-z0-9_-]{1,64}$/;
 /** A Standard Webhooks signing secret: `whsec_` then base64. */
 export const WEBHOOK_SECRET_PATTERN = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
 
+/** Quotas of the config file: defaults (`quotas`) or one tenant's (`tenants.<name>.quotas`). */
+export const quotasFileSchema = z.strictObject({
+  maxActiveJobs: positiveIntSchema.optional(),
+  maxActiveBatchItems: positiveIntSchema.optional(),
+  maxFileBytes: positiveIntSchema.optional(),
+  maxStreams: positiveIntSchema.optional(),
+});
+
 /** Settings of one tenant; its key itself stays in `MOA_API_KEYS`. */
 export const tenantFileSchema = z.strictObject({
   webhookSecret: z
     .string()
     .regex(WEBHOOK_SECRET_PATTERN, { error: 'must be whsec_ followed by base64' })
     .optional(),
+  quotas: quotasFileSchema.optional(),
 });
 
 /**
@@ -100,14 +109,24 @@ export const moaConfigFileSchema = z.strictObject({
   presets: z.record(nameSchema, presetFileSchema).optional(),
   defaultPreset: z.string().min(1).optional(),
   webhooks: webhooksFileSchema.optional(),
+  quotas: quotasFileSchema.optional(),
   tenants: z
-    .record(
-      z
-        .string()
-        .regex(TENANT_NAME_PATTERN, { error: 'must be 1 to 64 of a-z, 0-9, "_" or "-"' })
-        // It would set the prototype of the tenants object rather than name a tenant.
-        .refine((name) => name !== '__proto__', { error: 'is not allowed as a tenant name' }),
-      tenantFileSchema,
+    .preprocess(
+      (value, context) => {
+        // A record parser drops an own "__proto__" key silently; a config file must hear about it.
+        if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
+          context.issues.push({
+            code: 'custom',
+            message: '"__proto__" is not allowed as a tenant name',
+            input: value,
+          });
+        }
+        return value;
+      },
+      z.record(
+        z.string().regex(TENANT_NAME_PATTERN, { error: 'must be 1 to 64 of a-z, 0-9, "_" or "-"' }),
+        tenantFileSchema,
+      ),
     )
     .optional(),
 });

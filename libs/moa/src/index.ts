@@ -6,6 +6,7 @@ export type {
   ModelPricing,
   WebhookSettings,
   TenantSettings,
+  Quotas,
   MoaConfig,
   Usage,
   ErrorRecord,
@@ -29,7 +30,7 @@ export {
   WEBHOOK_SECRET_PATTERN,
   type MoaConfigFile,
 } from './config-schema.js';
-export { parseMoaConfig, loadMoaConfig, resolvePreset, priceOf } from './load-config.js';
+export { parseMoaConfig, loadMoaConfig, resolvePreset, priceOf, quotasOf } from './load-config.js';
 export {
   DEFAULT_REFERENCE_PROMPT,
   buildAgentMessages,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, it, expect } from 'vitest';
 import { builtInConfig } from './built-in-config.js';
 import { ConfigError } from './config-error.js';
-import { loadMoaConfig, parseMoaConfig, priceOf, resolvePreset } from './load-config.js';
+import { loadMoaConfig, parseMoaConfig, priceOf, quotasOf, resolvePreset } from './load-config.js';
 import { DEFAULT_REFERENCE_PROMPT } from './references.js';
 
 const QWEN = 'together/Qwen/Qwen2.5-72B-Instruct-Turbo';
@@ -369,5 +369,51 @@ describe('resolvePreset and priceOf', () => {
   it('ignores names inherited from Object.prototype', () => {
     expect(resolvePreset(config, 'constructor')).toBeUndefined();
     expect(priceOf(config, 'toString')).toBeUndefined();
+  });
+});
+
+describe('tenants and quotas', () => {
+  const secret = 'whsec_c2VjcmV0LWtleS1mb3ItdGVhbS1h';
+
+  it('defaults every quota generously', () => {
+    expect(parseMoaConfig({}).quotas).toEqual({
+      maxActiveJobs: 1000,
+      maxActiveBatchItems: 200_000,
+      maxFileBytes: 2 * 1024 * 1024 * 1024,
+      maxStreams: 200,
+    });
+  });
+
+  it("merges default quotas, then a tenant's own, field by field", () => {
+    const config = parseMoaConfig({
+      quotas: { maxActiveJobs: 10 },
+      tenants: { 'team-a': { webhookSecret: secret, quotas: { maxStreams: 5 } }, 'team-b': {} },
+    });
+    expect(quotasOf(config, 'team-a')).toMatchObject({
+      maxActiveJobs: 10,
+      maxStreams: 5,
+      maxActiveBatchItems: 200_000,
+    });
+    expect(quotasOf(config, 'team-b')).toEqual(config.quotas);
+    expect(quotasOf(config, 'unlisted')).toEqual(config.quotas);
+    expect(config.tenants['team-a']?.webhookSecret).toBe(secret);
+  });
+
+  it('never reads a quota or secret from an object prototype', () => {
+    const config = parseMoaConfig({ tenants: { constructor: { quotas: { maxStreams: 1 } } } });
+    expect(quotasOf(config, 'constructor').maxStreams).toBe(1);
+    expect(quotasOf(config, 'toString')).toEqual(config.quotas);
+    expect(quotasOf(config, '__proto__')).toEqual(config.quotas);
+  });
+
+  it.each([
+    // JSON.parse makes "__proto__" an own key, as a config file would.
+    [JSON.parse('{"tenants": {"__proto__": {"quotas": {"maxStreams": 1}}}}') as unknown, /tenants/],
+    [{ tenants: { 'Team A': {} } }, /tenants/],
+    [{ tenants: { a: { webhookSecret: 'secret' } } }, /tenants\.a\.webhookSecret/],
+    [{ tenants: { a: { quotas: { maxStreams: 0 } } } }, /tenants\.a\.quotas\.maxStreams/],
+    [{ quotas: { maxFiles: 3 } }, /quotas/],
+  ])('refuses %j, naming the field', (file, message) => {
+    expect(() => parseMoaConfig(file)).toThrow(message);
   });
 });

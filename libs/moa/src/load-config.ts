@@ -7,7 +7,7 @@ import { ConfigError, type ConfigIssue } from './config-error.js';
 import { moaConfigFileSchema, type AgentFile, type PresetFile, type ProviderFile } from './config-schema.js';
 import { parseModelId } from './model-id.js';
 import { DEFAULT_REFERENCE_PROMPT } from './references.js';
-import type { AgentConfig, ModelPricing, MoaConfig, PresetConfig, ProviderConfig } from './types.js';
+import type { AgentConfig, ModelPricing, MoaConfig, PresetConfig, ProviderConfig, Quotas } from './types.js';
 
 /** Dotted form of a zod path: `['presets', 'moa', 'layers', 0, 1, 'model']` → `presets.moa.layers.0.1.model`. */
 function dottedPath(path: readonly PropertyKey[]): string {
@@ -186,6 +186,7 @@ export function parseMoaConfig(raw: unknown, source = 'config'): MoaConfig {
     };
   }
 
+  if (file.quotas !== undefined) config.quotas = { ...config.quotas, ...file.quotas };
   for (const [name, entry] of Object.entries(file.tenants ?? {})) {
     // Defined, not assigned: a tenant name is user text and must never reach a prototype.
     Object.defineProperty(config.tenants, name, { value: { ...entry }, enumerable: true, writable: true });
@@ -281,6 +282,13 @@ export function loadMoaConfig(path: string | undefined): MoaConfig {
  */
 export function resolvePreset(config: MoaConfig, name?: string): PresetConfig | undefined {
   return ownEntry(config.presets, name ?? config.defaultPreset);
+}
+
+/** The quotas of a tenant: its own (`tenants.<name>.quotas`) over the defaults (`quotas`). */
+export function quotasOf(config: MoaConfig, tenant: string): Quotas {
+  // An own property only: a tenant name is user text and must never reach a prototype.
+  const own = Object.hasOwn(config.tenants, tenant) ? config.tenants[tenant]?.quotas : undefined;
+  return { ...config.quotas, ...own };
 }
 
 /**

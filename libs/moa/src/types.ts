@@ -66,10 +66,24 @@ export interface WebhookSettings {
   retryHorizonMs: number;
 }
 
+/** Limits on what one tenant may hold at once; past one, the API answers 429 with `Retry-After`. */
+export interface Quotas {
+  /** Queued plus running requests (jobs and chat completions; batch items are counted apart). @defaultValue 1000 */
+  maxActiveJobs: number;
+  /** Batch items not yet ended, over all of the tenant's batches. @defaultValue 200000 */
+  maxActiveBatchItems: number;
+  /** Bytes of stored files (uploads and batch output). @defaultValue 2147483648 (2 GiB) */
+  maxFileBytes: number;
+  /** Concurrent SSE followers plus chat completions waiting for their answer. @defaultValue 200 */
+  maxStreams: number;
+}
+
 /** Per-tenant settings from the config file's `tenants`. */
 export interface TenantSettings {
   /** Signs this tenant's webhooks; falls back to `MOA_WEBHOOK_SECRET` when unset. */
   webhookSecret?: string;
+  /** This tenant's quotas, each replacing the default `quotas` of the same name. */
+  quotas?: Partial<Quotas>;
 }
 
 /** The whole resolved configuration: built-ins merged with the config file. */
@@ -81,6 +95,8 @@ export interface MoaConfig {
   webhooks: WebhookSettings;
   /** Per-tenant settings by tenant name; a tenant not listed has none. */
   tenants: Record<string, TenantSettings>;
+  /** Default quotas of every tenant. */
+  quotas: Quotas;
 }
 
 /** Token usage of one call. */

@@ -7,6 +7,7 @@ import {
   readStoredFile,
   type StoredFile,
 } from '@moa-queue/contract';
+import { quotasOf } from '@moa-queue/moa';
 import { z } from 'zod';
 import type { Response } from 'express';
 import { strictRouter } from '../strict-router.js';
@@ -17,6 +18,7 @@ import { parseOrThrow } from '../validation.js';
 import type { BatchRouteDependencies } from './batch-options.js';
 import { receiveUpload } from './upload.js';
 import { attachmentDisposition } from './content-disposition.js';
+import { createFileBytesQuota } from './file-bytes-quota.js';
 
 /** Resolves when the response can take more data or has closed; leaves no listener behind. */
 function drained(response: Response): Promise<void> {
@@ -125,6 +127,7 @@ async function listFiles(
 export function filesRouter(dependencies: BatchRouteDependencies) {
   const router = strictRouter();
   const { redis, queues } = dependencies;
+  const fileBytes = createFileBytesQuota(redis, queues.prefix);
   // Another tenant's file answers exactly as an unknown one.
   const load = async (id: string, caller: Principal) => {
     const file = FILE_ID_PATTERN.test(id) ? await readStoredFile(redis, queues.prefix, id) : undefined;
@@ -135,10 +138,20 @@ export function filesRouter(dependencies: BatchRouteDependencies) {
   router
     .route('/v1/files')
     .post(async (request, response) => {
+      const { tenant } = principalOf(response);
+      const { maxFileBytes: quota } = quotasOf(dependencies.config, tenant);
+      // Refused before a byte is read when the quota is already full, and after the upload when this file passes it.
+      await fileBytes.check(tenant, quota, { full: true });
       const file = await receiveUpload(request, redis, queues.prefix, {
         maxFileBytes: dependencies.options.maxFileBytes,
-        tenant: principalOf(response).tenant,
+        tenant,
       });
+      try {
+        await fileBytes.check(tenant, quota);
+      } catch (error) {
+        await deleteStoredFile(redis, queues.prefix, file.id, tenant);
+        throw error;
+      }
       response.json(fileObject(file));
     })
     .get(async (request, response) => {
