@@ -1,50 +1,14 @@
-import { once } from 'node:events';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createMoaQueues } from '@moa-queue/contract';
-import { builtInConfig } from '@moa-queue/moa';
-import { uniquePrefix } from '@moa-queue/test-support';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApp } from '../../apps/api/src/app.js';
 import { send } from './http-client.js';
-import { KEY_OPTIONS, KEYS } from './keys.js';
+import { createTestApi } from './test-api.js';
+import { KEYS } from './keys.js';
 
-const redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-const config = builtInConfig();
-const queues = createMoaQueues({
-  connection: redis,
-  prefix: uniquePrefix('security-brute'),
-  providers: Object.keys(config.providers),
-});
-const servers: Server[] = [];
-
-async function serve(options: Record<string, unknown> = {}): Promise<number> {
-  const app = createApp({
-    queues,
-    redis,
-    config,
-    logger: pino({ level: 'silent' }),
-    ...KEY_OPTIONS,
-    ...options,
-  });
-  const server = app.listen(0, '127.0.0.1');
-  servers.push(server);
-  await once(server, 'listening');
-  return (server.address() as AddressInfo).port;
-}
-
+const api = createTestApi('security-brute', inject('redisUrl'));
 let port = 0;
 beforeAll(async () => {
-  port = await serve();
+  port = await api.serve();
 });
-afterAll(async () => {
-  for (const server of servers) server.closeAllConnections();
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  await queues.close();
-  await redis.quit();
-});
+afterAll(() => api.close());
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
@@ -133,7 +97,7 @@ describe('failed authentications are throttled per client address', () => {
   });
 
   it('takes the client address from X-Forwarded-For only when MOA_TRUST_PROXY trusts the proxy', async () => {
-    const trusting = await serve({ trustProxy: 'loopback' });
+    const trusting = await api.serve({ trustProxy: 'loopback' });
     const forwarded = (client: string, key: string) =>
       send({
         port: trusting,

@@ -1,49 +1,17 @@
-import { once } from 'node:events';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createMoaQueues } from '@moa-queue/contract';
-import { builtInConfig } from '@moa-queue/moa';
-import { uniquePrefix } from '@moa-queue/test-support';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApp } from '../../apps/api/src/app.js';
 import { send } from './http-client.js';
-import { KEY_OPTIONS, KEYS } from './keys.js';
+import { createTestApi } from './test-api.js';
+import { KEYS } from './keys.js';
 
-const redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-const config = builtInConfig();
-const prefix = uniquePrefix('security-sessions');
-const queues = createMoaQueues({ connection: redis, prefix, providers: Object.keys(config.providers) });
-const servers: Server[] = [];
-
-async function serve(options: Record<string, unknown> = {}): Promise<number> {
-  const app = createApp({
-    queues,
-    redis,
-    config,
-    logger: pino({ level: 'silent' }),
-    ...KEY_OPTIONS,
-    ...options,
-  });
-  const server = app.listen(0, '127.0.0.1');
-  servers.push(server);
-  await once(server, 'listening');
-  return (server.address() as AddressInfo).port;
-}
-
+const api = createTestApi('security-sessions', inject('redisUrl'));
+const { redis, queues, prefix } = api;
 let port = 0;
 let origin = '';
 beforeAll(async () => {
-  port = await serve();
+  port = await api.serve();
   origin = `http://127.0.0.1:${port}`;
 });
-afterAll(async () => {
-  for (const server of servers) server.closeAllConnections();
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  await queues.close();
-  await redis.quit();
-});
+afterAll(() => api.close());
 
 async function login(key: string, options: { port?: number; headers?: Record<string, string> } = {}) {
   const answer = await send({
@@ -84,7 +52,7 @@ describe('console sessions', () => {
   });
 
   it('sets Secure behind a trusted TLS proxy, and only then', async () => {
-    const trusting = await serve({ trustProxy: 'loopback' });
+    const trusting = await api.serve({ trustProxy: 'loopback' });
     const https = { 'x-forwarded-proto': 'https' };
     expect((await login(KEYS.alpha, { port: trusting, headers: https })).setCookie).toContain('; Secure');
     expect((await login(KEYS.alpha, { headers: https })).setCookie).not.toContain('Secure');
@@ -101,7 +69,7 @@ describe('console sessions', () => {
 
   it('ends a session whose key is no longer configured', async () => {
     const { cookie } = await login(KEYS.beta);
-    const withoutBeta = await serve({ apiKeys: [`alpha:${KEYS.alpha}`] });
+    const withoutBeta = await api.serve({ apiKeys: [`alpha:${KEYS.alpha}`] });
     expect((await send({ port: withoutBeta, path: '/console/api/jobs', headers: { cookie } })).status).toBe(
       401,
     );

@@ -1,25 +1,14 @@
 import { readdirSync } from 'node:fs';
-import { createMoaQueues } from '@moa-queue/contract';
-import { builtInConfig } from '@moa-queue/moa';
-import { uniquePrefix } from '@moa-queue/test-support';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApp } from '../../apps/api/src/app.js';
 import { CONSOLE_PUBLIC_DIR } from '../../apps/api/src/console/public-dir.js';
 import { PUBLIC_PATHS } from '../../apps/api/src/middleware/access-gate.js';
-import { KEY_OPTIONS, KEYS } from './keys.js';
+import { createTestApi } from './test-api.js';
+import { KEYS } from './keys.js';
 import { concretePath, pathVariants, registeredRoutes } from './route-walk.js';
 
-const redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-const config = builtInConfig();
-const queues = createMoaQueues({
-  connection: redis,
-  prefix: uniquePrefix('security-matrix'),
-  providers: Object.keys(config.providers),
-});
-const app = createApp({ queues, redis, config, logger: pino({ level: 'silent' }), ...KEY_OPTIONS });
+const api = createTestApi('security-matrix', inject('redisUrl'));
+const { app } = api;
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -37,10 +26,7 @@ beforeAll(async () => {
   ids.queueName = 'moa-requests';
 });
 
-afterAll(async () => {
-  await queues.close();
-  await redis.quit();
-});
+afterAll(() => api.close());
 
 /** Every registered route, plus each static file of the console (served by a static handler, not a route). */
 function everyPath(): { path: string; methods: readonly string[] }[] {

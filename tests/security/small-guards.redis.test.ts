@@ -1,27 +1,13 @@
-import { createMoaQueues } from '@moa-queue/contract';
-import { builtInConfig } from '@moa-queue/moa';
-import { uniquePrefix } from '@moa-queue/test-support';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createApp } from '../../apps/api/src/app.js';
-import { KEY_OPTIONS, KEYS } from './keys.js';
+import { createTestApi } from './test-api.js';
+import { KEYS } from './keys.js';
 
-const redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-const config = builtInConfig();
-const queues = createMoaQueues({
-  connection: redis,
-  prefix: uniquePrefix('security-small'),
-  providers: Object.keys(config.providers),
-});
-const app = createApp({ queues, redis, config, logger: pino({ level: 'silent' }), ...KEY_OPTIONS });
+const api = createTestApi('security-small', inject('redisUrl'));
+const { app } = api;
 const auth = { authorization: `Bearer ${KEYS.alpha}` };
 
-afterAll(async () => {
-  await queues.close();
-  await redis.quit();
-});
+afterAll(() => api.close());
 
 describe('user strings never reach an object prototype', () => {
   it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'])(

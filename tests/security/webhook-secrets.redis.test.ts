@@ -1,8 +1,8 @@
 import { once } from 'node:events';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { Webhook } from 'standardwebhooks';
+import { verifyWebhook, type ReceivedWebhook } from '@moa-queue/test-support';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createApp } from '../../apps/api/src/app.js';
@@ -12,29 +12,16 @@ import { KEY_OPTIONS, KEYS } from './keys.js';
 /** Alpha signs with its own secret; beta has none and falls back to MOA_WEBHOOK_SECRET. */
 const ALPHA_SECRET = `whsec_${Buffer.from('alpha-tenant-webhook-secret-for-tests').toString('base64')}`;
 
-interface Delivery {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function verifies(secret: string, delivery: Delivery): boolean {
-  try {
-    new Webhook(secret).verify(delivery.body, {
-      'webhook-id': String(delivery.headers['webhook-id']),
-      'webhook-timestamp': String(delivery.headers['webhook-timestamp']),
-      'webhook-signature': String(delivery.headers['webhook-signature']),
-    });
-    return true;
-  } catch {
-    return false;
-  }
+/** Whether `secret` signed the delivery, checked with the standardwebhooks package. */
+function verifies(secret: string, delivery: ReceivedWebhook): boolean {
+  return verifyWebhook(secret, delivery) !== undefined;
 }
 
 describe('webhooks per tenant', () => {
   let stack: MoaStack;
   let receiver: Server;
   let url = '';
-  const received: Delivery[] = [];
+  const received: ReceivedWebhook[] = [];
 
   beforeAll(async () => {
     stack = await startMoaStack({
@@ -63,7 +50,7 @@ describe('webhooks per tenant', () => {
     await stack?.stop();
   });
 
-  async function deliveryOf(jobId: string): Promise<Delivery> {
+  async function deliveryOf(jobId: string): Promise<ReceivedWebhook> {
     for (let waited = 0; waited < 30_000; waited += 50) {
       const found = received.find((delivery) => JSON.parse(delivery.body).id === jobId);
       if (found) return found;
@@ -88,11 +75,7 @@ describe('webhooks per tenant', () => {
     // Beta has no secret of its own: MOA_WEBHOOK_SECRET signs its webhooks, never alpha's.
     expect(verifies(WEBHOOK_SECRET, betaDelivery)).toBe(true);
     expect(verifies(ALPHA_SECRET, betaDelivery)).toBe(false);
-    const payload = new Webhook(ALPHA_SECRET).verify(alphaDelivery.body, {
-      'webhook-id': String(alphaDelivery.headers['webhook-id']),
-      'webhook-timestamp': String(alphaDelivery.headers['webhook-timestamp']),
-      'webhook-signature': String(alphaDelivery.headers['webhook-signature']),
-    });
+    const payload = verifyWebhook(ALPHA_SECRET, alphaDelivery);
     expect(payload).toMatchObject({ id: alpha.body.id, object: 'moa.job', status: 'completed' });
   });
 

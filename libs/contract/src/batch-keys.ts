@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-/** The queue of batch housekeeping jobs: finalize, drain (cancel or expiry), expire, watchdog. */
+/** The queue of batch jobs: validate, finalize, drain (cancel or expiry), expire, force-finalize. */
 export const BATCHES_QUEUE = 'moa-batches';
 
 /** Limits of the Batch API (DESIGN §4): 200 MB per file, 50,000 requests per batch. */
@@ -25,8 +25,22 @@ export function batchItemPriority(index: number): number {
   return BATCH_ITEM_PRIORITY + index;
 }
 
-/** Items are validated and enqueued this many lines at a time (one `addBulk` each). */
-export const BATCH_ENQUEUE_CHUNK = 500;
+/**
+ * Input lines are validated and enqueued in chunks (one `addBulk` and one
+ * accounting script each) of at most this many lines...
+ */
+export const BATCH_VALIDATION_CHUNK_LINES = 500;
+
+/**
+ * ...and at most this many bytes of line text: a chunk is sent as soon as
+ * its lines reach it. A line may be as long as the JSON body limit (4 MiB by
+ * default), so a line count alone would let 500 such lines (2 GB) into one
+ * chunk; with both bounds a validation holds at most this plus one line.
+ */
+export const BATCH_VALIDATION_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** Validations one worker process runs at once; more wait their turn (each holds up to a chunk). */
+export const BATCH_VALIDATIONS_PER_PROCESS = 2;
 
 /** Files and finished batches are kept this long, then Redis drops them. */
 export const BATCH_RETENTION_SECONDS = 30 * 24 * 3600;
@@ -37,8 +51,6 @@ export const BATCH_COMPLETION_WINDOW_MS = 24 * 3600 * 1000;
 /** After a cancel or an expiry, a batch is finalized at the latest this long after its items were drained. */
 export const BATCH_FORCE_FINALIZE_MS = 10 * 60 * 1000;
 
-/** A validation whose heartbeat is older than this is taken as interrupted (its API replica died). */
-export const BATCH_VALIDATION_STALE_MS = 60_000;
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -74,7 +86,13 @@ export const batchKey = (prefix: string, batchId: string): string => `${prefix}:
 /** Custom ids of the items whose outcome has been recorded (a set): an item is counted once. */
 export const batchDoneKey = (prefix: string, batchId: string): string =>
   `${prefix}:moa-batch:${batchId}:done`;
-/** Custom ids seen while validating (a set), to refuse duplicates without holding them in memory. */
+/**
+ * Custom ids seen while validating (a hash: custom_id → index of the line
+ * that claimed it first), to refuse duplicates without holding them in
+ * memory. The index, not mere presence, tells a duplicate: a validation
+ * re-run after a crash claims its own lines again and must not take them
+ * for duplicates of themselves.
+ */
 export const batchSeenKey = (prefix: string, batchId: string): string =>
   `${prefix}:moa-batch:${batchId}:seen`;
 /** Output lines of finished items (a list), until the output file is made of them. */
@@ -105,4 +123,4 @@ export interface BatchJobData {
 }
 
 /** Names of the jobs on the batches queue. */
-export type BatchJobName = 'finalize' | 'force-finalize' | 'drain' | 'expire' | 'watchdog';
+export type BatchJobName = 'validate' | 'finalize' | 'force-finalize' | 'drain' | 'expire';

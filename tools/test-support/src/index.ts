@@ -26,3 +26,4 @@ export {
 export { uniquePrefix } from './unique-prefix.js';
 export { spawnTsProcess, REPOSITORY_ROOT, type TsProcess } from './ts-process.js';
 export { pollUntil, until } from './poll.js';
+export { verifyWebhook, type ReceivedWebhook } from './verify-webhook.js';

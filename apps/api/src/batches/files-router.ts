@@ -15,6 +15,7 @@ import { ApiError } from '../api-error.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
 import { canAccess, listScope, principalOf, type Principal } from '../principal.js';
 import { parseOrThrow } from '../validation.js';
+import { pageFromIndex } from '../index-page.js';
 import type { BatchRouteDependencies } from './batch-options.js';
 import { receiveUpload } from './upload.js';
 import { attachmentDisposition } from './content-disposition.js';
@@ -58,8 +59,7 @@ const listFilesSchema = z.object({
 /**
  * A page of `GET /v1/files`: the files of one tenant (or all, for an admin)
  * by creation time, filtered by purpose, from the index that
- * `saveStoredFile` keeps. Entries whose file has expired are dropped from
- * the index on the way.
+ * `saveStoredFile` keeps.
  */
 async function listFiles(
   dependencies: BatchRouteDependencies,
@@ -67,49 +67,13 @@ async function listFiles(
   query: z.infer<typeof listFilesSchema>,
 ) {
   const { redis, queues } = dependencies;
-  const index = fileIndexKey(queues.prefix, tenant);
-  const limit = query.limit ?? 10_000;
-  const descending = (query.order ?? 'desc') === 'desc';
-  let start = 0;
-  if (query.after) {
-    const rank = descending
-      ? await redis.zrevrank(index, query.after)
-      : await redis.zrank(index, query.after);
-    if (rank === null) {
-      throw new ApiError(
-        400,
-        `Unknown cursor ${JSON.stringify(query.after)}`,
-        'invalid_request_error',
-        'after',
-        'invalid_value',
-      );
-    }
-    start = rank + 1;
-  }
-  const data: StoredFile[] = [];
-  let hasMore = false;
-  const step = Math.min(limit + 1, 500);
-  for (let cursor = start; !hasMore;) {
-    const ids = descending
-      ? await redis.zrevrange(index, cursor, cursor + step - 1)
-      : await redis.zrange(index, cursor, cursor + step - 1);
-    if (ids.length === 0) break;
-    cursor += ids.length;
-    const files = await Promise.all(ids.map((id) => readStoredFile(redis, queues.prefix, id)));
-    for (const [position, file] of files.entries()) {
-      if (!file) {
-        await redis.zrem(index, ids[position]!);
-        cursor -= 1;
-        continue;
-      }
-      if (query.purpose !== undefined && file.purpose !== query.purpose) continue;
-      if (data.length === limit) {
-        hasMore = true;
-        break;
-      }
-      data.push(file);
-    }
-  }
+  const { data, hasMore } = await pageFromIndex<StoredFile>(redis, fileIndexKey(queues.prefix, tenant), {
+    limit: query.limit ?? 10_000,
+    ...(query.after === undefined ? {} : { after: query.after }),
+    ...(query.order === undefined ? {} : { order: query.order }),
+    load: (ids) => Promise.all(ids.map((id) => readStoredFile(redis, queues.prefix, id))),
+    ...(query.purpose === undefined ? {} : { keep: (file: StoredFile) => file.purpose === query.purpose }),
+  });
   return {
     object: 'list' as const,
     data: data.map(fileObject),

@@ -1,4 +1,4 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { LookupAddress } from 'node:dns';
 import type { AddressInfo } from 'node:net';
 import {
@@ -12,11 +12,10 @@ import {
   type WebhookJobData,
 } from '@moa-queue/contract';
 import { builtInConfig, type TenantSettings } from '@moa-queue/moa';
-import { pollUntil, uniquePrefix } from '@moa-queue/test-support';
+import { pollUntil, uniquePrefix, verifyWebhook, type ReceivedWebhook } from '@moa-queue/test-support';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createWorkerMetrics } from '../metrics.js';
 import type { Resolver } from './deliver-webhook.js';
@@ -52,14 +51,9 @@ const completer = new Worker<RequestJobData, RequestResult>(
   { connection: redis.duplicate({ maxRetriesPerRequest: null }), prefix },
 );
 
-interface Received {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
 let server: Server;
 let port: number;
-const received: Received[] = [];
+const received: ReceivedWebhook[] = [];
 let answer = 200;
 
 beforeAll(async () => {
@@ -153,17 +147,9 @@ async function deliver(tenant: string | undefined, overrides: Partial<WebhookDep
   return { requestId, delivery };
 }
 
-function verifies(secret: string, delivery: Received): boolean {
-  try {
-    new Webhook(secret).verify(delivery.body, {
-      'webhook-id': String(delivery.headers['webhook-id']),
-      'webhook-timestamp': String(delivery.headers['webhook-timestamp']),
-      'webhook-signature': String(delivery.headers['webhook-signature']),
-    });
-    return true;
-  } catch {
-    return false;
-  }
+/** Whether `secret` signed the delivery, checked with the standardwebhooks package. */
+function verifies(secret: string, delivery: ReceivedWebhook): boolean {
+  return verifyWebhook(secret, delivery) !== undefined;
 }
 
 describe('webhook processor: signing secrets', () => {

@@ -1,0 +1,39 @@
+import type { ChatMessage, PresetConfig } from '@moa-queue/moa';
+import { newRequestId } from './job-ids.js';
+import type { RequestJobData } from './payloads.js';
+
+/** What a new request is made of, whichever route (or batch validation) accepted it. */
+export interface NewRequestOptions {
+  /** The owner: the caller's tenant, or the batch's. */
+  tenant: string;
+  preset: PresetConfig;
+  messages: ChatMessage[];
+  metadata?: Record<string, string>;
+  webhook?: { url: string };
+  stream?: boolean;
+  source: 'jobs' | 'chat' | 'batch';
+  /** Caps the aggregator's answer (a chat completion's `max_tokens`). */
+  maxTokens?: number;
+}
+
+/**
+ * Builds the orchestrator job's data: a snapshot of the preset, so config
+ * changes never alter it. The API builds it for jobs and chat completions,
+ * the worker for batch items (it validates batch input files).
+ */
+export function newRequestData(options: NewRequestOptions): RequestJobData {
+  const preset: PresetConfig = options.maxTokens
+    ? { ...options.preset, aggregator: { ...options.preset.aggregator, maxTokens: options.maxTokens } }
+    : options.preset;
+  return {
+    requestId: newRequestId(),
+    tenant: options.tenant,
+    preset,
+    messages: options.messages,
+    metadata: options.metadata ?? {},
+    ...(options.webhook ? { webhook: { url: options.webhook.url } } : {}),
+    createdAt: Date.now(),
+    ...(options.stream ? { stream: true } : {}),
+    source: options.source,
+  };
+}
