@@ -22,7 +22,7 @@ const FULL = /(?:^|[\s:-])OOM command not allowed\b/;
  * a Lua script's error quotes the reply of a command it called.
  */
 const UNAVAILABLE_REPLY =
-  /(?:^|[\s:]-?|-)(?:READONLY|LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)\b(?!KEY)/;
+  /(?:^|[\s:]-?|-)(?:READONLY|LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)\b/;
 
 /** ioredis and BullMQ client-side messages for a connection that is gone or does not answer. */
 const UNAVAILABLE_MESSAGES = [

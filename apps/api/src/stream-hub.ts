@@ -92,6 +92,12 @@ export function compareStreamIds(left: string, right: string): number {
   return 0;
 }
 
+/** The smallest id after `id` (`0` → `0-1`): the id of an event made up after the last real one. */
+export function streamIdAfter(id: string): string {
+  const [ms, seq] = idParts(id);
+  return `${ms}-${seq + 1n}`;
+}
+
 interface Subscriber {
   /** The id of the last entry delivered (or the position it asked to start after). */
   position: string;

@@ -66,16 +66,65 @@ return {1, maybe_finalize(KEYS[1], ARGV[8])}
 `;
 
 const MARK_VALIDATED = `${MAYBE_FINALIZE}
-local status = redis.call('HGET', KEYS[1], 'status')
+local h = redis.call('HMGET', KEYS[1], 'status', 'ending')
+local status = h[1]
 if status ~= 'validating' and status ~= 'cancelling' then return {0, 0} end
 redis.call('HSET', KEYS[1], 'total', ARGV[1], 'validated', '1')
-local drain = 0
+redis.call('HDEL', KEYS[1], 'v_inflight')
+redis.call('DEL', KEYS[2])
 if status == 'validating' then
   redis.call('HSET', KEYS[1], 'status', 'in_progress', 'in_progress_at', ARGV[2])
-else
-  drain = 1
 end
+local drain = 0
+if h[2] and h[2] ~= '' then drain = 1 end
 return {drain, maybe_finalize(KEYS[1], ARGV[2])}
+`;
+
+/*
+ * Validation claims a chunk's custom ids before it enqueues the chunk's
+ * items: the first line with a custom id records its index, and a later line
+ * with the same id is a duplicate. A line that finds its own index there is
+ * not (a validation re-run after a crash claims its lines again).
+ * `v_inflight` says items beyond the committed ones may have been enqueued,
+ * so a re-run must finish that chunk even when the batch is being cancelled.
+ */
+const CLAIM_CUSTOM_IDS = `${TERMINAL}
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or terminal(status) then return -1 end
+redis.call('HSET', KEYS[1], 'v_inflight', '1')
+local duplicates = {}
+for i = 2, #ARGV, 2 do
+  local duplicate = 0
+  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 0 and redis.call('HGET', KEYS[2], ARGV[i]) ~= ARGV[i + 1] then
+    duplicate = 1
+  end
+  duplicates[#duplicates + 1] = duplicate
+end
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return duplicates
+`;
+
+/*
+ * Commits a validated chunk, all or nothing: its error lines and failed
+ * count, the items enqueued so far, and the checkpoint (where the next line
+ * starts in the file) that a re-run resumes from. Refused when the
+ * checkpoint is not the one the chunk started from (another run got there
+ * first) or when the batch has ended.
+ */
+const COMMIT_VALIDATION_CHUNK = `${TERMINAL}
+local h = redis.call('HMGET', KEYS[1], 'status', 'ending', 'v_line')
+if not h[1] or terminal(h[1]) then return {'ended', ''} end
+if (h[3] or '0') ~= ARGV[1] then return {'conflict', ''} end
+local errors = #ARGV - 7
+if errors > 0 then
+  for i = 8, #ARGV, 1000 do
+    redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+  redis.call('HINCRBY', KEYS[1], 'failed', errors)
+end
+redis.call('HSET', KEYS[1], 'v_chunk', ARGV[2], 'v_offset', ARGV[3], 'v_line', ARGV[4], 'items', ARGV[5], 'json_lines', ARGV[6], 'first_errors', ARGV[7])
+redis.call('HDEL', KEYS[1], 'v_inflight')
+return {h[1], h[2] or ''}
 `;
 
 const REQUEST_CANCEL = `local h = redis.call('HMGET', KEYS[1], 'status', 'ending')
@@ -92,6 +141,10 @@ local h = redis.call('HMGET', KEYS[1], 'status', 'ending', 'finalize')
 if not h[1] or terminal(h[1]) then return 'noop' end
 if h[3] == '1' then return 'finalize' end
 if h[2] and h[2] ~= '' then return 'noop' end
+if h[1] == 'validating' then
+  redis.call('HSET', KEYS[1], 'ending', 'expired')
+  return 'validating'
+end
 if h[1] ~= 'in_progress' then return 'noop' end
 redis.call('HSET', KEYS[1], 'ending', 'expired')
 return 'drain'
@@ -197,7 +250,10 @@ export async function recordBatchItem(
   return { recorded: recorded === 1, finalize: finalize === 1 };
 }
 
-/** Ends validation: the total is known. `drain` when a cancel came in meanwhile. */
+/**
+ * Ends validation: the total is known, and the batch is `in_progress` (or
+ * still `cancelling`). `drain` when a cancel or the expiry came in meanwhile.
+ */
 export async function markBatchValidated(
   redis: Redis,
   prefix: string,
@@ -207,10 +263,105 @@ export async function markBatchValidated(
   const [drain, finalize] = (await runScript(
     redis,
     MARK_VALIDATED,
-    [batchKey(prefix, batchId)],
+    [batchKey(prefix, batchId), batchSeenKey(prefix, batchId)],
     [total, nowSeconds()],
   )) as [number, number];
   return { drain: drain === 1, finalize: finalize === 1 };
+}
+
+/**
+ * Claims the custom ids of a chunk of input lines (and marks a chunk in
+ * flight). For each entry, in order: whether it duplicates an earlier line's
+ * custom id. Undefined when the batch has ended (nothing is claimed then).
+ */
+export async function claimBatchCustomIds(
+  redis: Redis,
+  prefix: string,
+  batchId: string,
+  entries: readonly { customId: string; index: number }[],
+): Promise<boolean[] | undefined> {
+  const answer = (await runScript(
+    redis,
+    CLAIM_CUSTOM_IDS,
+    [batchKey(prefix, batchId), batchSeenKey(prefix, batchId)],
+    [BATCH_RETENTION_SECONDS, ...entries.flatMap((entry) => [entry.customId, String(entry.index)])],
+  )) as number | number[];
+  return Array.isArray(answer) ? answer.map((flag) => flag === 1) : undefined;
+}
+
+/** Where validation stands: the next line's place in the file, and what it has found so far. */
+export interface ValidationCheckpoint {
+  /** The chunk of the file's content list (and the byte in it) where the next line starts. */
+  chunk: number;
+  offset: number;
+  /** Lines of the file read so far, blank ones included. */
+  line: number;
+  /** Items (non-blank lines) so far: the index of the next one. */
+  items: number;
+  /** Lines so far that were JSON objects. */
+  jsonLines: number;
+  /** The first errors (at most 20), for a file that turns out not to be JSONL at all. */
+  firstErrors: BatchErrorEntry[];
+}
+
+/** The checkpoint of a batch's hash (a validation not started yet is at the beginning). */
+export function validationCheckpointOf(hash: Record<string, string>): ValidationCheckpoint & {
+  inflight: boolean;
+} {
+  const count = (value: string | undefined) => {
+    const number = Number(value ?? 0);
+    return Number.isSafeInteger(number) && number >= 0 ? number : 0;
+  };
+  let firstErrors: BatchErrorEntry[] = [];
+  try {
+    const parsed: unknown = JSON.parse(hash.first_errors ?? '[]');
+    if (Array.isArray(parsed)) firstErrors = parsed as BatchErrorEntry[];
+  } catch {
+    firstErrors = [];
+  }
+  return {
+    chunk: count(hash.v_chunk),
+    offset: count(hash.v_offset),
+    line: count(hash.v_line),
+    items: count(hash.items),
+    jsonLines: count(hash.json_lines),
+    firstErrors,
+    inflight: hash.v_inflight === '1',
+  };
+}
+
+/**
+ * Commits a validated chunk (its error lines, counts and the new checkpoint)
+ * if the batch's checkpoint is still at `fromLine`. `committed` carries the
+ * batch's status and `ending` (cancelled, expired or empty) as they were
+ * then; `conflict`: another run of the validation got further; `ended`: the
+ * batch has ended (failed).
+ */
+export async function commitValidationChunk(
+  redis: Redis,
+  prefix: string,
+  batchId: string,
+  fromLine: number,
+  next: ValidationCheckpoint,
+  errorLines: readonly string[],
+): Promise<{ outcome: 'committed'; status: string; ending: string } | { outcome: 'conflict' | 'ended' }> {
+  const [first, ending] = (await runScript(
+    redis,
+    COMMIT_VALIDATION_CHUNK,
+    [batchKey(prefix, batchId), batchErrorKey(prefix, batchId)],
+    [
+      String(fromLine),
+      next.chunk,
+      next.offset,
+      next.line,
+      next.items,
+      next.jsonLines,
+      JSON.stringify(next.firstErrors),
+      ...errorLines,
+    ],
+  )) as [string, string];
+  if (first === 'ended' || first === 'conflict') return { outcome: first };
+  return { outcome: 'committed', status: first, ending };
 }
 
 /** Moves a batch to cancelling. `drain`: queue the drain now; `validating`: the validator will. */
@@ -223,14 +374,18 @@ export async function requestBatchCancel(
     'drain' | 'validating' | 'noop' | 'missing';
 }
 
-/** Starts a batch's expiry: `drain` its unfinished items, or `finalize` one already done. */
+/**
+ * Starts a batch's expiry: `drain` its unfinished items, or `finalize` one
+ * already done. `validating`: the batch is marked to expire and its
+ * validation stops at its next chunk, then drains what it enqueued.
+ */
 export async function beginBatchExpiry(
   redis: Redis,
   prefix: string,
   batchId: string,
-): Promise<'drain' | 'finalize' | 'noop'> {
+): Promise<'drain' | 'finalize' | 'validating' | 'noop'> {
   return (await runScript(redis, BEGIN_EXPIRY, [batchKey(prefix, batchId)], [])) as
-    'drain' | 'finalize' | 'noop';
+    'drain' | 'finalize' | 'validating' | 'noop';
 }
 
 /** Sets a batch's final status with its files and drops its working keys; false when it had already ended. */
@@ -251,7 +406,7 @@ export async function completeBatch(
   return done === 1;
 }
 
-/** Fails a batch (its file could not be used, or its validation was interrupted). */
+/** Fails a batch (its file could not be used, or its validation could not finish). */
 export async function failBatch(
   redis: Redis,
   prefix: string,

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { batchKey } from './batch-keys.js';
+import { batchIndexKey, batchKey } from './batch-keys.js';
 
 /** Statuses of a batch, as OpenAI's. */
 export type BatchStatus =
@@ -116,4 +116,37 @@ export async function readBatchHash(
 ): Promise<Record<string, string> | undefined> {
   const hash = await redis.hgetall(batchKey(prefix, batchId));
   return hash.id ? hash : undefined;
+}
+
+/** Batches of a tenant's index read per round trip while counting its active items. */
+const ACTIVE_SCAN_PAGE = 500;
+
+/**
+ * A tenant's batch items that have not ended yet, over all of its batches
+ * that have not ended (its `maxActiveBatchItems` quota). Derived from the
+ * batches themselves every time, so it cannot drift: per batch, its size
+ * (`total` once validated, the input file's line count before) less the
+ * items completed, failed and cancelled so far.
+ */
+export async function countActiveBatchItems(redis: Redis, prefix: string, tenant: string): Promise<number> {
+  const index = batchIndexKey(prefix, tenant);
+  let active = 0;
+  for (let start = 0; ; start += ACTIVE_SCAN_PAGE) {
+    const ids = await redis.zrange(index, start, start + ACTIVE_SCAN_PAGE - 1);
+    if (ids.length === 0) break;
+    const pipeline = redis.pipeline();
+    for (const id of ids) {
+      pipeline.hmget(batchKey(prefix, id), 'status', 'validated', 'total', 'lines', 'completed', 'failed', 'cancelled');
+    }
+    for (const [error, fields] of (await pipeline.exec()) ?? []) {
+      if (error) throw error;
+      const [status, validated, total, lines, completed, failed, cancelled] = fields as (string | null)[];
+      if (!status || TERMINAL_BATCH_STATUSES.has(status)) continue;
+      const size = count(validated === '1' ? (total ?? undefined) : (lines ?? total ?? undefined));
+      const ended = count(completed ?? undefined) + count(failed ?? undefined) + count(cancelled ?? undefined);
+      active += Math.max(0, size - ended);
+    }
+    if (ids.length < ACTIVE_SCAN_PAGE) break;
+  }
+  return active;
 }

@@ -99,6 +99,7 @@ export {
 export {
   batchObject,
   readBatchHash,
+  countActiveBatchItems,
   TERMINAL_BATCH_STATUSES,
   type BatchObject,
   type BatchStatus,
@@ -107,14 +108,26 @@ export {
 export {
   recordBatchItem,
   markBatchValidated,
+  claimBatchCustomIds,
+  commitValidationChunk,
+  validationCheckpointOf,
   requestBatchCancel,
   beginBatchExpiry,
   completeBatch,
   failBatch,
   queueBatchJob,
   type BatchItemOutcome,
+  type ValidationCheckpoint,
 } from './batch-accounting.js';
 export { batchOutputLine, batchErrorLine } from './batch-lines.js';
+export {
+  chatCompletionSchema,
+  messageSchema,
+  messagesSchema,
+  metadataSchema,
+  type ChatCompletionBody,
+} from './chat-request-schema.js';
+export { newRequestData, type NewRequestOptions } from './new-request.js';
 export { chatCompletionOf, chatChunk, completionId, moaExtension, usageChunk } from './chat-completion.js';
 export { createLogger, REDACTED_LOG_PATHS } from './create-logger.js';
 export { SHARED_ENVIRONMENT, parseEnvironment } from './environment.js';

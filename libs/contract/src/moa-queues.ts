@@ -28,7 +28,7 @@ export interface MoaQueues {
   requests: Queue<RequestJobData, RequestResult>;
   deadlines: Queue<DeadlineJobData, void>;
   webhooks: Queue<WebhookJobData, void>;
-  /** Batch housekeeping: finalize, drain, expire, watchdog. */
+  /** Batch jobs: validate, finalize, drain, expire, force-finalize. */
   batches: Queue<BatchJobData, void>;
   /** The LLM call queue of a provider; throws for an unknown provider. */
   llm(provider: string): Queue<CallJobData, CallJobResult>;

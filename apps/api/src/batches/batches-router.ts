@@ -1,9 +1,9 @@
 import {
   BATCH_ID_PATTERN,
-  BATCH_VALIDATION_STALE_MS,
   batchIndexKey,
   batchKey,
   batchObject,
+  countActiveBatchItems,
   FILE_ID_PATTERN,
   newBatchId,
   queueBatchJob,
@@ -12,15 +12,19 @@ import {
   requestBatchCancel,
   TERMINAL_BATCH_STATUSES,
 } from '@moa-queue/contract';
+import { quotasOf } from '@moa-queue/moa';
 import { strictRouter } from '../strict-router.js';
 import { z } from 'zod';
 import { ApiError } from '../api-error.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
 import { canAccess, listScope, principalOf, type Principal } from '../principal.js';
+import { quotaExceeded } from '../quota-error.js';
 import { metadataSchema } from '../request-schema.js';
 import { parseOrThrow } from '../validation.js';
 import type { BatchRouteDependencies } from './batch-options.js';
-import { validateAndEnqueue } from './batch-validation.js';
+
+/** How long a client refused by `maxActiveBatchItems` is told to wait: batch items end over minutes. */
+const ACTIVE_BATCH_ITEMS_RETRY_AFTER_SECONDS = 60;
 
 const createBatchSchema = z.object(
   {
@@ -94,6 +98,20 @@ export function batchesRouter(dependencies: BatchRouteDependencies) {
           'invalid_value',
         );
       }
+      const { maxLines } = dependencies.options;
+      // A file that cannot run (not UTF-8, too many lines) fails at validation and never holds items.
+      const runnable = file.utf8 && file.lines <= maxLines ? file.lines : 0;
+      const { maxActiveBatchItems } = quotasOf(dependencies.config, caller.tenant);
+      if (runnable > 0) {
+        const active = await countActiveBatchItems(redis, prefix, caller.tenant);
+        if (active + runnable > maxActiveBatchItems) {
+          throw quotaExceeded({
+            code: 'quota_active_batch_items',
+            message: `Too many active batch items: this key may have ${maxActiveBatchItems} batch items queued or running at once; ${active} are, and this file has ${runnable}. Retry when some have finished`,
+            retryAfterSeconds: ACTIVE_BATCH_ITEMS_RETRY_AFTER_SECONDS,
+          });
+        }
+      }
       const batchId = newBatchId();
       const now = Date.now();
       const createdAt = Math.floor(now / 1000);
@@ -114,19 +132,18 @@ export function batchesRouter(dependencies: BatchRouteDependencies) {
           failed: 0,
           cancelled: 0,
           items: 0,
-          heartbeat: now,
+          // The items it may run (its maxActiveBatchItems share until validated), and this API's limits.
+          lines: runnable,
+          max_lines: maxLines,
+          max_line_bytes: dependencies.maxLineBytes,
           ...(body.metadata ? { metadata: JSON.stringify(body.metadata) } : {}),
         })
         .zadd(batchIndexKey(prefix), now, batchId)
         .zadd(batchIndexKey(prefix, caller.tenant), now, batchId)
         .exec();
       await queueBatchJob(queues, 'expire', batchId, { delayMs: windowMs });
-      await queueBatchJob(queues, 'watchdog', batchId, {
-        delayMs: BATCH_VALIDATION_STALE_MS,
-        idSuffix: '-0',
-      });
-      // Validation and enqueueing run before the answer: one round trip per 500 lines.
-      await validateAndEnqueue(dependencies, { id: batchId, tenant: caller.tenant }, body.endpoint, file);
+      // The file is validated and its items enqueued by a job on the batches queue: the answer is at once.
+      await queueBatchJob(queues, 'validate', batchId);
       response.json(batchObject(await load(batchId, caller)));
     })
     .get(async (request, response) => {
@@ -197,6 +214,7 @@ export function batchesRouter(dependencies: BatchRouteDependencies) {
       await load(id, caller);
       const outcome = await requestBatchCancel(redis, prefix, id);
       if (outcome === 'missing') throw batchNotFound(id);
+      // While validating, the validation job stops at its next chunk and drains what it enqueued.
       if (outcome === 'drain') await queueBatchJob(queues, 'drain', id);
       const hash = await load(id, caller);
       // Cancelling twice is fine; a batch that has ended (or is ending) otherwise cannot be cancelled.

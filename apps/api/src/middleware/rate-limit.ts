@@ -2,12 +2,24 @@ import type { RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../api-error.js';
 import type { Principal } from '../principal.js';
+import { createTokenBucket } from '../token-bucket.js';
+
+/** OpenAI's duration format for `x-ratelimit-reset-requests`: `1s`, `6m0s`, `250ms`. */
+export function resetDuration(milliseconds: number): string {
+  if (milliseconds < 1000) return `${Math.max(0, Math.ceil(milliseconds))}ms`;
+  const seconds = Math.ceil(milliseconds / 1000);
+  const minutes = Math.floor(seconds / 60);
+  return minutes > 0 ? `${minutes}m${seconds % 60}s` : `${seconds}s`;
+}
 
 /**
- * Per-caller request limit in Redis (a fixed one-minute window shared by
- * every API replica): 429 with `Retry-After` past `requestsPerMinute`.
- * Callers are told apart by tenant (or address, on a public path); `scope`
- * keeps separate limits apart.
+ * Per-tenant request limit (`MOA_RATE_LIMIT_RPM`), shared by every API
+ * replica: a token bucket of `requestsPerMinute` requests refilled at that
+ * rate. Every answer carries OpenAI's `x-ratelimit-limit-requests`,
+ * `x-ratelimit-remaining-requests` and `x-ratelimit-reset-requests`; past the
+ * limit, 429 with `Retry-After` (whole seconds until the next request may
+ * pass). Callers are told apart by tenant (by address on a public path);
+ * `scope` keeps separate limits apart.
  */
 export function rateLimit(
   redis: Redis,
@@ -15,30 +27,32 @@ export function rateLimit(
   requestsPerMinute: number,
   scope = 'api',
 ): RequestHandler {
+  if (requestsPerMinute <= 0) return (_request, _response, next) => next();
+  const take = createTokenBucket(redis);
   return async (request, response, next) => {
-    if (requestsPerMinute <= 0) return next();
     const principal = response.locals.principal as Principal | undefined;
     const caller = principal ? `tenant:${principal.tenant}` : `ip:${request.ip}`;
-    const window = Math.floor(Date.now() / 60_000);
-    const key = `${prefix}:moa-rate:${scope}:${caller}:${window}`;
     try {
-      const [[, count]] = (await redis.multi().incr(key).expire(key, 120).exec()) as [[unknown, number]];
-      if (count > requestsPerMinute) {
-        const retryAfter = Math.max(1, Math.ceil(((window + 1) * 60_000 - Date.now()) / 1000));
-        return next(
-          new ApiError(
-            429,
-            `Rate limit of ${requestsPerMinute} requests per minute reached; retry in ${retryAfter} s`,
-            'rate_limit_error',
-            null,
-            'rate_limit_exceeded',
-            { 'retry-after': String(retryAfter) },
-          ),
-        );
-      }
+      const taken = await take(`${prefix}:moa-rate:${scope}:${caller}`, requestsPerMinute);
+      response.set({
+        'x-ratelimit-limit-requests': String(requestsPerMinute),
+        'x-ratelimit-remaining-requests': String(taken.remaining),
+        'x-ratelimit-reset-requests': resetDuration(taken.resetMs),
+      });
+      if (taken.allowed) return next();
+      const retryAfter = Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
+      next(
+        new ApiError(
+          429,
+          `Rate limit of ${requestsPerMinute} requests per minute reached; retry in ${retryAfter} s`,
+          'rate_limit_error',
+          null,
+          'rate_limit_exceeded',
+          { 'retry-after': String(retryAfter) },
+        ),
+      );
     } catch (error) {
-      return next(error);
+      next(error);
     }
-    next();
   };
 }

@@ -10,13 +10,15 @@ import { strictRouter } from '../strict-router.js';
 import { principalOf, type Principal } from '../principal.js';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../api-error.js';
-import { followRequest } from '../follow-request.js';
+import { followRequest, resumedAfterEnd } from '../follow-request.js';
 import { claimIdempotencyKey } from '../idempotency.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
 import { newRequestData } from '../new-request.js';
 import { createJobSchema } from '../request-schema.js';
 import type { RequestStore } from '../request-store.js';
 import { startSse } from '../sse.js';
+import { isStreamId, streamIdAfter } from '../stream-hub.js';
+import { acquireStreamLease } from '../stream-leases.js';
 import { parseOrThrow } from '../validation.js';
 
 /** What the jobs routes need. */
@@ -36,6 +38,23 @@ function notFound(id: string): ApiError {
     'invalid_request_error',
     'id',
     'job_not_found',
+  );
+}
+
+/** How long an `EventSource` waits before it reconnects (the stream's `retry:`). */
+export const SSE_RETRY_MS = 3000;
+
+/** A `Last-Event-ID` header: undefined when absent, else a stream entry id or a 400. */
+function lastEventIdOf(header: string | undefined): string | undefined {
+  const value = header?.trim();
+  if (!value) return undefined;
+  if (isStreamId(value)) return value;
+  throw new ApiError(
+    400,
+    'Invalid Last-Event-ID: expected the id of an event of this stream, as <milliseconds>-<sequence>',
+    'invalid_request_error',
+    'Last-Event-ID',
+    'invalid_last_event_id',
   );
 }
 
@@ -163,24 +182,48 @@ export function jobsRouter(dependencies: JobsRouteDependencies) {
     .route('/v1/jobs/:id/events')
     .get(async (request, response) => {
       const requestId = request.params.id;
-      if (!(await store.get(requestId, principalOf(response)))) throw notFound(requestId);
-      const sse = startSse(response);
-      const stopped = new AbortController();
-      response.on('close', () => stopped.abort());
-      let sawDone = false;
-      const { snapshot } = await followRequest(dependencies.redis, dependencies.queues, requestId, {
-        signal: stopped.signal,
-        onEvent(event) {
-          if (event.type === 'delta') return;
-          if (event.type === 'done') sawDone = true;
-          sse.write(JSON.stringify(event), event.type);
-        },
-      });
-      // The stream may have expired after a long retention: the job's state still tells how it ended.
-      if (!sawDone && snapshot && ['completed', 'failed', 'cancelled'].includes(snapshot.status)) {
-        sse.write(JSON.stringify({ type: 'done', status: snapshot.status }), 'done');
+      const caller = principalOf(response);
+      const initial = await store.get(requestId, caller);
+      if (!initial) throw notFound(requestId);
+      const lastEventId = lastEventIdOf(request.get('last-event-id'));
+      // A client that has seen the end only reconnects because EventSource does: 204 stops it.
+      if (
+        lastEventId !== undefined &&
+        (await resumedAfterEnd(dependencies.redis, dependencies.queues, initial, lastEventId))
+      ) {
+        response.status(204).end();
+        return;
       }
-      sse.end();
+      const lease = await acquireStreamLease(dependencies, caller.tenant);
+      try {
+        const sse = startSse(response, { retryMs: SSE_RETRY_MS });
+        const stopped = new AbortController();
+        response.on('close', () => stopped.abort());
+        let sawDone = false;
+        const { snapshot, lastId } = await followRequest(
+          dependencies.redis,
+          dependencies.queues,
+          requestId,
+          {
+            signal: stopped.signal,
+            afterId: lastEventId ?? '0',
+            initial,
+            onEvent(event, id) {
+              if (event.type === 'delta') return;
+              if (event.type === 'done') sawDone = true;
+              sse.write(JSON.stringify(event), event.type, id);
+            },
+          },
+        );
+        // The stream may have expired after a long retention: the job's state still tells how it ended.
+        // Its id follows the last one sent, so a reconnect after it is answered 204.
+        if (!sawDone && snapshot && ['completed', 'failed', 'cancelled'].includes(snapshot.status)) {
+          sse.write(JSON.stringify({ type: 'done', status: snapshot.status }), 'done', streamIdAfter(lastId));
+        }
+        sse.end();
+      } finally {
+        await lease.release();
+      }
     })
     .all(methodNotAllowed(['GET']));
 
