@@ -12,6 +12,7 @@ const scenarios = [
   'bench/throughput.ts',
   'bench/batch-memory.ts',
   'bench/redis-memory.ts',
+  'bench/followers.ts',
 ].filter((path) => existsSync(`${REPOSITORY_ROOT}/${path}`));
 let failed = 0;
 for (const scenario of scenarios) {

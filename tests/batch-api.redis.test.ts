@@ -122,14 +122,19 @@ describe('the OpenAI Batch API through the official SDK', () => {
       metadata: { purpose: 'round trip' },
     });
     expect(created.id).toMatch(/^batch_/);
-    expect(['in_progress', 'finalizing', 'completed']).toContain(created.status);
+    // Validation is a job on the workers: the answer comes at once, before any line is read.
+    expect(created.status).toBe('validating');
+    expect(created.in_progress_at).toBeNull();
     expect(created.metadata).toEqual({ purpose: 'round trip' });
-    expect(created.request_counts?.total).toBe(300);
+    expect(created.request_counts?.total).toBe(0);
 
     const batch = await waitForStatus(client, created.id, ['completed', 'failed']);
     expect(batch.status).toBe('completed');
     expect(batch.request_counts).toEqual({ total: 300, completed: valid.size, failed: invalid.length });
     expect(batch.completed_at).toBeGreaterThanOrEqual(batch.created_at);
+    expect(batch.in_progress_at).toBeGreaterThanOrEqual(batch.created_at);
+    expect(batch.finalizing_at).toBeGreaterThanOrEqual(batch.in_progress_at!);
+    expect(batch.completed_at).toBeGreaterThanOrEqual(batch.finalizing_at!);
     expect(batch.moa.cost_usd).toBeGreaterThan(0);
 
     const output = await download(client, batch.output_file_id);
@@ -206,11 +211,13 @@ describe('the OpenAI Batch API through the official SDK', () => {
       file: await toFile(Buffer.from(JSON.stringify([{ instruction: 'hi' }], null, 2)), 'array.json'),
       purpose: 'batch',
     });
-    const failed = await client.batches.create({
+    const notJsonl = await client.batches.create({
       input_file_id: array.id,
       endpoint: '/v1/chat/completions',
       completion_window: '24h',
     });
+    expect(notJsonl.status).toBe('validating');
+    const failed = await waitForStatus(client, notJsonl.id, ['failed', 'in_progress', 'completed']);
     expect(failed.status).toBe('failed');
     expect(failed.errors?.data?.[0]?.code).toBe('invalid_file');
     expect(failed.failed_at).not.toBeNull();
@@ -222,11 +229,12 @@ describe('the OpenAI Batch API through the official SDK', () => {
       ),
       purpose: 'batch',
     });
-    const tooMany = await client.batches.create({
+    const overLimit = await client.batches.create({
       input_file_id: many.id,
       endpoint: '/v1/chat/completions',
       completion_window: '24h',
     });
+    const tooMany = await waitForStatus(client, overLimit.id, ['failed', 'in_progress', 'completed']);
     expect(tooMany.status).toBe('failed');
     expect(tooMany.errors?.data?.[0]).toMatchObject({ code: 'too_many_requests' });
     expect(tooMany.request_counts?.total).toBe(0);

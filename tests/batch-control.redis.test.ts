@@ -49,7 +49,13 @@ describe('batch priority and cancel on a small worker', () => {
   it('serves an interactive request ahead of a big batch queued before it', async () => {
     const started = Date.now();
     const batch = await createBatch(200, 'bulk');
-    expect(batch.request_counts?.total).toBe(200);
+    expect(batch.status).toBe('validating');
+    // Every item is queued (the validation job has run) before the interactive request comes.
+    const validated = await waitFor(
+      () => retrieve(batch.id),
+      (value) => value.status !== 'validating',
+    );
+    expect(validated.request_counts?.total).toBe(200);
     const submittedAt = Date.now();
     const job = await stack.submit({
       preset: 'three',

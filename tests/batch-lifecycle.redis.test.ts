@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { once } from 'node:events';
 
-describe('batch accounting, expiry and the validation watchdog', () => {
+describe('batch accounting, expiry and validation failures', () => {
   let stack: MoaStack;
   let server: Server;
   let client: OpenAI;
@@ -168,9 +168,9 @@ describe('batch accounting, expiry and the validation watchdog', () => {
     }
   });
 
-  it('fails a batch whose validation stopped midway (its API replica died)', async () => {
+  it('fails a batch whose input file is gone when its validation job runs', async () => {
     const { redis, prefix } = stack;
-    const batchId = 'batch_interruptedvalidation';
+    const batchId = 'batch_inputfilegone';
     await redis.hset(batchKey(prefix, batchId), {
       id: batchId,
       status: 'validating',
@@ -179,14 +179,14 @@ describe('batch accounting, expiry and the validation watchdog', () => {
       failed: 0,
       items: 0,
       created_at: 1,
-      heartbeat: Date.now() - 120_000,
-      input_file_id: 'file-x',
+      lines: 3,
+      input_file_id: 'file-gone',
     });
-    await queueBatchJob(stack.queues, 'watchdog', batchId);
+    await queueBatchJob(stack.queues, 'validate', batchId);
     const failed = await until(
       async () => batchObject((await readBatchHash(redis, prefix, batchId))!),
       (batch) => batch.status === 'failed',
     );
-    expect(failed.errors?.data[0]?.code).toBe('validation_interrupted');
+    expect(failed.errors?.data[0]).toMatchObject({ code: 'file_not_found', param: 'input_file_id' });
   });
 });

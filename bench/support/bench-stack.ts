@@ -18,6 +18,8 @@ export interface BenchStackOptions {
   agents: number;
   proposerLayers: number;
   workerConcurrency?: number;
+  /** More of the config file (e.g. `quotas`), merged over the bench's providers, models and preset. */
+  config?: Record<string, unknown>;
 }
 
 /** Every process of a benchmark run: its own redis-server, fake provider, API and workers. */
@@ -75,6 +77,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       models,
       presets: { bench: preset },
       defaultPreset: 'bench',
+      ...options.config,
     }),
   );
   const environment = {

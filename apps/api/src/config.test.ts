@@ -15,6 +15,11 @@ describe('loadApiConfig', () => {
       rateLimitRpm: 0,
       maxBodyBytes: 4_194_304,
       webhookSecret: undefined,
+      redisCommandTimeoutMs: 2000,
+      headersTimeoutMs: 20_000,
+      bodyTimeoutMs: 60_000,
+      uploadTimeoutMs: 600_000,
+      maxConnections: 10_000,
       logLevel: 'info',
     });
     expect(Object.keys(config.moa.presets)).toEqual(expect.arrayContaining(['moa', 'moa-lite', 'self-moa']));
@@ -33,6 +38,11 @@ describe('loadApiConfig', () => {
       MOA_RATE_LIMIT_RPM: '120',
       MOA_MAX_BODY_BYTES: '65536',
       MOA_WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      MOA_REDIS_COMMAND_TIMEOUT_MS: '1500',
+      MOA_HEADERS_TIMEOUT_MS: '10000',
+      MOA_BODY_TIMEOUT_MS: '30000',
+      MOA_UPLOAD_TIMEOUT_MS: '1200000',
+      MOA_MAX_CONNECTIONS: '500',
       LOG_LEVEL: 'debug',
     });
     expect(config).toMatchObject({
@@ -46,6 +56,11 @@ describe('loadApiConfig', () => {
       rateLimitRpm: 120,
       maxBodyBytes: 65_536,
       webhookSecret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      redisCommandTimeoutMs: 1500,
+      headersTimeoutMs: 10_000,
+      bodyTimeoutMs: 30_000,
+      uploadTimeoutMs: 1_200_000,
+      maxConnections: 500,
       logLevel: 'debug',
     });
   });
@@ -75,6 +90,11 @@ describe('loadApiConfig', () => {
     ['MOA_AUTH', 'maybe'],
     ['LOG_LEVEL', 'loud'],
     ['REDIS_URL', 'not a url'],
+    ['MOA_REDIS_COMMAND_TIMEOUT_MS', '0'],
+    ['MOA_HEADERS_TIMEOUT_MS', '30000'],
+    ['MOA_BODY_TIMEOUT_MS', 'soon'],
+    ['MOA_UPLOAD_TIMEOUT_MS', '-1'],
+    ['MOA_MAX_CONNECTIONS', '0'],
   ])('refuses %s=%s, naming the variable', (name, value) => {
     expect(() => loadApiConfig({ [name]: value })).toThrow(new RegExp(`^Invalid environment: ${name}:`));
   });

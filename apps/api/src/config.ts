@@ -17,6 +17,11 @@ const environmentSchema = z.object({
     .int()
     .min(1024)
     .default(4 * 1024 * 1024),
+  MOA_REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
+  MOA_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(20_000).default(20_000),
+  MOA_BODY_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  MOA_UPLOAD_TIMEOUT_MS: z.coerce.number().int().min(100).max(86_400_000).default(600_000),
+  MOA_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(10_000),
 });
 
 /** Everything the API process reads from its environment, validated. */
@@ -35,6 +40,16 @@ export interface ApiConfig {
   rateLimitRpm: number;
   maxBodyBytes: number;
   webhookSecret: string | undefined;
+  /** Longest wait for one Redis reply before the request answers 503 (`MOA_REDIS_COMMAND_TIMEOUT_MS`). */
+  redisCommandTimeoutMs: number;
+  /** A request's headers must arrive within this long (`MOA_HEADERS_TIMEOUT_MS`, at most 20 s). */
+  headersTimeoutMs: number;
+  /** Its body within this long of its headers, uploads excepted (`MOA_BODY_TIMEOUT_MS`). */
+  bodyTimeoutMs: number;
+  /** A file upload's body (`POST /v1/files`) within this long (`MOA_UPLOAD_TIMEOUT_MS`). */
+  uploadTimeoutMs: number;
+  /** Open connections per API process (`MOA_MAX_CONNECTIONS`). */
+  maxConnections: number;
   logLevel: string;
   moa: MoaConfig;
 }
@@ -61,6 +76,11 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env): Api
     rateLimitRpm: values.MOA_RATE_LIMIT_RPM,
     maxBodyBytes: values.MOA_MAX_BODY_BYTES,
     webhookSecret: values.MOA_WEBHOOK_SECRET,
+    redisCommandTimeoutMs: values.MOA_REDIS_COMMAND_TIMEOUT_MS,
+    headersTimeoutMs: values.MOA_HEADERS_TIMEOUT_MS,
+    bodyTimeoutMs: values.MOA_BODY_TIMEOUT_MS,
+    uploadTimeoutMs: values.MOA_UPLOAD_TIMEOUT_MS,
+    maxConnections: values.MOA_MAX_CONNECTIONS,
     logLevel: values.LOG_LEVEL,
     moa: loadMoaConfig(values.MOA_CONFIG),
   };

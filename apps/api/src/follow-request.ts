@@ -90,6 +90,19 @@ export async function resumedAfterEnd(
   return isFinished(snapshot) && after.length === 0;
 }
 
+/**
+ * One cheap look at whether a quiet request may have ended: its job hash
+ * has `finishedOn`, or is gone. Only then is the whole request read.
+ */
+async function mayHaveEnded(redis: Redis, queues: MoaQueues, requestId: string): Promise<boolean> {
+  const [finishedOn, timestamp] = await redis.hmget(
+    queues.requests.toKey(requestId),
+    'finishedOn',
+    'timestamp',
+  );
+  return finishedOn !== null || timestamp === null;
+}
+
 /** Re-reads the request until BullMQ shows it finished (or 10 s pass); returns the last snapshot read. */
 async function waitUntilFinished(
   redis: Redis,
@@ -186,21 +199,27 @@ export async function followRequest(
 
     function armIdleCheck(): void {
       clearTimeout(idleTimer);
-      idleTimer = setTimeout(() => {
-        readRequest(queues, redis, requestId).then(
-          (snapshot) => {
-            if (state !== 'following') return;
-            if (!snapshot || isFinished(snapshot)) {
-              end(async () => snapshot, false);
-              return;
-            }
-            pollMs = Math.min(pollMs * 2, MAX_POLL_MS);
-            armIdleCheck();
-          },
-          // Redis trouble: keep following; the reader resumes from the last id when it is back.
-          () => state === 'following' && armIdleCheck(),
-        );
-      }, pollMs);
+      // Jittered, so that followers which arrived together do not all check at once.
+      idleTimer = setTimeout(
+        () => {
+          mayHaveEnded(redis, queues, requestId)
+            .then((ended) => (ended ? readRequest(queues, redis, requestId) : null))
+            .then(
+              (snapshot) => {
+                if (state !== 'following') return;
+                if (snapshot !== null && (!snapshot || isFinished(snapshot))) {
+                  end(async () => snapshot, false);
+                  return;
+                }
+                pollMs = Math.min(pollMs * 2, MAX_POLL_MS);
+                armIdleCheck();
+              },
+              // Redis trouble: keep following; the reader resumes from the last id when it is back.
+              () => state === 'following' && armIdleCheck(),
+            );
+        },
+        pollMs * (0.75 + Math.random() / 2),
+      );
     }
 
     function onEntries(entries: StreamEntry[]): void {

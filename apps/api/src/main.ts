@@ -1,8 +1,11 @@
 import { createMoaQueues } from '@moa-queue/contract';
-import { Redis } from 'ioredis';
 import { createApp } from './app.js';
 import { checkListenPolicy, loadApiConfig } from './config.js';
+import { createApiServer, writeApiError } from './http-server.js';
 import { createLogger } from './logger.js';
+import { createApiRedis } from './redis-connection.js';
+import { redisFaultError } from './redis-errors.js';
+import { watchRedisHealth } from './redis-health.js';
 
 const config = (() => {
   try {
@@ -20,14 +23,29 @@ if (policy.error) {
 }
 if (policy.warning) logger.warn(policy.warning);
 
-const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
-redis.on('error', (error) => logger.warn({ error: error.message }, 'redis connection error'));
+// Every command has a timeout and fails at once while disconnected (see apiRedisOptions).
+const redis = createApiRedis(config.redisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs });
+// Logs an outage once and its end once; the connection's and queues' error events are only counted.
+const redisHealth = watchRedisHealth(redis, logger, { timeoutMs: config.redisCommandTimeoutMs });
 const queues = createMoaQueues({
   connection: redis,
   prefix: config.queuePrefix,
   providers: Object.keys(config.moa.providers),
-  onError: (error) => logger.warn({ error: error.message }, 'queue connection error'),
+  onError: (error) => redisHealth.noteError(error),
 });
+/**
+ * BullMQ queues wait for their connection's first `ready` before any
+ * command (afterwards they fail fast with it). Until then, which is only
+ * when Redis is down as the API starts, requests other than the probes get
+ * 503 rather than waiting for Redis.
+ */
+let queuesReady = false;
+void Promise.all(queues.all().map((queue) => queue.waitUntilReady())).then(
+  () => {
+    queuesReady = true;
+  },
+  (error: unknown) => logger.error({ error: String(error) }, 'queues failed to start'),
+);
 const app = createApp({
   queues,
   redis,
@@ -40,14 +58,27 @@ const app = createApp({
   webhookSecret: config.webhookSecret,
   rateLimitRpm: config.rateLimitRpm,
 });
-const server = app.listen(config.port, config.host, () => {
+const server = createApiServer(
+  (request, response) => {
+    if (queuesReady || request.url === '/healthz' || request.url === '/readyz') app(request, response);
+    else {
+      request.resume();
+      writeApiError(response, redisFaultError('unavailable'));
+    }
+  },
+  {
+    headersTimeoutMs: config.headersTimeoutMs,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    uploadTimeoutMs: config.uploadTimeoutMs,
+    maxConnections: config.maxConnections,
+    logger,
+  },
+);
+server.listen(config.port, config.host, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({ host: config.host, port }, `API listening on http://${config.host}:${port}`);
 });
-
-// A whole request (a 200 MB batch file upload included) must arrive within 10 minutes.
-server.requestTimeout = 600_000;
 
 /**
  * On SIGTERM the API stops accepting connections and gives requests in
@@ -67,6 +98,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     drain.unref();
     server.close(() => {
       clearTimeout(drain);
+      redisHealth.stop();
       queues
         .close()
         .then(() => redis.quit())

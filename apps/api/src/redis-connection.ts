@@ -14,17 +14,19 @@ export interface ApiRedisOptions {
  *   paused, a network that drops packets, a slow script) fails with
  *   "Command timed out", which the error handler answers with 503.
  * - `enableOfflineQueue: false`: while the connection is down a command fails
- *   at once instead of waiting in a queue, and nothing a client already got a
- *   503 for is sent to Redis later, when the connection is back.
+ *   at once instead of waiting in a queue, and is never sent later, when the
+ *   connection is back, for a request that was already answered 503. (A
+ *   command that timed out was sent: a paused Redis may still run it when it
+ *   resumes. Clients make such retries safe with `Idempotency-Key`.)
  * - `maxRetriesPerRequest: 0`, `autoResendUnfulfilledCommands: false`: a
  *   command in flight when the connection drops fails at once and is not
  *   sent again after the reconnect (its request was already answered).
  * - Reconnects go on for ever, 100 ms apart growing to 2 s.
  *
  * A connection made for blocking reads (`XREAD BLOCK`) must not inherit
- * `commandTimeout` (it would cut every block longer than it) nor the disabled
- * offline queue (its first command is sent before it connects): duplicate it
- * with {@link BLOCKING_CONNECTION_OVERRIDES}.
+ * `commandTimeout`, which would cut every block longer than it:
+ * `stream-hub.ts` duplicates this one with `commandTimeout: undefined` and
+ * bounds each read with a watchdog of its own.
  */
 export function apiRedisOptions(options: ApiRedisOptions = {}): RedisOptions {
   const commandTimeout = options.commandTimeoutMs ?? 2000;
@@ -37,20 +39,6 @@ export function apiRedisOptions(options: ApiRedisOptions = {}): RedisOptions {
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
   };
 }
-
-/**
- * What a connection for blocking reads changes from {@link apiRedisOptions},
- * for `redis.duplicate(BLOCKING_CONNECTION_OVERRIDES)`: no command timeout
- * (ioredis' `blockingTimeout` bounds a block instead: its own BLOCK argument
- * plus a grace period, so a dead connection cannot hold a reader for ever),
- * and an offline queue, so a read sent while it connects waits for it.
- */
-export const BLOCKING_CONNECTION_OVERRIDES: RedisOptions = {
-  commandTimeout: undefined,
-  enableOfflineQueue: true,
-  maxRetriesPerRequest: 1,
-  blockingTimeout: 30_000,
-};
 
 /** The API process's Redis connection (shared by its BullMQ queues). */
 export function createApiRedis(url: string, options: ApiRedisOptions = {}): Redis {

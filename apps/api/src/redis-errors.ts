@@ -1,3 +1,4 @@
+import { isInfrastructureError } from '@moa-queue/contract';
 import { ApiError } from './api-error.js';
 
 /**
@@ -53,6 +54,8 @@ const UNAVAILABLE_NAMES = new Set(['MaxRetriesPerRequestError', 'AbortError', 'C
 function faultOfOne(error: Record<string, unknown>): RedisFault | undefined {
   const message = typeof error.message === 'string' ? error.message : '';
   if (FULL.test(message)) return 'full';
+  // The rule the workers use for "Redis cannot serve now"; the API's own additions follow.
+  if (isInfrastructureError(error)) return 'unavailable';
   if (typeof error.name === 'string' && UNAVAILABLE_NAMES.has(error.name)) return 'unavailable';
   if (typeof error.code === 'string' && UNAVAILABLE_CODES.has(error.code)) return 'unavailable';
   if (UNAVAILABLE_MESSAGES.some((known) => message.includes(known))) return 'unavailable';
@@ -63,9 +66,12 @@ function faultOfOne(error: Record<string, unknown>): RedisFault | undefined {
 /**
  * Classifies an error thrown while talking to Redis (ioredis, or BullMQ
  * passing it on): `full`, `unavailable`, or `undefined` for anything else
- * (a bug, a bad argument, a script's own error). Looks through `cause`
- * chains, an `EXECABORT`'s `previousErrors` and an `AggregateError`'s
- * `errors`; `full` wins when both appear.
+ * (a bug, a bad argument, a script's own error). Everything the shared
+ * `isInfrastructureError` (the workers' rule) counts is a fault here too;
+ * the API also looks through `cause` chains, an `EXECABORT`'s
+ * `previousErrors` and an `AggregateError`'s `errors` (on a request path
+ * every such error comes from Redis: the API calls no provider), and `full`
+ * wins when both appear.
  */
 export function redisFaultOf(error: unknown): RedisFault | undefined {
   const seen = new Set<unknown>();
@@ -94,10 +100,17 @@ export function redisFaultError(fault: RedisFault): ApiError {
     fault === 'full'
       ? `The service's storage is full and cannot accept this request now; retry after ${retryAfter} seconds`
       : `The service's storage is unavailable; retry after ${retryAfter} seconds`;
-  return new ApiError(503, message, 'server_error', null, fault === 'full' ? 'redis_full' : 'redis_unavailable', {
-    'retry-after': String(retryAfter),
-    'x-should-retry': 'true',
-  });
+  return new ApiError(
+    503,
+    message,
+    'server_error',
+    null,
+    fault === 'full' ? 'redis_full' : 'redis_unavailable',
+    {
+      'retry-after': String(retryAfter),
+      'x-should-retry': 'true',
+    },
+  );
 }
 
 /** The 503 for an error that is a Redis fault, or `undefined` when it is not one. */

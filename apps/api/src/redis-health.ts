@@ -1,9 +1,10 @@
-import type { Redis } from 'ioredis';
+import { createConnectionStateLogger } from '@moa-queue/contract';
+import { ReplyError, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redisFaultOf, type RedisFault } from './redis-errors.js';
 
-/** What {@link probeRedis} found. */
-export type RedisHealth = { ok: true } | { ok: false; fault: RedisFault; reason: string };
+/** What {@link probeRedis} found; `error` is what Redis (or the client) said, or an OOM reply for a full Redis. */
+export type RedisHealth = { ok: true } | { ok: false; fault: RedisFault; reason: string; error: Error };
 
 function withTimeout<T>(promise: Promise<T>, milliseconds: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -37,20 +38,25 @@ export async function probeRedis(redis: Redis, timeoutMs = 2000): Promise<RedisH
     const maxmemory = infoField(info, 'maxmemory');
     const used = infoField(info, 'used_memory') - infoField(info, 'mem_not_counted_for_evict');
     if (maxmemory > 0 && used > maxmemory) {
-      return { ok: false, fault: 'full', reason: `used_memory ${used} > maxmemory ${maxmemory}` };
+      const reason = `used_memory ${used} > maxmemory ${maxmemory}`;
+      // What the next write would be told: the reply error, so it classifies as every OOM does.
+      const error = new ReplyError(
+        `OOM command not allowed when used memory > 'maxmemory' (${reason})`,
+      ) as Error;
+      return { ok: false, fault: 'full', reason, error };
     }
     return { ok: true };
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    return { ok: false, fault: redisFaultOf(error) ?? 'unavailable', reason };
+  } catch (caught) {
+    const error = caught instanceof Error ? caught : new Error(String(caught));
+    return { ok: false, fault: redisFaultOf(error) ?? 'unavailable', reason: error.message, error };
   }
 }
 
 /** Options of {@link watchRedisHealth}. */
 export interface RedisHealthWatchOptions {
-  /** How often Redis is probed while it is fine. @defaultValue 5000 */
+  /** How often Redis is probed while it serves (a paused or full Redis sends no event). @defaultValue 5000 */
   intervalMs?: number;
-  /** How often while it is not, so the recovery is noticed soon. @defaultValue 1000 */
+  /** How often while it does not, so the recovery is noticed soon. @defaultValue 1000 */
   troubleIntervalMs?: number;
   /** Bound of one probe. @defaultValue 2000 */
   timeoutMs?: number;
@@ -58,20 +64,22 @@ export interface RedisHealthWatchOptions {
 
 /** A running {@link watchRedisHealth}. */
 export interface RedisHealthWatch {
-  /** Counts a connection error (of the client or a BullMQ queue) without logging it. */
+  /** Reports an error of the connection or a queue: counted, logged only when it starts an outage. */
   noteError(error: Error): void;
-  /** The last state seen: `up`, or the fault. */
-  state(): 'starting' | 'up' | RedisFault;
+  /** False from the start of an outage until its recovery. */
+  readonly healthy: boolean;
   stop(): void;
 }
 
 /**
- * Logs Redis trouble once and its end once, not once per failed command:
- * `warn` "redis unavailable" / "redis full" when it starts (a dropped
- * connection at once, a paused or full Redis at the next probe), `info`
- * "redis recovered" with how long it lasted and how many connection errors
- * were swallowed meanwhile. The client's and the queues' `error` events
- * (one per reconnect attempt) are counted, never logged one by one.
+ * Logs Redis trouble of the API process once and its end once, not once per
+ * failed command, with the shared `createConnectionStateLogger` (field
+ * `redis: "api"`): `warn` "redis unavailable: waiting for it to recover"
+ * when an outage starts, `info` "redis available again" with how long it
+ * lasted and how many errors were held back. An outage starts with a
+ * connection error or close (at once), or with a failed {@link probeRedis}
+ * (every `intervalMs`: a paused Redis or one at `maxmemory` sends no
+ * event); it ends when a probe succeeds (every `troubleIntervalMs`).
  */
 export function watchRedisHealth(
   redis: Redis,
@@ -79,86 +87,55 @@ export function watchRedisHealth(
   options: RedisHealthWatchOptions = {},
 ): RedisHealthWatch {
   const intervalMs = options.intervalMs ?? 5000;
-  const troubleIntervalMs = options.troubleIntervalMs ?? 1000;
   const timeoutMs = options.timeoutMs ?? 2000;
-  let state: 'starting' | 'up' | RedisFault = 'starting';
-  let since = Date.now();
-  let errors = 0;
-  let lastError: string | undefined;
+  const state = createConnectionStateLogger(logger, 'api', {
+    probeIntervalMs: options.troubleIntervalMs ?? 1000,
+    probe: async () => {
+      const health = await probeRedis(redis, timeoutMs);
+      if (!health.ok) throw health.error;
+    },
+  });
   let stopped = false;
-  let probing = false;
+  let lastError: Error | undefined;
   let timer: NodeJS.Timeout | undefined;
 
-  function down(fault: RedisFault, reason: string): void {
-    if (state === fault) return;
-    if (state === 'up' || state === 'starting') since = Date.now();
-    state = fault;
-    logger.warn(
-      { fault, reason },
-      fault === 'full' ? 'redis full: writes refused, requests answer 503' : 'redis unavailable: requests answer 503',
-    );
-  }
-
-  function up(): void {
-    if (state === 'up') return;
-    if (state === 'starting') logger.info('redis connected');
-    else logger.info({ downMs: Date.now() - since, errors, lastError }, 'redis recovered');
-    state = 'up';
-    errors = 0;
-    lastError = undefined;
-  }
-
-  function schedule(): void {
+  /** While Redis serves, a probe every `intervalMs`; while it does not, the state logger probes. */
+  const check = async () => {
     if (stopped) return;
-    clearTimeout(timer);
-    timer = setTimeout(probe, state === 'up' ? intervalMs : troubleIntervalMs);
-    timer.unref();
-  }
-
-  async function probe(): Promise<void> {
-    if (stopped || probing) return;
-    probing = true;
-    try {
+    if (state.healthy && redis.status === 'ready') {
       const health = await probeRedis(redis, timeoutMs);
-      if (stopped) return;
-      if (health.ok) up();
-      else if (!(state === 'starting' && redis.status !== 'ready' && errors === 0)) {
-        // Not yet connected and no error seen: still starting, not an outage.
-        down(health.fault, health.reason);
-      }
-    } finally {
-      probing = false;
-      schedule();
+      if (!health.ok && !stopped) state.onError(health.error);
     }
-  }
+    if (stopped) return;
+    timer = setTimeout(() => void check(), intervalMs);
+    timer.unref();
+  };
+  timer = setTimeout(() => void check(), intervalMs);
+  timer.unref();
 
   const onError = (error: Error) => {
-    errors += 1;
-    lastError = error.message;
-    if (state === 'up') down('unavailable', error.message);
+    lastError = error;
+    state.onError(error);
   };
   const onClose = () => {
-    if (state === 'up') down('unavailable', lastError ?? 'connection closed');
+    if (state.healthy) state.onError(lastError ?? new Error('Connection is closed.'));
   };
-  const onReady = () => void probe();
   redis.on('error', onError);
   redis.on('close', onClose);
-  redis.on('ready', onReady);
-  if (redis.status === 'ready') void probe();
-  else schedule();
 
   return {
     noteError(error) {
-      errors += 1;
-      lastError = error.message;
+      state.onError(error);
     },
-    state: () => state,
+    get healthy() {
+      return state.healthy;
+    },
     stop() {
       stopped = true;
       clearTimeout(timer);
+      state.close();
       redis.off('error', onError);
       redis.off('close', onClose);
-      redis.off('ready', onReady);
     },
   };
 }

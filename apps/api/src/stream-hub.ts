@@ -92,12 +92,6 @@ export function compareStreamIds(left: string, right: string): number {
   return 0;
 }
 
-/** The smallest id after `id` (`0` → `0-1`): the id of an event made up after the last real one. */
-export function streamIdAfter(id: string): string {
-  const [ms, seq] = idParts(id);
-  return `${ms}-${seq + 1n}`;
-}
-
 interface Subscriber {
   /** The id of the last entry delivered (or the position it asked to start after). */
   position: string;
@@ -169,7 +163,7 @@ export function createStreamHub(redis: Redis, options: StreamHubOptions = {}): S
       const timer = setTimeout(done, 1000);
       connection.on('ready', done);
     });
-    if (connection.status !== 'ready') throw new Error('stream reader not connected');
+    if ((connection.status as string) !== 'ready') throw new Error('stream reader not connected');
   }
 
   function lowestPosition(subscribers: Set<Subscriber>): string | undefined {
@@ -398,4 +392,9 @@ export function streamHubFor(redis: Redis): StreamHub {
     redis.once('end', () => hubs.delete(redis));
   }
   return hub;
+}
+
+export function streamIdAfter(id: string): string {
+  const match = /^(\d+)-(\d+)$/.exec(id);
+  return match ? `${match[1]}-${BigInt(match[2]!) + 1n}` : '0-1';
 }

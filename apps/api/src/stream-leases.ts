@@ -109,10 +109,14 @@ export function createStreamLeases(
   return {
     async acquire(tenant, limit) {
       const id = randomUUID();
-      const [admitted] = (await redis.eval(ACQUIRE, 1, streamLeasesKey(prefix, tenant), id, limit, ttlMs)) as [
-        number,
-        number,
-      ];
+      const [admitted] = (await redis.eval(
+        ACQUIRE,
+        1,
+        streamLeasesKey(prefix, tenant),
+        id,
+        limit,
+        ttlMs,
+      )) as [number, number];
       if (admitted !== 1) {
         throw quotaExceeded({
           code: 'quota_streams',

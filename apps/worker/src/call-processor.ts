@@ -48,6 +48,8 @@ export interface CallProcessorDependencies {
  * strategy), a 429 pauses the whole provider queue for Retry-After and puts
  * the job back without spending an attempt, a permanent error or the last
  * attempt fails the job with its record left as progress for the parent.
+ * A Redis error is never taken for the provider's: it leaves as it is, and
+ * the worker runs the job again without spending an attempt (infra-retry.ts).
  */
 export function createCallProcessor(dependencies: CallProcessorDependencies) {
   const { metrics, logger } = dependencies;
@@ -94,33 +96,51 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
 
     const startedAt = Date.now();
     // Deltas are published in order on one connection; the chain is awaited before the result.
+    // They carry the run (attemptsStarted), not the attempt: a run repeated after a Redis error
+    // or a stall spends no attempt, yet its text must not read as the continuation of the last.
+    const run = Math.max(job.attemptsStarted, attempts);
     let relay: Promise<void> = Promise.resolve();
+    let relayFailure: unknown;
     const onDelta = data.stream
       ? (text: string) => {
-          relay = relay.then(() =>
-            publishEvent(dependencies.redis, dependencies.prefix, data.requestId, {
-              type: 'delta',
-              attempt: attempts,
-              text,
-            }),
-          );
+          relay = relay
+            .then(() =>
+              relayFailure === undefined
+                ? publishEvent(dependencies.redis, dependencies.prefix, data.requestId, {
+                    type: 'delta',
+                    attempt: run,
+                    text,
+                  })
+                : undefined,
+            )
+            // Kept, never left unhandled: a Redis error here is thrown after the call, as Redis's.
+            .catch((error: unknown) => {
+              relayFailure ??= error;
+            });
         }
       : undefined;
+    let result: Awaited<ReturnType<typeof attemptCall>>;
     try {
-      const result = await attemptCall(model, data.agent, data.messages, { signal, onDelta });
-      await relay;
-      metrics.llmRequestDuration.observe({ ...labels, outcome: 'success' }, result.latencyMs / 1000);
-      metrics.llmTokens.inc({ ...labels, type: 'input' }, result.usage.promptTokens);
-      metrics.llmTokens.inc({ ...labels, type: 'output' }, result.usage.completionTokens);
-      if (result.costUsd === null) {
-        metrics.llmCostUnknown.inc({ model: labels.model });
-        logger.warn(about, 'model has no price: its cost is reported as null');
-      } else {
-        metrics.llmCost.inc(labels, result.costUsd);
-      }
-      logger.debug({ ...about, latencyMs: result.latencyMs, usage: result.usage }, 'call completed');
-      return completedCallRecord(model.modelId, data.agentIndex, result, attempts);
+      result = await attemptCall(model, data.agent, data.messages, { signal, onDelta });
     } catch (thrown) {
+      // Only the provider's errors get here; Redis errors (below) are the worker's to retry.
+      return failed(thrown);
+    }
+    await relay;
+    if (relayFailure !== undefined) throw relayFailure;
+    metrics.llmRequestDuration.observe({ ...labels, outcome: 'success' }, result.latencyMs / 1000);
+    metrics.llmTokens.inc({ ...labels, type: 'input' }, result.usage.promptTokens);
+    metrics.llmTokens.inc({ ...labels, type: 'output' }, result.usage.completionTokens);
+    if (result.costUsd === null) {
+      metrics.llmCostUnknown.inc({ model: labels.model });
+      logger.warn(about, 'model has no price: its cost is reported as null');
+    } else {
+      metrics.llmCost.inc(labels, result.costUsd);
+    }
+    logger.debug({ ...about, latencyMs: result.latencyMs, usage: result.usage }, 'call completed');
+    return completedCallRecord(model.modelId, data.agentIndex, result, attempts);
+
+    async function failed(thrown: unknown): Promise<never> {
       const error = signal?.aborted
         ? new CallCancelledError(String(signal.reason ?? 'aborted'))
         : asProviderError(thrown);

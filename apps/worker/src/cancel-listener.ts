@@ -13,9 +13,11 @@ export async function listenForCancels(
   prefix: string,
   workers: Worker[],
   logger: Logger,
+  onError: (error: Error) => void = (error) =>
+    logger.warn({ error: error.message }, 'cancel subscriber error'),
 ): Promise<() => Promise<void>> {
   const subscriber = connection.duplicate();
-  subscriber.on('error', (error) => logger.warn({ error: error.message }, 'cancel subscriber error'));
+  subscriber.on('error', onError);
   const channel = cancelCallsChannel(prefix);
   subscriber.on('message', (received, message) => {
     if (received !== channel) return;

@@ -14,6 +14,7 @@ describe('loadWorkerConfig', () => {
       lockDurationMs: 30_000,
       stalledIntervalMs: 15_000,
       maxStalledCount: 5,
+      reconcileIntervalMs: 60_000,
       logLevel: 'info',
       webhookSecret: undefined,
     });
@@ -29,6 +30,7 @@ describe('loadWorkerConfig', () => {
       MOA_QUEUE_PREFIX: '{moa}',
       MOA_WEBHOOK_SECRET: 'whsec_c2VjcmV0',
       LOG_LEVEL: 'debug',
+      WORKER_RECONCILE_INTERVAL_MS: '5000',
     });
     expect(config).toMatchObject({
       redisUrl: 'redis://redis:6380',
@@ -38,6 +40,7 @@ describe('loadWorkerConfig', () => {
       queuePrefix: '{moa}',
       webhookSecret: 'whsec_c2VjcmV0',
       logLevel: 'debug',
+      reconcileIntervalMs: 5000,
     });
   });
 

@@ -11,6 +11,7 @@ const environmentSchema = z.object({
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).default(30_000),
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(15_000),
   WORKER_MAX_STALLED_COUNT: z.coerce.number().int().min(1).default(5),
+  WORKER_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(60_000),
 });
 
 /** Everything the worker process reads from its environment, validated. */
@@ -25,6 +26,8 @@ export interface WorkerConfig {
   lockDurationMs: number;
   stalledIntervalMs: number;
   maxStalledCount: number;
+  /** How often the batch reconciler runs (batches/batch-reconciler.ts). @defaultValue 60000 */
+  reconcileIntervalMs?: number;
   logLevel: string;
   webhookSecret: string | undefined;
   moa: MoaConfig;
@@ -46,6 +49,7 @@ export function loadWorkerConfig(environment: NodeJS.ProcessEnv = process.env): 
     lockDurationMs: values.WORKER_LOCK_DURATION_MS,
     stalledIntervalMs: values.WORKER_STALLED_INTERVAL_MS,
     maxStalledCount: values.WORKER_MAX_STALLED_COUNT,
+    reconcileIntervalMs: values.WORKER_RECONCILE_INTERVAL_MS,
     logLevel: values.LOG_LEVEL,
     webhookSecret: values.MOA_WEBHOOK_SECRET,
     moa: loadMoaConfig(values.MOA_CONFIG),

@@ -1,21 +1,27 @@
 import type { Server } from 'node:http';
+import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import {
   BATCHES_QUEUE,
+  createConnectionStateLogger,
   createMoaQueues,
   DEADLINES_QUEUE,
+  isInfrastructureError,
   jobDataSchemasFor,
   llmQueueName,
+  publishEvent,
   REQUESTS_QUEUE,
   WEBHOOKS_QUEUE,
-  type RequestProgress,
+  type RequestJobData,
+  type RequestResult,
 } from '@moa-queue/contract';
 import { backoffDelayMs, createModelRegistry, ProviderError, type ModelRegistry } from '@moa-queue/moa';
-import { Worker } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { recordBatchItemEnd } from './batches/batch-item-hook.js';
+import { recordBatchItemEnd, requestEndOf } from './batches/batch-item-hook.js';
 import { createBatchProcessor } from './batches/batch-processor.js';
+import { createBatchReconciler, RECONCILE_QUEUE } from './batches/batch-reconciler.js';
 import { createCallProcessor } from './call-processor.js';
 import { listenForCancels } from './cancel-listener.js';
 import { createDeadlineProcessor } from './deadline-processor.js';
@@ -23,8 +29,10 @@ import type { WorkerConfig } from './config.js';
 import { metricLabelsFor } from './metric-labels.js';
 import { startMetricsServer } from './metrics-server.js';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
+import { INFRA_RETRY_POLICY, isLostJobError, withInfraRetry, type Processor } from './infra-retry.js';
 import { createOrchestratorProcessor, enqueueWebhook } from './orchestrator-processor.js';
 import { INVALID_JOB_DATA } from './parse-job-data.js';
+import { createStallForgiveness } from './stall-forgiveness.js';
 import type { Resolver } from './webhooks/deliver-webhook.js';
 import { createWebhookProcessor, webhookRetryDelayMs } from './webhooks/webhook-processor.js';
 
@@ -53,18 +61,61 @@ export interface MoaWorker {
 export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWorker> {
   const { config, logger } = options;
   const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-  connection.on('error', (error) => logger.warn({ error: error.message }, 'redis connection error'));
   // Our own commands go on a connection without BullMQ's scripts: ioredis builds
   // pipelines much faster there, and auto-pipelining batches concurrent commands.
   const commands = new Redis(config.redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });
-  commands.on('error', (error) => logger.warn({ error: error.message }, 'redis connection error'));
+  // Whether Redis serves this process: an outage is one warning and its end one info line,
+  // however many commands, polls and lock renewals fail meanwhile. A write proves the end
+  // (a full Redis still answers reads).
+  const probeKey = `${config.queuePrefix}:moa-worker-probe:${hostname()}:${process.pid}`;
+  const health = createConnectionStateLogger(logger, 'worker', {
+    probe: () => commands.set(probeKey, '1', 'PX', 10_000),
+  });
+  const forgiveness = createStallForgiveness({
+    redis: commands,
+    prefix: config.queuePrefix,
+    health,
+    logger,
+    lockDurationMs: config.lockDurationMs,
+  });
+  /** Tells `health` about an error; true when it was Redis trouble (then noted for stall forgiveness too). */
+  const reportRedisError = (error: unknown): boolean => {
+    if (!health.onError(error)) return false;
+    forgiveness.noteOutage();
+    return true;
+  };
+  /** Every 'error' listener of the process: Redis trouble goes to `health`, anything else is logged. */
+  const onRedisError =
+    (message: string, fields: Record<string, string> = {}, level: 'warn' | 'error' = 'warn') =>
+    (error: Error): void => {
+      if (reportRedisError(error)) return;
+      // A lost lock is reported per job at every renewal; stall-forgiveness.ts logs it once.
+      if (isLostJobError(error) || error.message.startsWith('could not renew lock for job')) {
+        logger.debug({ ...fields, error: error.message }, 'job lock lost');
+        return;
+      }
+      logger[level]({ ...fields, error: error.message }, message);
+    };
+  connection.on('error', onRedisError('redis connection error'));
+  commands.on('error', onRedisError('redis connection error'));
   const providers = Object.keys(config.moa.providers);
   const queues = createMoaQueues({
     connection,
     prefix: config.queuePrefix,
     providers,
-    onError: (error) => logger.warn({ error: error.message }, 'queue connection error'),
+    onError: onRedisError('queue connection error'),
   });
+  const infraRetry = {
+    redis: commands,
+    prefix: config.queuePrefix,
+    health: { onError: reportRedisError },
+    logger,
+    lockDurationMs: config.lockDurationMs,
+    onLockLost: (job: Job) => forgiveness.lockLost(job.queueName, [job.id ?? '']),
+  };
+  /** A processor whose Redis errors cost no attempt (infra-retry.ts). */
+  const retrying = <Data, Result>(queueName: string, processor: Processor<Data, Result>) =>
+    withInfraRetry(queueName, processor, infraRetry);
   const metrics = createWorkerMetrics();
   const models = options.models ?? createModelRegistry(config.moa);
 
@@ -83,7 +134,10 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   };
   const orchestrator = new Worker(
     REQUESTS_QUEUE,
-    createOrchestratorProcessor({ queues, redis: commands, config: config.moa, metrics, logger }),
+    retrying(
+      REQUESTS_QUEUE,
+      createOrchestratorProcessor({ queues, redis: commands, config: config.moa, metrics, logger }),
+    ),
     workerOptions,
   );
   const callProcessor = createCallProcessor({
@@ -97,7 +151,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   });
   const callWorkers = providers.map((provider) => {
     const providerConfig = config.moa.providers[provider];
-    return new Worker(llmQueueName(provider), callProcessor, {
+    return new Worker(llmQueueName(provider), retrying(llmQueueName(provider), callProcessor), {
       ...workerOptions,
       concurrency: Math.min(config.concurrency, providerConfig?.concurrency ?? config.concurrency),
       // Always a limiter: BullMQ honours a manual pause (queue.rateLimit after a 429)
@@ -116,21 +170,27 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   });
   const deadlineWorker = new Worker(
     DEADLINES_QUEUE,
-    createDeadlineProcessor({ queues, redis: commands, config: config.moa, logger }),
+    retrying(
+      DEADLINES_QUEUE,
+      createDeadlineProcessor({ queues, redis: commands, config: config.moa, logger }),
+    ),
     workerOptions,
   );
   const webhookWorker = new Worker(
     WEBHOOKS_QUEUE,
-    createWebhookProcessor({
-      queues,
-      redis: commands,
-      settings: config.moa.webhooks,
-      secret: config.webhookSecret,
-      tenants: config.moa.tenants,
-      metrics,
-      logger,
-      resolver: options.webhookResolver,
-    }),
+    retrying(
+      WEBHOOKS_QUEUE,
+      createWebhookProcessor({
+        queues,
+        redis: commands,
+        settings: config.moa.webhooks,
+        secret: config.webhookSecret,
+        tenants: config.moa.tenants,
+        metrics,
+        logger,
+        resolver: options.webhookResolver,
+      }),
+    ),
     {
       ...workerOptions,
       settings: {
@@ -140,40 +200,99 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   );
   const requestSchema = jobDataSchemasFor(config.moa).request;
   const labels = metricLabelsFor(config.moa);
-  // A request that failed for an unexpected reason (attempts exhausted) still gets its webhook and its count.
+  /**
+   * A request that BullMQ failed without our processor writing its end: failed without running
+   * (stalled more often than allowed), or a Redis error past the retry horizon on the last
+   * attempt. Its writes are retried here until they land; the batch reconciler covers a batch
+   * item should this process die first. Every other failure was written by the run that threw it.
+   */
   orchestrator.on('failed', (job, error) => {
-    if (!job || error.name === 'UnrecoverableError' || job.attemptsMade < (job.opts.attempts ?? 1)) return;
+    if (!job) return;
+    const final = error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (!final || !(job.deferredFailure || isInfrastructureError(error))) return;
     // Only data that passed the processor's validation is acted on.
     const parsed = requestSchema.safeParse(job.data);
     if (!parsed.success || job.id !== parsed.data.requestId) return;
-    const data = parsed.data;
+    endFailedRequest(job as Job<RequestJobData, RequestResult>, parsed.data).catch((failure: unknown) =>
+      logger.error(
+        { requestId: parsed.data.requestId, error: String(failure) },
+        'cannot end a failed request',
+      ),
+    );
+  });
+  async function endFailedRequest(
+    job: Job<RequestJobData, RequestResult>,
+    data: RequestJobData,
+  ): Promise<void> {
+    const end = requestEndOf(job, 'failed');
+    if (!end) return;
+    const startedAt = Date.now();
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await Promise.all([
+          enqueueWebhook(queues, data),
+          data.source === 'batch'
+            ? undefined
+            : publishEvent(commands, queues.prefix, data.requestId, { type: 'done', status: 'failed' }),
+        ]);
+        await recordBatchItemEnd({ queues, redis: commands, logger }, data, end);
+        break;
+      } catch (failure) {
+        if (!reportRedisError(failure) || Date.now() - startedAt > INFRA_RETRY_POLICY.horizonMs)
+          throw failure;
+        await health.whenHealthy();
+        await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 500 * 2 ** attempt)));
+      }
+    }
     metrics.jobsFinished.inc({ preset: labels.preset(data.preset.name), outcome: 'failed' });
     metrics.jobDuration.observe(
       { preset: labels.preset(data.preset.name), outcome: 'failed' },
       (Date.now() - data.createdAt) / 1000,
     );
-    enqueueWebhook(queues, data).catch((failure: unknown) =>
-      logger.error({ requestId: data.requestId, error: String(failure) }, 'cannot queue webhook'),
-    );
-    const progress =
-      job.progress && typeof job.progress === 'object' ? (job.progress as RequestProgress) : undefined;
-    recordBatchItemEnd({ queues, redis: commands, logger }, data, {
-      status: 'failed',
-      progress,
-      error: { message: error.message || 'the request failed', type: 'server_error', code: null },
-    }).catch((failure: unknown) =>
-      logger.error({ requestId: data.requestId, error: String(failure) }, 'cannot record batch item'),
-    );
-  });
-  // Batch housekeeping: finalization, cancel and expiry drains, validation watchdog.
+    logger.warn({ requestId: data.requestId, error: job.failedReason }, 'request failed');
+  }
+  // Batch jobs: validation of input files, finalization, cancel and expiry drains.
   const batchWorker = new Worker(
     BATCHES_QUEUE,
-    createBatchProcessor({ queues, redis: commands, logger }),
+    retrying(BATCHES_QUEUE, createBatchProcessor({ queues, redis: commands, logger, config: config.moa })),
     workerOptions,
   );
-  const workers = [orchestrator, deadlineWorker, webhookWorker, batchWorker, ...callWorkers];
+  // The batch reconciler: one pass per interval across all workers, on a queue of its own. Every
+  // process offers the pass of the current interval under the same id (so it runs once); no
+  // repeatable job, whose next run BullMQ could fail to schedule while Redis refuses writes.
+  const reconcileQueue = new Queue(RECONCILE_QUEUE, {
+    connection,
+    prefix: config.queuePrefix,
+    defaultJobOptions: { removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } },
+  });
+  reconcileQueue.on('error', onRedisError('queue connection error'));
+  const reconcile = createBatchReconciler({ queues, redis: commands, logger });
+  const reconcileWorker = new Worker(
+    RECONCILE_QUEUE,
+    async () => {
+      try {
+        await reconcile();
+      } catch (error) {
+        // The next pass comes soon enough: a failed pass is logged, never retried.
+        if (!reportRedisError(error)) logger.error({ error: String(error) }, 'batch reconciliation failed');
+      }
+    },
+    { ...workerOptions, concurrency: 1 },
+  );
+  const reconcileIntervalMs = config.reconcileIntervalMs ?? 60_000;
+  const offerReconcile = () => {
+    const slot = Math.floor(Date.now() / reconcileIntervalMs);
+    reconcileQueue.add('reconcile', {}, { jobId: `reconcile-${slot}` }).catch((error: unknown) => {
+      if (!reportRedisError(error))
+        logger.warn({ error: String(error) }, 'cannot queue batch reconciliation');
+    });
+  };
+  const reconcileTimer = setInterval(offerReconcile, reconcileIntervalMs);
+  reconcileTimer.unref();
+  const workers = [orchestrator, deadlineWorker, webhookWorker, batchWorker, reconcileWorker, ...callWorkers];
   for (const worker of workers) {
-    worker.on('error', (error) => logger.error({ queue: worker.name, error: error.message }, 'worker error'));
+    worker.on('error', onRedisError('worker error', { queue: worker.name }, 'error'));
+    forgiveness.watch(worker);
     worker.on('failed', (job, error) => {
       if (!job) return;
       // A job that is not ours (added to Redis by something else) is worth an operator's attention.
@@ -190,7 +309,13 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
       queues.llm(provider).setGlobalConcurrency(config.moa.providers[provider]?.concurrency ?? 32),
     ),
   );
-  const stopListening = await listenForCancels(connection, config.queuePrefix, callWorkers, logger);
+  const stopListening = await listenForCancels(
+    connection,
+    config.queuePrefix,
+    callWorkers,
+    logger,
+    onRedisError('cancel subscriber error'),
+  );
   let server: Server | undefined;
   if (options.serveMetrics !== false) {
     server = await startMetricsServer({
@@ -231,8 +356,11 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
         await Promise.all(workers.map((worker) => worker.close(true)));
       }
       clearTimeout(timer);
+      clearInterval(reconcileTimer);
       await stopListening();
+      await reconcileQueue.close();
       await queues.close();
+      health.close();
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
       connection.disconnect();
       commands.disconnect();

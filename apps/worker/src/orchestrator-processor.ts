@@ -5,6 +5,7 @@ import {
   deadlineKey,
   CALL_RETENTION_COMPLETED,
   CALL_RETENTION_FAILED,
+  isInfrastructureError,
   jobIdFromKey,
   publishEvent,
   type WebhookJobData,
@@ -37,6 +38,7 @@ import { Job, UnrecoverableError, WaitingChildrenError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { recordBatchItemEnd } from './batches/batch-item-hook.js';
+import { isLostJobError } from './infra-retry.js';
 import { metricLabelsFor } from './metric-labels.js';
 import type { WorkerMetrics } from './metrics.js';
 import { expectJobData, parseJobData } from './parse-job-data.js';
@@ -57,6 +59,25 @@ export async function enqueueWebhook(queues: MoaQueues, data: RequestJobData): P
       backoff: { type: 'webhook' },
     },
   );
+}
+
+/** Errors by which BullMQ is told where a job went (delayed, waiting for children), not that it failed. */
+const BULLMQ_SIGNALS = new Set(['DelayedError', 'WaitingChildrenError', 'WaitingError', 'RateLimitError']);
+
+/**
+ * Whether a run's error ends its request for good, so that the run must
+ * write the request's end before it throws: an unrecoverable error, or an
+ * ordinary one on the job's last attempt (BullMQ's own rule). Never a Redis
+ * error (the worker retries those without spending an attempt), nor a run
+ * that lost its job.
+ */
+export function endsRequest(job: Pick<Job, 'attemptsMade' | 'opts'>, error: unknown): boolean {
+  if (error instanceof Error) {
+    // A run that lost its job (a stall) ends nothing: the run that holds the job now goes on.
+    if (BULLMQ_SIGNALS.has(error.name) || isInfrastructureError(error) || isLostJobError(error)) return false;
+    if (error.name === 'UnrecoverableError') return true;
+  }
+  return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
 }
 
 /** What the orchestrator needs. */
@@ -156,6 +177,17 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
             ? { message: 'the request was cancelled', type: 'cancelled', code: 'cancelled' }
             : null,
       };
+      progress.currentLayer = null;
+      // Every write of the request's end happens here, before the return: a Redis error
+      // makes the worker run the job again (infra-retry.ts), and each write is idempotent.
+      await Promise.all([
+        ...background.splice(0),
+        // The layers are stored once, here; the returned value leaves them out.
+        job.updateProgress(progress),
+        publish({ type: 'done', status }),
+        enqueueWebhook(queues, data),
+      ]);
+      await recordBatchItemEnd(dependencies, data, { status, result });
       metrics.jobsFinished.inc({ preset: presetLabel, outcome: status });
       metrics.jobDuration.observe(
         { preset: presetLabel, outcome: status },
@@ -165,118 +197,136 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         metrics.jobCost.observe({ preset: presetLabel }, result.costUsd);
       }
       logger.info({ ...about, status, costUsd: result.costUsd, usage: result.usage }, 'request finished');
-      progress.currentLayer = null;
-      await Promise.all([
-        ...background.splice(0),
-        // The layers are stored once, here; the returned value leaves them out.
-        job.updateProgress(progress),
-        publish({ type: 'done', status }),
-        enqueueWebhook(queues, data),
-      ]);
-      await recordBatchItemEnd(dependencies, data, { status, result });
       const { layers: _layers, ...stored } = result;
       return stored;
     };
 
-    for (;;) {
-      const layer = progress.layers.length + 1;
-      const state = await readState(job, requestId, layer);
-      if (state.cancelled) {
-        await job.removeUnprocessedChildren();
-        return finish('cancelled', null);
-      }
-      if (layer > lastLayer) return finish('completed', progress.layers.at(-1)?.calls[0]?.output ?? '');
-      const role = roleOfLayer(preset, layer);
-      const planned = planLayer(preset, layer, data.messages, progress.layers.at(-1));
-      const finishedById = state.finished;
-      const pending = planned.filter(
-        (call) => !finishedById.has(callJobId(requestId, layer, call.agentIndex)),
+    /**
+     * The writes of a request that ends as failed: the `done` event, the
+     * webhook, the batch item's error line. Made by the run whose error ends
+     * the request (unrecoverable, or its last attempt), before it throws.
+     */
+    const endFailed = async (error: unknown): Promise<void> => {
+      const record = progress.error ?? {
+        message: (error instanceof Error && error.message) || 'the request failed',
+        type: 'server_error',
+        code: null,
+      };
+      await Promise.all([
+        ...background.splice(0),
+        publish({ type: 'done', status: 'failed' }),
+        enqueueWebhook(queues, data),
+      ]);
+      await recordBatchItemEnd(dependencies, data, { status: 'failed', progress, error: record });
+      metrics.jobsFinished.inc({ preset: presetLabel, outcome: 'failed' });
+      metrics.jobDuration.observe(
+        { preset: presetLabel, outcome: 'failed' },
+        (Date.now() - data.createdAt) / 1000,
       );
+      logger.warn({ ...about, error: record }, 'request failed');
+    };
 
-      // Past the layer's deadline the unfinished calls are abandoned, never re-added.
-      if (pending.length > 0 && !state.deadlinePassed) {
-        const writes: Promise<unknown>[] = background.splice(0);
-        if (progress.layerStartedAt[layer] === undefined || progress.currentLayer !== layer) {
-          progress.layerStartedAt[layer] ??= Date.now();
-          progress.currentLayer = layer;
-          logger.debug({ ...about, layer, role, calls: planned.length }, 'layer started');
-          // One write records the previous layer's result and this layer's start;
-          // it goes out together with the calls, not before them.
-          writes.push(
-            job.updateProgress(progress),
-            publish({
-              type: 'layer_started',
-              layer,
-              role,
-              calls: planned.length,
-            }),
-          );
-        }
-        writes.push(addCalls(job, data, layer, role, pending));
-        if (role === 'proposer' && preset.layerTimeoutMs > 0) {
-          writes.push(
-            scheduleDeadline(
-              requestId,
-              layer,
-              planned,
-              progress.layerStartedAt[layer]! + preset.layerTimeoutMs,
-              preset.layerTimeoutMs,
-            ),
-          );
-        }
-        await Promise.all(writes);
-        if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
-        continue; // every call finished while we were adding: read them now
-      }
+    try {
+      return await run();
+    } catch (error) {
+      if (endsRequest(job, error)) await endFailed(error);
+      throw error;
+    }
 
-      const calls = await Promise.all(
-        planned.map(async (call) => {
-          const finished = finishedById.get(callJobId(requestId, layer, call.agentIndex));
-          if (finished?.value) return finished.value;
-          if (!finished)
-            return abandonedCallRecord(call, preset.layerTimeoutMs, progress.layerStartedAt[layer]);
-          return recordOfFailedCall(call, finished.key, finished.reason ?? 'unknown failure');
-        }),
-      );
-      const record = finishedLayer(layer, role, progress.layerStartedAt[layer] ?? Date.now(), calls);
-      const layerLabels = { preset: presetLabel, layer: String(layer), role };
-      metrics.layerDuration.observe(layerLabels, record.durationMs / 1000);
-      const layerCost = callsCost(calls);
-      if (layerCost !== null) metrics.layerCost.observe(layerLabels, layerCost);
-      // Assigned by position, never appended: a run that overlaps a stalled one cannot duplicate a layer.
-      progress.layers.splice(layer - 1, progress.layers.length, record);
-      progress.currentLayer = null;
-      const failedCalls = calls.filter((call) => call.status === 'failed').length;
-      logger.info(
-        { ...about, layer, role, durationMs: record.durationMs, failed: failedCalls },
-        'layer finished',
-      );
-      // Sent now, awaited with the next writes: commands on one connection keep their order.
-      const finishedEvent = publish({
-        type: 'layer_finished',
-        layer,
-        role,
-        duration_ms: record.durationMs,
-        succeeded: calls.length - failedCalls,
-        failed: failedCalls,
-      });
-      finishedEvent.catch(() => undefined); // observed when awaited; never an unhandled rejection meanwhile
-      background.push(finishedEvent);
-      const shortfall = layerShortfall(preset, record);
-      if (shortfall) {
-        progress.error = shortfall;
-        await Promise.all([...background.splice(0), job.updateProgress(progress)]);
-        metrics.jobsFinished.inc({ preset: presetLabel, outcome: 'failed' });
-        metrics.jobDuration.observe(
-          { preset: presetLabel, outcome: 'failed' },
-          (Date.now() - data.createdAt) / 1000,
+    async function run(): Promise<RequestResult> {
+      for (;;) {
+        const layer = progress.layers.length + 1;
+        const state = await readState(job, requestId, layer);
+        if (state.cancelled) {
+          await job.removeUnprocessedChildren();
+          return finish('cancelled', null);
+        }
+        if (layer > lastLayer) return finish('completed', progress.layers.at(-1)?.calls[0]?.output ?? '');
+        const role = roleOfLayer(preset, layer);
+        const planned = planLayer(preset, layer, data.messages, progress.layers.at(-1));
+        const finishedById = state.finished;
+        const pending = planned.filter(
+          (call) => !finishedById.has(callJobId(requestId, layer, call.agentIndex)),
         );
-        logger.warn({ ...about, error: shortfall }, 'request failed');
-        await Promise.all([publish({ type: 'done', status: 'failed' }), enqueueWebhook(queues, data)]);
-        await recordBatchItemEnd(dependencies, data, { status: 'failed', progress, error: shortfall });
-        throw new UnrecoverableError(shortfall.message);
+
+        // Past the layer's deadline the unfinished calls are abandoned, never re-added.
+        if (pending.length > 0 && !state.deadlinePassed) {
+          const writes: Promise<unknown>[] = background.splice(0);
+          if (progress.layerStartedAt[layer] === undefined || progress.currentLayer !== layer) {
+            progress.layerStartedAt[layer] ??= Date.now();
+            progress.currentLayer = layer;
+            logger.debug({ ...about, layer, role, calls: planned.length }, 'layer started');
+            // One write records the previous layer's result and this layer's start;
+            // it goes out together with the calls, not before them.
+            writes.push(
+              job.updateProgress(progress),
+              publish({
+                type: 'layer_started',
+                layer,
+                role,
+                calls: planned.length,
+              }),
+            );
+          }
+          writes.push(addCalls(job, data, layer, role, pending));
+          if (role === 'proposer' && preset.layerTimeoutMs > 0) {
+            writes.push(
+              scheduleDeadline(
+                requestId,
+                layer,
+                planned,
+                progress.layerStartedAt[layer]! + preset.layerTimeoutMs,
+                preset.layerTimeoutMs,
+              ),
+            );
+          }
+          await Promise.all(writes);
+          if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
+          continue; // every call finished while we were adding: read them now
+        }
+
+        const calls = await Promise.all(
+          planned.map(async (call) => {
+            const finished = finishedById.get(callJobId(requestId, layer, call.agentIndex));
+            if (finished?.value) return finished.value;
+            if (!finished)
+              return abandonedCallRecord(call, preset.layerTimeoutMs, progress.layerStartedAt[layer]);
+            return recordOfFailedCall(call, finished.key, finished.reason ?? 'unknown failure');
+          }),
+        );
+        const record = finishedLayer(layer, role, progress.layerStartedAt[layer] ?? Date.now(), calls);
+        const layerLabels = { preset: presetLabel, layer: String(layer), role };
+        metrics.layerDuration.observe(layerLabels, record.durationMs / 1000);
+        const layerCost = callsCost(calls);
+        if (layerCost !== null) metrics.layerCost.observe(layerLabels, layerCost);
+        // Assigned by position, never appended: a run that overlaps a stalled one cannot duplicate a layer.
+        progress.layers.splice(layer - 1, progress.layers.length, record);
+        progress.currentLayer = null;
+        const failedCalls = calls.filter((call) => call.status === 'failed').length;
+        logger.info(
+          { ...about, layer, role, durationMs: record.durationMs, failed: failedCalls },
+          'layer finished',
+        );
+        // Sent now, awaited with the next writes: commands on one connection keep their order.
+        const finishedEvent = publish({
+          type: 'layer_finished',
+          layer,
+          role,
+          duration_ms: record.durationMs,
+          succeeded: calls.length - failedCalls,
+          failed: failedCalls,
+        });
+        finishedEvent.catch(() => undefined); // observed when awaited; never an unhandled rejection meanwhile
+        background.push(finishedEvent);
+        const shortfall = layerShortfall(preset, record);
+        if (shortfall) {
+          progress.error = shortfall;
+          await Promise.all([...background.splice(0), job.updateProgress(progress)]);
+          // Unrecoverable: the catch above writes the request's end before it leaves.
+          throw new UnrecoverableError(shortfall.message);
+        }
+        // No progress write here: the next layer's start (or the result) records this layer.
       }
-      // No progress write here: the next layer's start (or the result) records this layer.
     }
   };
 

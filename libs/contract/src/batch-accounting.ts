@@ -41,6 +41,7 @@ end
 const RECORD_ITEM = `${TERMINAL}${MAYBE_FINALIZE}
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or terminal(status) then return {0, 0} end
+if ARGV[9] ~= '' then redis.call('SADD', KEYS[5], ARGV[9]) end
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, maybe_finalize(KEYS[1], ARGV[8])} end
 local kind = ARGV[2]
 local line = ARGV[3]
@@ -158,7 +159,7 @@ local final = 'completed'
 if h[2] == 'cancelled' then final = 'cancelled' elseif h[2] == 'expired' then final = 'expired' end
 redis.call('HSET', KEYS[1], 'status', final, final .. '_at', ARGV[3], 'output_file_id', ARGV[1], 'error_file_id', ARGV[2], 'finalize', '1')
 if final == 'completed' and not h[4] then redis.call('HSET', KEYS[1], 'finalizing_at', ARGV[3]) end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 `;
@@ -167,7 +168,7 @@ const FAIL = `${TERMINAL}
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or terminal(status) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'failed', 'failed_at', ARGV[2], 'errors', ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 `;
@@ -195,12 +196,21 @@ async function runScript(
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
+/**
+ * Request ids of the items whose outcome has been recorded (a set), beside
+ * the custom ids in `batchDoneKey`: the reconciler finds items that ended
+ * without being recorded by comparing it with BullMQ's state of each item.
+ */
+export const batchDoneRequestsKey = (prefix: string, batchId: string): string =>
+  `${prefix}:moa-batch:${batchId}:done-requests`;
+
 const allKeys = (prefix: string, batchId: string) => [
   batchKey(prefix, batchId),
   batchDoneKey(prefix, batchId),
   batchSeenKey(prefix, batchId),
   batchOutputKey(prefix, batchId),
   batchErrorKey(prefix, batchId),
+  batchDoneRequestsKey(prefix, batchId),
 ];
 
 /** How a batch item ended, as counted: completed (output file) or failed/cancelled (error file). */
@@ -214,6 +224,8 @@ export interface BatchItemOutcome {
   costUsd: number | null;
   promptTokens: number;
   completionTokens: number;
+  /** The item's request id, when it ran: marked as recorded for the reconciler (see `batchDoneRequestsKey`). */
+  requestId?: string;
 }
 
 /**
@@ -235,6 +247,7 @@ export async function recordBatchItem(
       batchDoneKey(prefix, batchId),
       batchOutputKey(prefix, batchId),
       batchErrorKey(prefix, batchId),
+      batchDoneRequestsKey(prefix, batchId),
     ],
     [
       outcome.customId,
@@ -245,6 +258,7 @@ export async function recordBatchItem(
       outcome.promptTokens,
       outcome.completionTokens,
       nowSeconds(),
+      outcome.requestId ?? '',
     ],
   )) as [number, number];
   return { recorded: recorded === 1, finalize: finalize === 1 };

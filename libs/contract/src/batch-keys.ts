@@ -37,7 +37,7 @@ export const BATCH_VALIDATION_CHUNK_LINES = 500;
  * default), so a line count alone would let 500 such lines (2 GB) into one
  * chunk; with both bounds a validation holds at most this plus one line.
  */
-export const BATCH_VALIDATION_CHUNK_BYTES = 4 * 1024 * 1024;
+export const BATCH_VALIDATION_CHUNK_BYTES = 1024 * 1024;
 
 /** Validations one worker process runs at once; more wait their turn (each holds up to a chunk). */
 export const BATCH_VALIDATIONS_PER_PROCESS = 2;
@@ -50,7 +50,6 @@ export const BATCH_COMPLETION_WINDOW_MS = 24 * 3600 * 1000;
 
 /** After a cancel or an expiry, a batch is finalized at the latest this long after its items were drained. */
 export const BATCH_FORCE_FINALIZE_MS = 10 * 60 * 1000;
-
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 

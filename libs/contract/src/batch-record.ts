@@ -136,14 +136,24 @@ export async function countActiveBatchItems(redis: Redis, prefix: string, tenant
     if (ids.length === 0) break;
     const pipeline = redis.pipeline();
     for (const id of ids) {
-      pipeline.hmget(batchKey(prefix, id), 'status', 'validated', 'total', 'lines', 'completed', 'failed', 'cancelled');
+      pipeline.hmget(
+        batchKey(prefix, id),
+        'status',
+        'validated',
+        'total',
+        'lines',
+        'completed',
+        'failed',
+        'cancelled',
+      );
     }
     for (const [error, fields] of (await pipeline.exec()) ?? []) {
       if (error) throw error;
       const [status, validated, total, lines, completed, failed, cancelled] = fields as (string | null)[];
       if (!status || TERMINAL_BATCH_STATUSES.has(status)) continue;
       const size = count(validated === '1' ? (total ?? undefined) : (lines ?? total ?? undefined));
-      const ended = count(completed ?? undefined) + count(failed ?? undefined) + count(cancelled ?? undefined);
+      const ended =
+        count(completed ?? undefined) + count(failed ?? undefined) + count(cancelled ?? undefined);
       active += Math.max(0, size - ended);
     }
     if (ids.length < ACTIVE_SCAN_PAGE) break;

@@ -153,3 +153,10 @@ export {
   literalWebhookAddressBlocked,
   type AllowList,
 } from './webhook-address-policy.js';
+export { isInfrastructureError } from './infrastructure-error.js';
+export {
+  createConnectionStateLogger,
+  type ConnectionStateLogger,
+  type ConnectionStateLoggerOptions,
+} from './connection-state-log.js';
+export { batchDoneRequestsKey } from './batch-accounting.js';

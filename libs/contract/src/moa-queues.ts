@@ -37,7 +37,14 @@ export interface MoaQueues {
   close(): Promise<void>;
 }
 
-/** Creates the request queue and one LLM queue per provider, all on one prefix. */
+/**
+ * Creates the request queue and one LLM queue per provider, all on one prefix.
+ *
+ * The attempts below are for a job's own faults (a bug, a provider's for a
+ * call): a Redis error (full, read-only, unreachable, timing out) inside a
+ * worker spends none, the worker retries it for up to an hour
+ * (apps/worker/src/infra-retry.ts).
+ */
 export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
   const base = { connection: options.connection, prefix: options.prefix };
   const requests = new Queue<RequestJobData, RequestResult>(REQUESTS_QUEUE, {
@@ -51,7 +58,12 @@ export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
   });
   const deadlines = new Queue<DeadlineJobData, void>(DEADLINES_QUEUE, {
     ...base,
-    defaultJobOptions: { removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 }, attempts: 5 },
+    defaultJobOptions: {
+      removeOnComplete: { age: 3600 },
+      removeOnFail: { age: 24 * 3600 },
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 1000 },
+    },
   });
   const webhooks = new Queue<WebhookJobData, void>(WEBHOOKS_QUEUE, {
     ...base,

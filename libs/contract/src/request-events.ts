@@ -28,10 +28,15 @@ export const DONE_EVENTS_TTL_SECONDS = 3600;
 export const EVENTS_MAX_LENGTH = 10_000;
 
 /**
- * Appends an event to a request's stream. Two commands sent together (one
- * round trip on an auto-pipelining connection), not a transaction: a stream
- * briefly without its TTL is harmless, and the next event sets it.
- * Deltas skip the EXPIRE (the layer events around them set it).
+ * Appends an event to a request's stream, then notifies its followers:
+ * an empty `PUBLISH` on the channel named like the stream key (API
+ * replicas listen there and read the stream when told; see the API's
+ * stream hub). Sent together (one round trip on an auto-pipelining
+ * connection), in that order on one connection, so a follower told reads
+ * the new entry. Not a transaction: a stream briefly without its TTL is
+ * harmless, and the next event sets it. A lost notification only delays
+ * the event until the followers' periodic read, so it never fails the
+ * append. Deltas skip the EXPIRE (the layer events around them set it).
  */
 export async function publishEvent(
   redis: Redis,
@@ -41,14 +46,13 @@ export async function publishEvent(
 ): Promise<void> {
   const key = eventsKey(prefix, requestId);
   const payload = JSON.stringify(event);
-  if (event.type === 'delta') {
-    await redis.xadd(key, 'MAXLEN', '~', EVENTS_MAX_LENGTH, '*', 'event', payload);
-    return;
-  }
-  await Promise.all([
-    redis.xadd(key, 'MAXLEN', '~', EVENTS_MAX_LENGTH, '*', 'event', payload),
-    redis.expire(key, event.type === 'done' ? DONE_EVENTS_TTL_SECONDS : EVENTS_TTL_SECONDS),
-  ]);
+  const appended = redis.xadd(key, 'MAXLEN', '~', EVENTS_MAX_LENGTH, '*', 'event', payload);
+  const expiry =
+    event.type === 'delta'
+      ? undefined
+      : redis.expire(key, event.type === 'done' ? DONE_EVENTS_TTL_SECONDS : EVENTS_TTL_SECONDS);
+  const notified = redis.publish(key, '').catch(() => 0);
+  await Promise.all([appended, expiry, notified]);
 }
 
 /** One event read back, with its stream id (the position to resume from). */

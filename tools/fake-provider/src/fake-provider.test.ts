@@ -422,6 +422,41 @@ describe('createFakeProvider', () => {
     expect(models).toEqual(['seen', 'configured']);
   });
 
+  it('lists exactly the configured models, set by option, method or control endpoint', async () => {
+    const provider = await start({ models: ['served-a', 'served-b'], requireApiKey: 'test' });
+    const client = clientFor(provider);
+    const list = async () => {
+      const ids = [];
+      for await (const model of client.models.list()) ids.push(model.id);
+      return ids;
+    };
+    await client.chat.completions.create({ model: 'seen-but-not-listed', messages });
+    expect(await list()).toEqual(['served-a', 'served-b']);
+
+    provider.setModels(['other']);
+    expect(await list()).toEqual(['other']);
+
+    const control = (body: unknown) =>
+      fetch(controlUrl(provider, 'models'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    expect((await control({ models: ['from-control', 'second'] })).status).toBe(200);
+    expect(await list()).toEqual(['from-control', 'second']);
+    expect((await control({ models: [''] })).status).toBe(400);
+    expect((await control({ models: 'nope' })).status).toBe(400);
+    expect(await list()).toEqual(['from-control', 'second']);
+    expect((await control({ models: null })).status).toBe(200);
+    expect(await list()).toEqual(['seen-but-not-listed']);
+
+    // reset() goes back to the option's list; the list needs the key like every /v1 route.
+    provider.reset();
+    expect(await list()).toEqual(['served-a', 'served-b']);
+    expect((await fetch(`${provider.url}/models`)).status).toBe(401);
+    expect(() => provider.setModels([42 as unknown as string])).toThrow(TypeError);
+  });
+
   it('answers 404 for unknown routes and 400 for bad JSON with OpenAI error objects', async () => {
     const provider = await start();
     const unknown = await fetch(`${provider.url}/nothing-here`);

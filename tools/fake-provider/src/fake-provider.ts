@@ -44,6 +44,11 @@ export interface FakeProviderOptions {
   outputWords?: number;
   /** When set, requests to `/v1/*` must send `Authorization: Bearer <requireApiKey>` or get 401. */
   requireApiKey?: string;
+  /**
+   * The ids `GET /v1/models` lists, exactly, as a real provider lists what it
+   * serves. Unset: the models seen in requests, then those with configured latency.
+   */
+  models?: string[];
 }
 
 /** A running fake OpenAI-compatible provider. */
@@ -70,7 +75,15 @@ export interface FakeProvider {
    * behaviour says so. Returns how many were released.
    */
   release(model?: string): number;
-  /** Clears recorded requests, scripts and behaviours, and releases every held request. */
+  /**
+   * Sets the ids `GET /v1/models` lists (as the `models` option); `undefined`
+   * goes back to listing the models seen and configured.
+   */
+  setModels(models: string[] | undefined): void;
+  /**
+   * Clears recorded requests, scripts and behaviours, and releases every held
+   * request; the model list goes back to the `models` option.
+   */
   reset(): void;
   /** Stops listening and destroys open sockets, hanging requests included, so it never waits on a client. */
   close(): Promise<void>;
@@ -84,6 +97,7 @@ interface Settings {
   tokenIntervalMs: number;
   outputWords: number;
   requireApiKey?: string;
+  models?: string[];
 }
 
 function nonNegative(name: string, value: number | undefined, fallback: number, integer = false): number {
@@ -109,7 +123,16 @@ function resolveSettings(options: FakeProviderOptions): Settings {
     tokenIntervalMs: nonNegative('tokenIntervalMs', options.tokenIntervalMs, 0),
     outputWords: nonNegative('outputWords', options.outputWords, 40, true),
     requireApiKey: options.requireApiKey,
+    models: options.models === undefined ? undefined : checkModelIds(options.models),
   };
+}
+
+/** A copy of a model list, checked: non-empty strings. */
+function checkModelIds(models: unknown): string[] {
+  if (!Array.isArray(models) || !models.every((id) => typeof id === 'string' && id !== '')) {
+    throw new TypeError('models must be an array of non-empty strings');
+  }
+  return [...(models as string[])];
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -150,7 +173,8 @@ function urlHost(host: string): string {
  * endpoints for driving it from another process: `POST /__control/script`
  * (`{ model, actions }`), `POST /__control/behaviour` (`{ model, behaviour }`),
  * `POST /__control/release` (`{ model? }`, answers `{ released }`),
- * `GET /__control/requests` and `POST /__control/reset`.
+ * `POST /__control/models` (`{ models: [ids] }`, or `null` for the default
+ * listing), `GET /__control/requests` and `POST /__control/reset`.
  */
 export async function createFakeProvider(options: FakeProviderOptions = {}): Promise<FakeProvider> {
   const settings = resolveSettings(options);
@@ -202,15 +226,23 @@ export async function createFakeProvider(options: FakeProviderOptions = {}): Pro
   const setBehaviour = (model: string, behaviour: ModelBehaviour | undefined) => {
     book.setBehaviour(model, parseModelBehaviour(behaviour));
   };
+  // What GET /v1/models lists; undefined: the models seen and configured.
+  let listedModels = settings.models;
+  const setModels = (models: string[] | undefined) => {
+    listedModels = models === undefined ? undefined : checkModelIds(models);
+  };
   const reset = () => {
+    listedModels = settings.models;
     requests.length = 0; // in place, so a test holding `provider.requests` sees the reset
     book.clear();
     release(); // nothing stays held into the next test
   };
 
-  /** Models seen in requests, then those with configured latency, each once. */
+  /** The configured list; else models seen in requests, then those with configured latency, each once. */
   const listModels = () => {
-    const ids = new Set([...requests.map((request) => request.model), ...Object.keys(settings.latencyMs)]);
+    const ids =
+      listedModels ??
+      new Set([...requests.map((request) => request.model), ...Object.keys(settings.latencyMs)]);
     return {
       object: 'list',
       data: [...ids].map((id) => ({ id, object: 'model', created: 0, owned_by: 'fake-provider' })),
@@ -245,6 +277,20 @@ export async function createFakeProvider(options: FakeProviderOptions = {}): Pro
         if (model !== undefined && typeof model !== 'string')
           throw new HttpError(400, 'model must be a string');
         return sendJson(response, 200, { released: release(model) });
+      }
+      case 'POST /__control/models': {
+        const body = await readJsonBody(request);
+        const models = isRecord(body) ? body.models : undefined;
+        if (models === null) {
+          setModels(undefined);
+        } else {
+          try {
+            setModels(checkModelIds(models));
+          } catch (error) {
+            throw new HttpError(400, (error as Error).message);
+          }
+        }
+        return sendJson(response, 200, { ok: true });
       }
       case 'GET /__control/requests':
         return sendJson(response, 200, requests);
@@ -304,6 +350,7 @@ export async function createFakeProvider(options: FakeProviderOptions = {}): Pro
     setBehaviour,
     held,
     release,
+    setModels,
     reset,
     close,
   };

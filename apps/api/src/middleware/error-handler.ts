@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { ApiError } from '../api-error.js';
+import { redisApiErrorOf } from '../redis-errors.js';
 
 /** Maps body-parser's failures to OpenAI-style errors. */
 function fromBodyParser(error: { type?: string; message?: string; limit?: number }): ApiError | undefined {
@@ -72,8 +73,64 @@ function fromClientError(error: {
   return new ApiError(status, `Invalid request${detail}`, 'invalid_request_error', null, 'invalid_request');
 }
 
-/** The last middleware: every error leaves as an OpenAI error object, never an HTML page. */
+/** 4xx answers that a client may usefully repeat as they are (the other 4xx need a changed request). */
+const RETRYABLE_CODES = new Set(['idempotency_key_in_use']);
+
+/**
+ * `x-should-retry` of an error answer, as the OpenAI SDKs read it: they
+ * retry 408, 409, 429 and 5xx unless told `false`, and nothing else unless
+ * told `true`. Here: true for 408, 429, 5xx and a 409 that a retry can clear
+ * (`idempotency_key_in_use`); false for every other 4xx, whose request must
+ * change first. An error may set its own in `headers`.
+ */
+export function shouldRetry(error: ApiError): boolean {
+  if (error.status >= 500 || error.status === 408 || error.status === 429) return true;
+  return error.code !== null && RETRYABLE_CODES.has(error.code);
+}
+
+/** The innermost message of an error: what Redis or the client library said. */
+function reasonOf(error: unknown): string {
+  let current = error;
+  for (let depth = 0; depth < 5 && current instanceof Error && current.cause instanceof Error; depth += 1) {
+    current = current.cause;
+  }
+  return current instanceof Error ? current.message : String(current);
+}
+
+/**
+ * Logs requests answered 503 for a Redis fault without one line (let alone
+ * a stack) per request: the first at `warn`, then at most one a minute
+ * with how many there were. Redis' own state changes are logged by
+ * `watchRedisHealth`.
+ */
+function redisFaultLog(logger: Logger, intervalMs = 60_000) {
+  let last = 0;
+  let count = 0;
+  return (apiError: ApiError, error: unknown) => {
+    count += 1;
+    const now = Date.now();
+    if (now - last < intervalMs) return;
+    logger.warn(
+      {
+        code: apiError.code,
+        requests: count,
+        reason: reasonOf(error),
+      },
+      'requests answered 503: Redis cannot serve them',
+    );
+    last = now;
+    count = 0;
+  };
+}
+
+/**
+ * The last middleware: every error leaves as an OpenAI error object, never
+ * an HTML page, with `x-should-retry`. A Redis fault (unreachable, timing
+ * out, full) is a 503 with `Retry-After` (see `redis-errors.ts`), logged at
+ * most at warn; any other unexpected error is a 500 logged with its stack.
+ */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
+  const noteRedisFault = redisFaultLog(logger);
   return (error, request, response, next) => {
     if (response.headersSent) return next(error);
     const candidate = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>;
@@ -82,8 +139,11 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
         ? error
         : (fromBodyParser(candidate) ??
           fromClientError(candidate) ??
+          redisApiErrorOf(error) ??
           new ApiError(500, 'internal server error', 'server_error', null, 'internal_error'));
-    if (apiError.status >= 500) {
+    if (apiError.code === 'redis_unavailable' || apiError.code === 'redis_full') {
+      noteRedisFault(apiError, error);
+    } else if (apiError.status >= 500) {
       logger.error(
         {
           requestId: response.locals.requestId,
@@ -94,7 +154,10 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
         'request failed',
       );
     }
-    response.status(apiError.status).set(apiError.headers).json(apiError.toBody());
+    response
+      .status(apiError.status)
+      .set({ 'x-should-retry': String(shouldRetry(apiError)), ...apiError.headers })
+      .json(apiError.toBody());
   };
 }
 

@@ -17,6 +17,7 @@ import { methodNotAllowed } from '../middleware/error-handler.js';
 import { newRequestData } from '../new-request.js';
 import type { RequestStore } from '../request-store.js';
 import { startSse } from '../sse.js';
+import { acquireStreamLease } from '../stream-leases.js';
 import { parseOrThrow } from '../validation.js';
 
 /** What the chat completions route needs. */
@@ -83,6 +84,9 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies) {
           'model_not_found',
         );
       }
+      // A waiting completion is one of its tenant's streams (maxStreams): refused before its job is made.
+      const lease = await acquireStreamLease(dependencies, principalOf(response).tenant);
+      response.on('close', () => void lease.release());
       const data = newRequestData({
         tenant: principalOf(response).tenant,
         preset,
@@ -98,6 +102,8 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies) {
       response.on('close', () => {
         if (!response.writableFinished) clientGone.abort();
       });
+      // Gone already (while its job was being made): its close event has passed.
+      if (!response.socket || response.socket.destroyed) clientGone.abort();
 
       if (!body.stream) {
         const { snapshot, timedOut } = await followRequest(

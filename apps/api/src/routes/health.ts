@@ -1,22 +1,25 @@
 import { strictRouter } from '../strict-router.js';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
+import { redisFaultError } from '../redis-errors.js';
+import { probeRedis } from '../redis-health.js';
 
-/** Resolves with `undefined` after `milliseconds`, so a hung Redis cannot hang a probe. */
-function timeout(milliseconds: number): Promise<undefined> {
-  return new Promise((resolve) => setTimeout(() => resolve(undefined), milliseconds).unref());
-}
-
-/** `GET /healthz` (the process is up), `GET /readyz` (Redis answers) and `GET /metrics`. */
-export function healthRouter(redis: Redis, registry: Registry) {
+/**
+ * `GET /healthz` (the process is up), `GET /readyz` (Redis answers and
+ * accepts writes) and `GET /metrics`. `/readyz` answers within
+ * `readyTimeoutMs` whatever Redis does: 503 `redis_unavailable` when it is
+ * unreachable, paused or loading, 503 `redis_full` at `maxmemory`, each with
+ * `Retry-After`.
+ */
+export function healthRouter(redis: Redis, registry: Registry, readyTimeoutMs = 2000) {
   const router = strictRouter();
   router.get('/healthz', (_request, response) => {
     response.json({ status: 'ok' });
   });
   router.get('/readyz', async (_request, response) => {
-    const answer = await Promise.race([redis.ping().catch(() => undefined), timeout(2000)]);
-    if (answer === 'PONG') response.json({ status: 'ready', redis: 'ok' });
-    else response.status(503).json({ status: 'unavailable', redis: 'unreachable' });
+    const health = await probeRedis(redis, readyTimeoutMs);
+    if (!health.ok) throw Object.assign(redisFaultError(health.fault), { cause: new Error(health.reason) });
+    response.json({ status: 'ready', redis: 'ok' });
   });
   router.get('/metrics', async (_request, response) => {
     response.type(registry.contentType).send(await registry.metrics());

@@ -11,7 +11,7 @@ import { principalOf, type Principal } from '../principal.js';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../api-error.js';
 import { followRequest, resumedAfterEnd } from '../follow-request.js';
-import { claimIdempotencyKey } from '../idempotency.js';
+import { claimIdempotencyKey, guardedCreate, type IdempotencyClaim } from '../idempotency.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
 import { newRequestData } from '../new-request.js';
 import { createJobSchema } from '../request-schema.js';
@@ -131,8 +131,9 @@ export function jobsRouter(dependencies: JobsRouteDependencies) {
         source: 'jobs',
       });
       const idempotencyKey = request.get('idempotency-key');
+      let claim: IdempotencyClaim | undefined;
       if (idempotencyKey !== undefined) {
-        const claim = await claimIdempotencyKey(
+        claim = await claimIdempotencyKey(
           dependencies.redis,
           dependencies.queues.prefix,
           caller.tenant,
@@ -150,7 +151,8 @@ export function jobsRouter(dependencies: JobsRouteDependencies) {
           return;
         }
       }
-      const snapshot = await store.create(data);
+      // A create that fails gives the key back, so a retry with the same key and body creates the job.
+      const snapshot = await guardedCreate(claim, () => store.create(data));
       response.status(202).location(`/v1/jobs/${snapshot.data.requestId}`).json(jobView(snapshot));
     })
     .all(methodNotAllowed(['POST']));
@@ -199,22 +201,19 @@ export function jobsRouter(dependencies: JobsRouteDependencies) {
         const sse = startSse(response, { retryMs: SSE_RETRY_MS });
         const stopped = new AbortController();
         response.on('close', () => stopped.abort());
+        // Gone already (while the lease was taken): its close event has passed.
+        if (!response.socket || response.socket.destroyed) stopped.abort();
         let sawDone = false;
-        const { snapshot, lastId } = await followRequest(
-          dependencies.redis,
-          dependencies.queues,
-          requestId,
-          {
-            signal: stopped.signal,
-            afterId: lastEventId ?? '0',
-            initial,
-            onEvent(event, id) {
-              if (event.type === 'delta') return;
-              if (event.type === 'done') sawDone = true;
-              sse.write(JSON.stringify(event), event.type, id);
-            },
+        const { snapshot, lastId } = await followRequest(dependencies.redis, dependencies.queues, requestId, {
+          signal: stopped.signal,
+          afterId: lastEventId ?? '0',
+          initial,
+          onEvent(event, id) {
+            if (event.type === 'delta') return;
+            if (event.type === 'done') sawDone = true;
+            sse.write(JSON.stringify(event), event.type, id);
           },
-        );
+        });
         // The stream may have expired after a long retention: the job's state still tells how it ended.
         // Its id follows the last one sent, so a reconnect after it is answered 204.
         if (!sawDone && snapshot && ['completed', 'failed', 'cancelled'].includes(snapshot.status)) {

@@ -1,7 +1,11 @@
 import { CliError } from '../api.js';
+import { looksLikeMtBenchQuestion, parseMtBenchQuestions, type MtBenchQuestion } from './mt-bench.js';
 
 /** What `moa batch` reads and writes. */
-export type BatchFormat = 'openai' | 'alpaca' | 'prompts';
+export type BatchFormat = 'openai' | 'alpaca' | 'prompts' | 'mt-bench';
+
+/** The formats `--format` accepts. */
+export const BATCH_FORMATS: readonly BatchFormat[] = ['openai', 'alpaca', 'prompts', 'mt-bench'];
 
 /** One request of the batch: its line of batch JSONL, and the text it asks (for the other output formats). */
 export interface BatchItem {
@@ -10,6 +14,15 @@ export interface BatchItem {
   prompt: string;
   dataset: string | null;
 }
+
+/**
+ * A parsed input: one request per item (OpenAI batch JSONL, AlpacaEval,
+ * plain prompts), or MT-Bench questions, whose later turns are built from
+ * the answers to their earlier ones.
+ */
+export type ParsedInput =
+  | { format: 'openai' | 'alpaca' | 'prompts'; items: BatchItem[] }
+  | { format: 'mt-bench'; questions: MtBenchQuestion[] };
 
 /** The preset used when neither `--preset` nor the input names one: the built-in default. */
 export const DEFAULT_PRESET = 'moa';
@@ -44,13 +57,12 @@ function lastUserText(body: unknown): string {
 /**
  * Reads an input file, telling its format by content: a JSON array of
  * `{instruction, dataset?}` is AlpacaEval; JSONL whose first line is an
- * object with a `custom_id` is OpenAI batch input; anything else is plain
- * prompts, one per line. Custom ids of the last two are item indexes.
+ * object with a `custom_id` is OpenAI batch input; JSONL whose first line
+ * is an object with a `question_id` and `turns` is FastChat's MT-Bench
+ * `question.jsonl`; anything else is plain prompts, one per line. Custom ids
+ * of AlpacaEval and plain prompts are item indexes.
  */
-export function parseInput(
-  text: string,
-  presetOption: string | undefined,
-): { format: BatchFormat; items: BatchItem[] } {
+export function parseInput(text: string, presetOption: string | undefined): ParsedInput {
   const preset = presetOption ?? DEFAULT_PRESET;
   const trimmed = text.trimStart();
   if (trimmed.startsWith('[')) {
@@ -86,6 +98,9 @@ export function parseInput(
     first = JSON.parse(lines[0] ?? '');
   } catch {
     first = undefined;
+  }
+  if (looksLikeMtBenchQuestion(first)) {
+    return { format: 'mt-bench', questions: parseMtBenchQuestions(text) };
   }
   if (isRecord(first) && 'custom_id' in first) {
     const seen = new Set<string>();

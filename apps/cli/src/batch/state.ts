@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { BatchFormat } from './formats.js';
 
 /** One submitted batch of a `moa batch` run. */
 export interface RoundState {
@@ -20,11 +21,25 @@ export interface BatchState {
   /** Every item has an answer and OUT was written. */
   done: boolean;
   /** The format OUT was (or is to be) written in. */
-  outputFormat: 'openai' | 'alpaca' | 'prompts';
+  outputFormat: BatchFormat;
+  /** The AlpacaEval `generator` / MT-Bench `model_id` OUT was written with (absent in older state files). */
+  generator?: string;
 }
 
 export const statePath = (out: string): string => `${out}.moa-state.json`;
 export const resultsPath = (out: string): string => `${out}.moa-results.jsonl`;
+
+/**
+ * Where a run with unanswered items writes a benchmark file instead of OUT,
+ * so that it is never taken for a complete one: `<out>.partial.json` for
+ * AlpacaEval, `<out>.partial` for MT-Bench (not `.jsonl`: FastChat's
+ * gen_judgment judges every `*.jsonl` of its model_answer directory).
+ */
+export function partialPath(out: string, format: BatchFormat): string | undefined {
+  if (format === 'alpaca') return `${out}.partial.json`;
+  if (format === 'mt-bench') return `${out}.partial`;
+  return undefined;
+}
 
 export function loadState(out: string): BatchState | undefined {
   const path = statePath(out);

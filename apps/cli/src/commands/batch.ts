@@ -1,12 +1,33 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { basename } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { toFile, type OpenAI } from 'openai';
 import { apiTarget, CliError, openaiClient } from '../api.js';
-import { DEFAULT_PRESET, parseInput, type BatchFormat } from '../batch/formats.js';
+import {
+  BATCH_FORMATS,
+  DEFAULT_PRESET,
+  parseInput,
+  type BatchFormat,
+  type ParsedInput,
+} from '../batch/formats.js';
+import { mtBenchCustomId, mtBenchHashBasis, mtBenchNextRequests } from '../batch/mt-bench.js';
 import { ProgressReporter } from '../batch/progress.js';
-import { appendFileContent, scanResults, writeOutput } from '../batch/results.js';
-import { loadState, resultsPath, saveState, type BatchState, type RoundState } from '../batch/state.js';
+import {
+  appendFileContent,
+  outcomeOf,
+  scanResults,
+  writeOutput,
+  type BatchRequest,
+  type ItemResult,
+} from '../batch/results.js';
+import {
+  loadState,
+  partialPath,
+  resultsPath,
+  saveState,
+  type BatchState,
+  type RoundState,
+} from '../batch/state.js';
 
 /** Options of `moa batch`. */
 export interface BatchCommandOptions {
@@ -14,6 +35,10 @@ export interface BatchCommandOptions {
   preset?: string;
   format?: string;
   pollIntervalMs?: number;
+  /** Run again the items that ran and failed (a plain re-run runs only those that never ran). */
+  retryFailed?: boolean;
+  /** The AlpacaEval `generator` / MT-Bench `model_id` written (default: the preset). */
+  modelId?: string;
 }
 
 type BatchWithMoa = OpenAI.Batches.Batch & { moa?: { cost_usd?: number; cancelled?: number } };
@@ -55,53 +80,157 @@ async function findSubmitted(client: OpenAI, tag: string): Promise<BatchWithMoa 
     BatchWithMoa | undefined;
 }
 
+const USAGE =
+  'usage: moa batch IN -o OUT [--preset P] [--format openai|alpaca|prompts|mt-bench] [--model-id ID] [--retry-failed]';
+
+/** How the units the user counts (items, or MT-Bench questions) stand. */
+interface Tally {
+  total: number;
+  answered: number;
+  failed: number;
+  notRun: number;
+  /** An example of a failed unit: its custom_id and error. */
+  example?: { customId: string; message: string };
+}
+
+/** The requests still to answer whose prerequisites are answered: every unanswered item, or each question's next turn. */
+function nextRequests(input: ParsedInput, preset: string, results: Map<string, ItemResult>): BatchRequest[] {
+  if (input.format === 'mt-bench') return mtBenchNextRequests(input.questions, preset, results);
+  return input.items
+    .filter((item) => !results.get(item.customId)?.ok)
+    .map((item) => ({ customId: item.customId, line: item.line }));
+}
+
+/** Counts answered, failed and never-run units; an MT-Bench question stands as its first unanswered turn. */
+function tally(input: ParsedInput, results: Map<string, ItemResult>): Tally {
+  const ids =
+    input.format === 'mt-bench'
+      ? input.questions.map((question) => {
+          for (let turn = 1; turn <= question.turns.length; turn += 1) {
+            const id = mtBenchCustomId(question, turn);
+            if (!results.get(id)?.ok) return id;
+          }
+          return mtBenchCustomId(question, question.turns.length);
+        })
+      : input.items.map((item) => item.customId);
+  const counts: Tally = { total: ids.length, answered: 0, failed: 0, notRun: 0 };
+  for (const id of ids) {
+    const outcome = outcomeOf(results.get(id));
+    if (outcome === 'ok') counts.answered += 1;
+    else if (outcome === 'not_run') counts.notRun += 1;
+    else {
+      counts.failed += 1;
+      counts.example ??= { customId: id, message: results.get(id)?.error?.message ?? '' };
+    }
+  }
+  return counts;
+}
+
+/** What a submitted round holds, for the log line. */
+function describeRound(input: ParsedInput, requests: BatchRequest[], retried: number): string {
+  const parts = [`${input.format} input`];
+  if (input.format === 'mt-bench') {
+    const perTurn = new Map<string, number>();
+    for (const request of requests) {
+      const turn = /:turn-(\d+)$/.exec(request.customId)?.[1] ?? '?';
+      perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1);
+    }
+    parts.push(
+      [...perTurn]
+        .sort(([a], [b]) => Number(a) - Number(b))
+        .map(([turn, count]) => `turn ${turn}: ${count}`)
+        .join(', '),
+    );
+  }
+  if (retried > 0) parts.push(`retrying ${retried} failed`);
+  return parts.join('; ');
+}
+
 /**
  * `moa batch IN -o OUT`: converts IN to batch JSONL, submits it through the
  * Batch API, follows it with a progress bar, downloads the results and writes
  * OUT. Resumable: the state file next to OUT names the batch, so a re-run
  * after an interruption follows the same batch, then submits only the items
- * still without an answer; a re-run of a finished command does nothing.
+ * that never ran (and, with `--retry-failed`, those that failed); a re-run
+ * of a finished command does nothing. MT-Bench runs a round per turn, each
+ * turn's requests carrying the MoA's own answers to the earlier turns.
+ *
+ * Exit codes: 0 complete; 1 an error, or items left that never ran
+ * (cancelled, expired, interrupted: a re-run runs them); 2 a usage error;
+ * 3 finished with failed items (a benchmark file goes to its partial path
+ * instead of OUT; `--retry-failed` retries them).
  */
 export async function batchCommand(input: string | undefined, options: BatchCommandOptions): Promise<number> {
   const out = options.out;
-  if (!input || !out)
-    throw new CliError('usage: moa batch IN -o OUT [--preset P] [--format openai|alpaca|prompts]', 2);
-  if (options.format !== undefined && !['openai', 'alpaca', 'prompts'].includes(options.format)) {
+  if (!input || !out) throw new CliError(USAGE, 2);
+  if (options.format !== undefined && !(BATCH_FORMATS as readonly string[]).includes(options.format)) {
     throw new CliError(
-      `--format must be openai, alpaca or prompts, got ${JSON.stringify(options.format)}`,
+      `--format must be one of ${BATCH_FORMATS.join(', ')}, got ${JSON.stringify(options.format)}`,
       2,
     );
   }
+  if (options.modelId !== undefined && options.modelId.trim() === '')
+    throw new CliError('--model-id must not be empty', 2);
   if (!existsSync(input)) throw new CliError(`no such input file: ${input}`, 2);
-  const { format: inputFormat, items } = parseInput(readFileSync(input, 'utf8'), options.preset);
-  if (items.length === 0) throw new CliError(`${input} has no items`, 2);
-  const outputFormat = (options.format ?? inputFormat) as BatchFormat;
-  const firstModel = (JSON.parse(items[0]!.line) as { body?: { model?: unknown } }).body?.model;
-  const generator = options.preset ?? (typeof firstModel === 'string' ? firstModel : DEFAULT_PRESET);
-  const inputHash = createHash('sha256')
-    .update(items.map((item) => item.line).join('\n'))
-    .digest('hex');
+  const parsed = parseInput(readFileSync(input, 'utf8'), options.preset);
+  const units = parsed.format === 'mt-bench' ? parsed.questions.length : parsed.items.length;
+  if (units === 0) throw new CliError(`${input} has no items`, 2);
+  const outputFormat = (options.format ?? parsed.format) as BatchFormat;
+  if (outputFormat === 'mt-bench' && parsed.format !== 'mt-bench') {
+    throw new CliError(
+      `--format mt-bench reads FastChat's question.jsonl ({question_id, category, turns}); ${input} is ${parsed.format} input`,
+      2,
+    );
+  }
+  if (parsed.format === 'mt-bench' && outputFormat !== 'mt-bench') {
+    throw new CliError(
+      `MT-Bench questions are written only as FastChat model answers (--format mt-bench)`,
+      2,
+    );
+  }
+  let preset: string;
+  let hashBasis: string;
+  if (parsed.format === 'mt-bench') {
+    preset = options.preset ?? DEFAULT_PRESET;
+    hashBasis = mtBenchHashBasis(parsed.questions, preset);
+  } else {
+    const firstModel = (JSON.parse(parsed.items[0]!.line) as { body?: { model?: unknown } }).body?.model;
+    preset = options.preset ?? (typeof firstModel === 'string' ? firstModel : DEFAULT_PRESET);
+    hashBasis = parsed.items.map((item) => item.line).join('\n');
+  }
+  const generator = options.modelId ?? preset;
+  const inputHash = createHash('sha256').update(hashBasis).digest('hex');
   const results = resultsPath(out);
+  const partial = partialPath(out, outputFormat);
   const pollMs = options.pollIntervalMs ?? 1000;
 
+  // FastChat keeps answers in model_answer/<model_id>.jsonl: make the directory, as its scripts do.
+  mkdirSync(dirname(out), { recursive: true });
   let state: BatchState | undefined = loadState(out);
   if (state && state.inputHash !== inputHash) {
     note(`the input or its options changed since ${out} was started: starting over`);
     rmSync(results, { force: true });
     state = undefined;
   }
-  if (state?.done && existsSync(out) && state.outputFormat === outputFormat) {
+  if (
+    state?.done &&
+    existsSync(out) &&
+    state.outputFormat === outputFormat &&
+    (state.generator ?? generator) === generator
+  ) {
     note(
-      `${out} is complete (${items.length} items, batch ${state.rounds.map((round) => round.batchId).join(', ')}): nothing to do`,
+      `${out} is complete (${units} ${parsed.format === 'mt-bench' ? 'questions' : 'items'}, batch ${state.rounds.map((round) => round.batchId).join(', ')}): nothing to do`,
     );
     return 0;
   }
   const target = apiTarget();
   state ??= { version: 1, inputHash, apiUrl: target.root, rounds: [], done: false, outputFormat };
   state.outputFormat = outputFormat;
+  state.generator = generator;
   saveState(out, state);
   const client = openaiClient(target);
-  let submitted = false;
+  // Requests submitted by this process: one that comes back unanswered is not sent again in this run.
+  const attempted = new Set<string>();
 
   for (;;) {
     const current = state.rounds.at(-1);
@@ -127,32 +256,67 @@ export async function batchCommand(input: string | undefined, options: BatchComm
     }
 
     const scanned = await scanResults(results);
-    const missing = items.filter((item) => !scanned.get(item.customId)?.ok);
-    if (missing.length === 0 || submitted) {
+    let retried = 0;
+    const toSend = nextRequests(parsed, preset, scanned).filter((request) => {
+      if (attempted.has(request.customId)) return false;
+      const outcome = outcomeOf(scanned.get(request.customId));
+      if (outcome === 'failed' && options.retryFailed) retried += 1;
+      return outcome === 'not_run' || (outcome === 'failed' && options.retryFailed === true);
+    });
+
+    if (toSend.length === 0) {
+      const counts = tally(parsed, scanned);
+      const cost = state.rounds.reduce((sum, round) => sum + round.costUsd, 0);
+      const noun = parsed.format === 'mt-bench' ? 'questions' : 'items';
+      if (counts.answered === counts.total) {
+        await writeOutput({
+          path: out,
+          format: outputFormat,
+          input: parsed,
+          results: scanned,
+          resultsFile: results,
+          generator,
+        });
+        if (partial) rmSync(partial, { force: true });
+        state.done = true;
+        saveState(out, state);
+        note(`wrote ${out}: ${counts.total} ${noun}, cost $${cost.toFixed(4)}`);
+        return 0;
+      }
+      const written = partial ?? out;
       await writeOutput({
-        out,
+        path: written,
         format: outputFormat,
-        items,
+        input: parsed,
         results: scanned,
         resultsFile: results,
         generator,
       });
-      state.done = missing.length === 0;
-      saveState(out, state);
-      const cost = state.rounds.reduce((sum, round) => sum + round.costUsd, 0);
-      if (missing.length > 0) {
-        note(
-          `wrote ${out}: ${items.length - missing.length} of ${items.length} items answered, cost $${cost.toFixed(4)}; ` +
-            `${missing.length} without an answer (e.g. ${missing[0]!.customId}: ${scanned.get(missing[0]!.customId)?.error?.message ?? 'not run'}). ` +
-            'Re-run the same command to retry them.',
-        );
-        return 1;
+      if (partial && existsSync(out)) {
+        // Left by an earlier run on another input: never leave a file that looks complete beside a partial one.
+        rmSync(out, { force: true });
+        note(`removed ${out}: it was written for another input`);
       }
-      note(`wrote ${out}: ${items.length} items, cost $${cost.toFixed(4)}`);
-      return 0;
+      state.done = false;
+      saveState(out, state);
+      const problems: string[] = [];
+      if (counts.failed > 0) {
+        const example = counts.example ? ` (e.g. ${counts.example.customId}: ${counts.example.message})` : '';
+        problems.push(`${counts.failed} failed${example}; re-run with --retry-failed to retry them`);
+      }
+      if (counts.notRun > 0) {
+        problems.push(
+          `${counts.notRun} not run (cancelled, expired or interrupted). Re-run the same command to run them`,
+        );
+      }
+      note(
+        `${partial ? `wrote ${written} instead of ${out}` : `wrote ${out}`}: ${counts.answered} of ${counts.total} ${noun} answered, ` +
+          `cost $${cost.toFixed(4)}; ${problems.join('; ')}.`,
+      );
+      return counts.notRun > 0 ? 1 : 3;
     }
 
-    submitted = true;
+    for (const request of toSend) attempted.add(request.customId);
     const tag = `${inputHash.slice(0, 40)}:${state.rounds.length}`;
     const existing = await findSubmitted(client, tag);
     let round: RoundState;
@@ -161,12 +325,12 @@ export async function batchCommand(input: string | undefined, options: BatchComm
       round = {
         batchId: existing.id,
         inputFileId: existing.input_file_id,
-        items: missing.length,
+        items: toSend.length,
         downloaded: false,
         costUsd: 0,
       };
     } else {
-      const body = Buffer.from(`${missing.map((item) => item.line).join('\n')}\n`);
+      const body = Buffer.from(`${toSend.map((request) => request.line).join('\n')}\n`);
       const file = await client.files.create({
         file: await toFile(body, `${basename(input)}.batch.jsonl`),
         purpose: 'batch',
@@ -177,13 +341,11 @@ export async function batchCommand(input: string | undefined, options: BatchComm
         completion_window: '24h',
         metadata: { moa_cli_input: tag },
       });
-      note(
-        `submitted batch ${batch.id}: ${missing.length} items (${inputFormat} input${state.rounds.length > 0 ? ', the ones still missing' : ''})`,
-      );
+      note(`submitted batch ${batch.id}: ${toSend.length} items (${describeRound(parsed, toSend, retried)})`);
       round = {
         batchId: batch.id,
         inputFileId: file.id,
-        items: missing.length,
+        items: toSend.length,
         downloaded: false,
         costUsd: 0,
       };

@@ -8,9 +8,11 @@ import {
   type MoaQueues,
   type RequestJobData,
   type RequestProgress,
+  type RequestResult,
   type RequestSnapshot,
 } from '@moa-queue/contract';
 import type { ErrorRecord, MoaResult } from '@moa-queue/moa';
+import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -27,17 +29,50 @@ export type RequestEnd =
   | { status: 'failed'; progress: RequestProgress | undefined; error: ErrorRecord };
 
 /**
+ * How a request whose orchestrator job has ended (BullMQ state `completed`
+ * or `failed`) ended, read back from the job: for whoever records an end
+ * that its own run could not (a job failed by BullMQ without running, the
+ * reconciler). Undefined while the job has not ended.
+ */
+export function requestEndOf(
+  job: Pick<Job<RequestJobData, RequestResult>, 'returnvalue' | 'progress' | 'failedReason'>,
+  state: string,
+): RequestEnd | undefined {
+  const progress =
+    job.progress && typeof job.progress === 'object' ? (job.progress as RequestProgress) : undefined;
+  if (state === 'completed') {
+    const stored = job.returnvalue;
+    if (!stored || typeof stored !== 'object') return undefined;
+    const status = stored.status === 'cancelled' ? 'cancelled' : 'completed';
+    return { status, result: { ...stored, status, layers: progress?.layers ?? [] } };
+  }
+  if (state === 'failed') {
+    return {
+      status: 'failed',
+      progress,
+      error: progress?.error ?? {
+        message: job.failedReason || 'the request failed',
+        type: 'server_error',
+        code: null,
+      },
+    };
+  }
+  return undefined;
+}
+
+/**
  * Called wherever a request ends (completed, cancelled, failed). For a batch
  * item, records its output or error line and counts it, once per item
  * however often the orchestrator re-runs; the item that completes the batch
- * queues its finalization. Does nothing for other requests.
+ * queues its finalization. Does nothing for other requests. `recorded` is
+ * false when the item had been recorded already (or is no batch item).
  */
 export async function recordBatchItemEnd(
   dependencies: BatchItemHookDependencies,
   data: RequestJobData,
   end: RequestEnd,
-): Promise<void> {
-  if (!data.batch) return;
+): Promise<{ recorded: boolean }> {
+  if (!data.batch) return { recorded: false };
   const { id: batchId, customId } = data.batch;
   const snapshot: RequestSnapshot = {
     data,
@@ -83,6 +118,7 @@ export async function recordBatchItemEnd(
       costUsd: view.cost_usd,
       promptTokens: view.usage.prompt_tokens,
       completionTokens: view.usage.completion_tokens,
+      requestId: data.requestId,
     },
   );
   if (finalize) await queueBatchJob(dependencies.queues, 'finalize', batchId);
@@ -90,4 +126,5 @@ export async function recordBatchItemEnd(
     { batchId, customId, status: end.status, recorded, finalize },
     'batch item recorded',
   );
+  return { recorded };
 }

@@ -1,6 +1,6 @@
 import {
   BATCH_FORCE_FINALIZE_MS,
-  BATCH_VALIDATION_STALE_MS,
+  BATCH_VALIDATIONS_PER_PROCESS,
   batchErrorKey,
   batchErrorLine,
   batchItemRequestId,
@@ -14,6 +14,7 @@ import {
   CANCEL_MARKER_TTL_SECONDS,
   completeBatch,
   failBatch,
+  isInfrastructureError,
   listToFile,
   newBatchRequestId,
   newFileId,
@@ -28,17 +29,40 @@ import {
   type MoaQueues,
   type RequestJobData,
 } from '@moa-queue/contract';
-import { agentsOfLayer, layerCount } from '@moa-queue/moa';
-import { Job } from 'bullmq';
+import { agentsOfLayer, layerCount, type MoaConfig } from '@moa-queue/moa';
+import { Job, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { parseJobData } from '../parse-job-data.js';
+import { validateBatch } from './batch-validation.js';
 
-/** What the batch housekeeping processor needs. */
+/** What the batches queue's processor needs. */
 export interface BatchProcessorDependencies {
   queues: MoaQueues;
   redis: Redis;
   logger: Logger;
+  /** Presets, which batch input lines name. */
+  config: MoaConfig;
+}
+
+/** The states of a `validate` job that will never run again. */
+const VALIDATION_OVER = new Set(['completed', 'failed', 'unknown']);
+
+/** A tiny counting semaphore: at most `slots` holders at once, the others wait in order. */
+function semaphore(slots: number) {
+  let free = slots;
+  const waiting: (() => void)[] = [];
+  return async function withSlot<T>(work: () => Promise<T>): Promise<T> {
+    if (free > 0) free -= 1;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try {
+      return await work();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else free += 1;
+    }
+  };
 }
 
 /** Items handled at once while draining. */
@@ -51,15 +75,17 @@ function itemData(job: Job<RequestJobData> | undefined): RequestJobData | undefi
 }
 
 /**
- * Processes the batches queue: `finalize` (every item accounted for: turn
- * the output and error lists into files), `drain` (a cancel or an expiry:
- * remove the items not started, stop the running ones), `expire` (the
- * completion window has passed), `force-finalize` (after a drain, whatever
- * is still missing) and `watchdog` (a validation whose API replica died).
+ * Processes the batches queue: `validate` (check the input file and enqueue
+ * its items), `finalize` (every item accounted for: turn the output and
+ * error lists into files), `drain` (a cancel or an expiry: remove the items
+ * not started, stop the running ones), `expire` (the completion window has
+ * passed) and `force-finalize` (after a drain, whatever is still missing).
  */
 export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
   const { queues, redis, logger } = dependencies;
   const { prefix } = queues;
+  // Each validation holds up to a chunk of lines; a worker process runs only a few at once.
+  const validationSlot = semaphore(BATCH_VALIDATIONS_PER_PROCESS);
 
   async function finalize(batchId: string, force: boolean): Promise<void> {
     const hash = await readBatchHash(redis, prefix, batchId);
@@ -154,39 +180,63 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
     await queueBatchJob(queues, 'force-finalize', batchId, { delayMs: BATCH_FORCE_FINALIZE_MS });
   }
 
+  /** Fails a batch whose validation can never finish, and stops what it had enqueued. */
+  async function failValidation(batchId: string, reason: string): Promise<void> {
+    logger.warn({ batchId, reason }, 'batch validation could not finish: failing the batch');
+    const failed = await failBatch(redis, prefix, batchId, [
+      {
+        code: 'validation_failed',
+        message: `The input file could not be validated (${reason}); create the batch again`,
+        param: null,
+        line: null,
+      },
+    ]);
+    if (failed) await drain(batchId);
+  }
+
   async function expire(batchId: string): Promise<void> {
+    const hash = await readBatchHash(redis, prefix, batchId);
+    if (!hash) return;
+    if (hash.validated !== '1' && !TERMINAL_BATCH_STATUSES.has(hash.status ?? '')) {
+      // Still validating at the end of the window: if the validation job is gone for good
+      // (it stalled more often than allowed), nobody else will ever end the batch.
+      const state = await queues.batches.getJobState(`${batchId}-validate`);
+      const again = await readBatchHash(redis, prefix, batchId);
+      if (VALIDATION_OVER.has(state) && again && again.validated !== '1') {
+        await failValidation(batchId, `its validation job is ${state}`);
+        return;
+      }
+    }
     const next = await beginBatchExpiry(redis, prefix, batchId);
     logger.info({ batchId, next }, 'batch completion window passed');
     if (next === 'drain') await drain(batchId);
     if (next === 'finalize') await queueBatchJob(queues, 'finalize', batchId);
   }
 
-  async function watchdog(batchId: string): Promise<void> {
-    const hash = await readBatchHash(redis, prefix, batchId);
-    if (!hash || hash.validated === '1' || TERMINAL_BATCH_STATUSES.has(hash.status ?? '')) return;
-    if (Date.now() - Number(hash.heartbeat ?? 0) < BATCH_VALIDATION_STALE_MS) {
-      await queueBatchJob(queues, 'watchdog', batchId, {
-        delayMs: BATCH_VALIDATION_STALE_MS,
-        idSuffix: `-${Date.now()}`,
-      });
-      return;
+  async function validate(job: Job<BatchJobData, void>, batchId: string): Promise<void> {
+    try {
+      await validationSlot(() => validateBatch(dependencies, batchId));
+    } catch (error) {
+      // The last attempt: the batch fails rather than staying `validating` forever. Redis
+      // trouble costs no attempt (infra-retry.ts waits it out); should the job still fail
+      // for good, its expiry fails the batch.
+      const attempts = job.opts.attempts ?? 1;
+      const last = error instanceof UnrecoverableError || job.attemptsMade + 1 >= attempts;
+      if (last && !isInfrastructureError(error)) {
+        await failValidation(batchId, error instanceof Error ? error.message : String(error)).catch(
+          (failure: unknown) => logger.error({ batchId, error: String(failure) }, 'cannot fail batch'),
+        );
+      }
+      throw error;
     }
-    logger.warn({ batchId }, 'batch validation was interrupted: failing the batch');
-    await failBatch(redis, prefix, batchId, [
-      {
-        code: 'validation_interrupted',
-        message: 'The API replica validating this batch stopped before it finished; create the batch again',
-        param: null,
-        line: null,
-      },
-    ]);
-    await drain(batchId);
   }
 
   return async function processBatchJob(job: Job<BatchJobData, void>): Promise<void> {
     // Nothing of the job is used before its data is validated: anything that reaches Redis can add a job.
     const { batchId } = parseJobData(batchJobDataSchema, job.data);
     switch (job.name) {
+      case 'validate':
+        return validate(job, batchId);
       case 'finalize':
         return finalize(batchId, false);
       case 'force-finalize':
@@ -195,8 +245,6 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
         return drain(batchId);
       case 'expire':
         return expire(batchId);
-      case 'watchdog':
-        return watchdog(batchId);
       default:
         logger.warn({ name: job.name, batchId }, 'unknown batch job');
     }
