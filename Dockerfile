@@ -63,8 +63,10 @@ COPY --from=build /app/libs/moa/dist libs/moa/dist
 COPY --from=build /app/libs/contract/dist libs/contract/dist
 COPY --from=build /app/apps/api/dist apps/api/dist
 COPY --from=build /app/apps/worker/dist apps/worker/dist
-# Static files the API serves at run time (the web console), resolved next to dist/.
+# Runtime assets resolved next to dist/: the web console's static files, and the
+# Lua scripts the API loads with defineCommand (the rate limiter's token bucket).
 COPY --from=build /app/apps/api/public apps/api/public
+COPY --from=build /app/apps/api/lua apps/api/lua
 
 # In a container the API must listen beyond loopback; it then refuses to start
 # without MOA_API_KEYS unless MOA_AUTH=none is set on purpose.

@@ -181,6 +181,7 @@ async function steadyProbes(redis: Redis, ids: string[], rate: number, total: nu
   }
 }
 
+const round = (value: number) => Math.round(value * 100) / 100;
 const stats = (delays: number[]) => ({
   events: delays.length,
   p50: Number(percentile(delays, 0.5).toFixed(2)),
@@ -367,6 +368,12 @@ try {
         burst: stats(burstDelays),
       },
       cost: { oneFollower: loneCost, steady: steadyCost },
+      samplesMs: {
+        direct: directDelays.map(round),
+        oneFollower: loneDelays.map(round),
+        steady: steadyDelays.map(round),
+        burst: burstDelays.map(round),
+      },
       connectSeconds,
       releaseSeconds,
       followersWithDone: withDone,

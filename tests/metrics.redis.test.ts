@@ -76,6 +76,16 @@ describe('Prometheus metrics agree with the jobs', () => {
     ).toBe(1);
   });
 
+  it("counts every answer's finish reason, as the call records say it", () => {
+    const answered = calls().filter((call) => call.status === 'completed');
+    expect(answered.every((call) => call.finish_reason === 'stop')).toBe(true);
+    expect(sumOf(worker, 'moa_llm_finish_reasons_total')).toBe(answered.length);
+    expect(sumOf(worker, 'moa_llm_finish_reasons_total', { reason: 'stop' })).toBe(answered.length);
+    expect(sumOf(worker, 'moa_llm_finish_reasons_total', { model: 'fake/aggregator', reason: 'stop' })).toBe(
+      jobs.length,
+    );
+  });
+
   it('token and cost counters equal the sums on the job objects', () => {
     const prompt = calls().reduce((sum, call) => sum + call.usage.prompt_tokens, 0);
     const completion = calls().reduce((sum, call) => sum + call.usage.completion_tokens, 0);

@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseMoaConfig } from '@moa-queue/moa';
+import { BUILT_IN_MODELS, BUILT_IN_PRESETS, parseMoaConfig } from '@moa-queue/moa';
 import { describe, it, expect } from 'vitest';
 import { ROOT, exists, readText, readYaml } from './support.js';
 
@@ -37,6 +37,39 @@ describe('MoA config files under deploy/', () => {
           expect(config.models[agent.model], `${file}: ${preset.name}: ${agent.model}`).toBeDefined();
         }
       }
+    }
+  });
+});
+
+describe('presets and models of the deploy configs', () => {
+  it.each(files)('%s keeps the built-in context window of every built-in model it re-prices', (file) => {
+    const config = parseMoaConfig(readYaml(file), file);
+    for (const [modelId, builtIn] of Object.entries(BUILT_IN_MODELS)) {
+      expect(config.models[modelId]?.contextWindow, `${file}: ${modelId}`).toBe(builtIn.contextWindow);
+    }
+  });
+
+  it.each(files)(
+    '%s needs at least half the proposers of every layer (rounded up) in each preset',
+    (file) => {
+      const config = parseMoaConfig(readYaml(file), file);
+      for (const preset of Object.values(config.presets)) {
+        for (const layer of preset.layers) {
+          expect(preset.minProposers, `${file}: ${preset.name}`).toBeGreaterThanOrEqual(
+            Math.ceil(layer.length / 2),
+          );
+        }
+      }
+    },
+  );
+
+  it('keeps every built-in preset, moa-gpt-4o included, and its reference format', () => {
+    for (const file of files) {
+      const config = parseMoaConfig(readYaml(file), file);
+      expect(Object.keys(config.presets), file).toEqual(
+        expect.arrayContaining(Object.keys(BUILT_IN_PRESETS)),
+      );
+      for (const preset of Object.values(config.presets)) expect(preset.referenceFormat).toBe('tagged');
     }
   });
 });

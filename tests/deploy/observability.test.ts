@@ -188,6 +188,7 @@ describe('deploy/grafana', () => {
     expect(all).toMatch(/sum by \(type\) \(rate\(moa_llm_tokens_total/);
     expect(all).toMatch(/moa_llm_request_duration_seconds_count\{[^}]*outcome="error"/);
     expect(all).toMatch(/sum by \(reason\) \(rate\(moa_llm_retries_total/);
+    expect(all).toMatch(/sum by \(reason\) \(rate\(moa_llm_finish_reasons_total/);
     expect(all).toMatch(/by \(queue, state\) \(bullmq_job_count/);
     expect(all).toMatch(/sum by \(outcome\) \(rate\(moa_jobs_finished_total/);
     expect(all).toMatch(

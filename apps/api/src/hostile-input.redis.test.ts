@@ -353,10 +353,11 @@ const cases: HostileCase[] = [
   },
   // Other top-level fields.
   {
+    // `temperature` is a request option now (for the aggregator): a misspelling of it is unknown.
     name: 'unknown top-level key',
-    body: { messages: [user], temperature: 2 },
+    body: { messages: [user], temperatur: 2 },
     status: 400,
-    param: 'temperature',
+    param: 'temperatur',
   },
   {
     name: 'top-level __proto__ key',

@@ -22,22 +22,17 @@ export interface StreamSubscription {
 /** Options of {@link createStreamHub}. */
 export interface StreamHubOptions {
   /**
-   * The longest one `XREAD BLOCK` waits. An interrupt normally re-issues
-   * the read at once when the set of streams changes; this bounds the wait
-   * should one be missed.
+   * Every followed stream is also read this often without a notification:
+   * the safety net for a notification lost (a reconnect) or never sent (a
+   * writer that does not publish).
    * @defaultValue 5000
    */
-  blockMs?: number;
-  /** Entries read per stream per round. @defaultValue 500 */
+  sweepMs?: number;
+  /** Entries read per stream per read. @defaultValue 500 */
   count?: number;
-  /**
-   * How long a change to the set of followed streams may wait before the
-   * blocking read is interrupted, so that followers arriving together cost
-   * one re-issued read rather than one each.
-   * @defaultValue 5
-   */
-  coalesceMs?: number;
-  /** Name of the reader connection (`CLIENT SETNAME`). @defaultValue `<parent name>:follow` or `moa-api:follow` */
+  /** Streams per `XREAD`. @defaultValue 1000 */
+  keysPerRead?: number;
+  /** Name of the notification connection (`CLIENT SETNAME`). @defaultValue `<parent name>:follow` or `moa-api:follow` */
   connectionName?: string;
 }
 
@@ -47,24 +42,31 @@ export interface StreamHubStats {
   subscribers: number;
   /** `XREAD` commands issued so far. */
   reads: number;
-  /** Whether the reader connection exists (it is made on the first subscription). */
+  /** Whether the notification connection exists (it is made on the first subscription). */
   connected: boolean;
 }
 
 /**
- * One reader per API process for every followed Redis stream. It holds one
- * connection of its own and keeps one `XREAD BLOCK` in flight over all
- * followed streams, each from the lowest position any of its subscribers
- * has reached; when a stream is added (or a subscriber needs an earlier
- * part of one), the read is interrupted with `CLIENT UNBLOCK` from the
- * normal connection and re-issued with the new set. So Redis connections
- * per process stay constant however many clients follow.
+ * One reader per API process for every followed Redis stream.
+ *
+ * A writer appends an event with `XADD` and then `PUBLISH`es an empty
+ * message on the channel named like the stream key (`publishEvent` does
+ * both, in that order, on one connection). The hub holds one connection
+ * of its own, subscribed to the channel of each followed stream; a message
+ * marks its stream dirty, and the dirty streams are read together with one
+ * non-blocking `XREAD` on the normal connection, each from the lowest
+ * position its subscribers have reached. A stream is read once right after
+ * its channel is subscribed (the catch-up: what was written before), again
+ * whenever the notification connection comes back (messages sent while it
+ * was away are lost), and every `sweepMs` in any case. So Redis connections
+ * per process stay constant however many clients follow, and the work per
+ * event does not grow with the number of followed streams.
  */
 export interface StreamHub {
   /** Follows `key` from after `afterId` (`0` for its start). */
   subscribe(key: string, afterId: string, handlers: StreamHandlers): StreamSubscription;
   stats(): StreamHubStats;
-  /** Stops reading and closes the reader; current subscribers get `onError`. */
+  /** Stops reading and closes the notification connection; current subscribers get `onError`. */
   close(): void;
 }
 
@@ -92,6 +94,12 @@ export function compareStreamIds(left: string, right: string): number {
   return 0;
 }
 
+/** The smallest id after `id` (`0` → `0-1`): the id of an event made up after the last real one. */
+export function streamIdAfter(id: string): string {
+  const [ms, seq] = idParts(id);
+  return `${ms}-${seq + 1n}`;
+}
+
 interface Subscriber {
   /** The id of the last entry delivered (or the position it asked to start after). */
   position: string;
@@ -99,71 +107,67 @@ interface Subscriber {
   closed: boolean;
 }
 
-/** A blocking read in flight: the position each stream is read from. */
-interface Read {
-  starts: Map<string, string>;
-}
-
 type XreadReply = [key: string, entries: [id: string, fields: string[]][]][] | null;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Creates a hub over `redis` (used for `CLIENT UNBLOCK`; the reader is a duplicate of it). */
+/**
+ * Creates a hub over `redis`: reads go on it, notifications come on one
+ * duplicate of it.
+ */
 export function createStreamHub(redis: Redis, options: StreamHubOptions = {}): StreamHub {
-  const blockMs = options.blockMs ?? 5000;
+  const sweepMs = options.sweepMs ?? 5000;
   const count = options.count ?? 500;
-  const coalesceMs = options.coalesceMs ?? 5;
+  const keysPerRead = options.keysPerRead ?? 1000;
   const parentName = redis.options.connectionName;
   const connectionName = options.connectionName ?? `${parentName || 'moa-api'}:follow`;
 
   const streams = new Map<string, Set<Subscriber>>();
-  let reader: Redis | undefined;
-  let readerId: number | undefined;
-  let inFlight: Read | undefined;
-  let wake: (() => void) | undefined;
-  let running = false;
+  /** Streams to read at the next flush. */
+  const dirty = new Set<string>();
+  /** Channels subscribed on the current notification connection, and those being subscribed. */
+  const subscribed = new Set<string>();
+  const subscribing = new Set<string>();
+  let notifications: Redis | undefined;
+  let reading = false;
+  let flushScheduled = false;
+  let syncScheduled = false;
+  let failures = 0;
   let closed = false;
   let reads = 0;
-  let interruptTimer: NodeJS.Timeout | undefined;
-  let interruptWanted = false;
-  let interrupting = false;
+  let sweepTimer: NodeJS.Timeout | undefined;
 
-  function connectReader(): Redis {
-    if (reader) return reader;
-    reader = redis.duplicate({
+  function connectNotifications(): Redis {
+    if (notifications) return notifications;
+    const connection = redis.duplicate({
       connectionName,
-      // A lost connection fails the read at once (the loop re-issues it from
-      // each stream's position on the next connection); nothing is queued or
-      // resent behind a blocking command.
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
+      // Channels are subscribed again by the hub itself on every new
+      // connection, and each stream read once that is done.
+      autoResubscribe: false,
       autoResendUnfulfilledCommands: false,
-      // The read's own deadline is the watchdog below, not a command timeout
-      // shorter than the block (options are copied from the parent).
-      commandTimeout: undefined,
-      blockingTimeout: undefined,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
       lazyConnect: false,
     });
     // The main connection already reports Redis trouble; this one stays quiet.
-    reader.on('error', () => undefined);
-    reader.on('close', () => {
-      readerId = undefined;
+    connection.on('error', () => undefined);
+    connection.on('close', () => {
+      subscribed.clear();
+      subscribing.clear();
     });
-    return reader;
-  }
-
-  async function whenReady(connection: Redis): Promise<void> {
-    if (connection.status === 'ready') return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        connection.off('ready', done);
-        resolve();
-      };
-      const timer = setTimeout(done, 1000);
-      connection.on('ready', done);
+    connection.on('ready', () => scheduleSync());
+    connection.on('message', (channel: string) => {
+      if (!streams.has(channel)) return;
+      dirty.add(channel);
+      scheduleFlush();
     });
-    if ((connection.status as string) !== 'ready') throw new Error('stream reader not connected');
+    notifications = connection;
+    sweepTimer = setInterval(() => {
+      for (const key of streams.keys()) dirty.add(key);
+      scheduleFlush();
+    }, sweepMs);
+    sweepTimer.unref();
+    return connection;
   }
 
   function lowestPosition(subscribers: Set<Subscriber>): string | undefined {
@@ -175,11 +179,13 @@ export function createStreamHub(redis: Redis, options: StreamHubOptions = {}): S
     return lowest;
   }
 
-  function deliver(reply: NonNullable<XreadReply>, read: Read): void {
+  function deliver(reply: NonNullable<XreadReply>, starts: Map<string, string>): void {
     for (const [key, raw] of reply) {
       const subscribers = streams.get(key);
-      const start = read.starts.get(key);
+      const start = starts.get(key);
       if (!subscribers || start === undefined || raw.length === 0) continue;
+      // More than one read's worth: the rest at the next flush.
+      if (raw.length >= count) dirty.add(key);
       const entries = raw.map(([id, fields]) => ({ id, fields }));
       for (const subscriber of [...subscribers]) {
         // One that joined behind this read's start would get a gap: the next read starts at it.
@@ -199,6 +205,8 @@ export function createStreamHub(redis: Redis, options: StreamHubOptions = {}): S
   function fail(key: string, error: Error): void {
     const subscribers = streams.get(key);
     streams.delete(key);
+    dirty.delete(key);
+    scheduleSync();
     for (const subscriber of subscribers ?? []) {
       subscriber.closed = true;
       try {
@@ -221,117 +229,91 @@ export function createStreamHub(redis: Redis, options: StreamHubOptions = {}): S
     });
   }
 
-  async function readOnce(connection: Redis, read: Read): Promise<XreadReply> {
-    const keys = [...read.starts.keys()];
-    const ids = [...read.starts.values()];
-    // A Redis that stops answering (paused, or a half-open socket) must not hold
-    // every follower: past the block plus a grace, the connection is replaced.
-    const watchdog = setTimeout(() => connection.disconnect(true), blockMs + 5000);
-    try {
-      reads += 1;
-      return (await connection.xread(
-        'COUNT',
-        count,
-        'BLOCK',
-        blockMs,
-        'STREAMS',
-        ...keys,
-        ...ids,
-      )) as XreadReply;
-    } finally {
-      clearTimeout(watchdog);
+  /** Reads every dirty stream (in chunks), one read at a time; notifications meanwhile wait for the next. */
+  async function flush(): Promise<void> {
+    flushScheduled = false;
+    if (reading || closed || dirty.size === 0) return;
+    reading = true;
+    const starts = new Map<string, string>();
+    for (const key of dirty) {
+      const subscribers = streams.get(key);
+      const lowest = subscribers && lowestPosition(subscribers);
+      if (lowest !== undefined) starts.set(key, lowest);
+      if (starts.size >= keysPerRead) break;
     }
-  }
-
-  async function loop(): Promise<void> {
-    let failures = 0;
-    while (!closed) {
-      if (streams.size === 0) {
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-        continue;
-      }
-      const connection = connectReader();
-      let read: Read | undefined;
-      try {
-        await whenReady(connection);
-        if (readerId === undefined) readerId = Number(await connection.client('ID'));
-        if (closed) break;
-        read = { starts: new Map() };
-        for (const [key, subscribers] of streams) {
-          const lowest = lowestPosition(subscribers);
-          if (lowest !== undefined) read.starts.set(key, lowest);
-        }
-        if (read.starts.size === 0) continue;
-        // Set in the same tick as the command is sent: a subscriber arriving
-        // after this sees the read and interrupts it if the read misses it.
-        inFlight = read;
-        const reply = await readOnce(connection, read);
-        inFlight = undefined;
+    for (const key of starts.keys()) dirty.delete(key);
+    if (starts.size === 0) dirty.clear();
+    try {
+      if (starts.size > 0) {
+        reads += 1;
+        const reply = (await redis.xread(
+          'COUNT',
+          count,
+          'STREAMS',
+          ...starts.keys(),
+          ...starts.values(),
+        )) as XreadReply;
         failures = 0;
-        if (reply) deliver(reply, read);
-      } catch (error) {
-        inFlight = undefined;
-        if (closed) break;
-        failures += 1;
-        const message = error instanceof Error ? error.message : String(error);
-        if (message.includes('WRONGTYPE') && read)
-          await dropWrongTypes([...read.starts.keys()]).catch(() => undefined);
-        // Reconnects are ioredis's; the next read resumes from every stream's position.
-        await sleep(Math.min(50 * 2 ** Math.min(failures, 6), 2000));
+        if (reply) deliver(reply, starts);
       }
-    }
-    running = false;
-  }
-
-  /** Interrupts the blocking read until it has ended, so the next one includes the new streams. */
-  async function interrupt(): Promise<void> {
-    if (interrupting) return;
-    interrupting = true;
-    try {
-      while (interruptWanted && !closed) {
-        interruptWanted = false;
-        const target = inFlight;
-        // Sent on another connection, CLIENT UNBLOCK may reach Redis before the
-        // read does: it then answers 0, and is tried again while that read is in flight.
-        for (let attempt = 0; attempt < 40 && inFlight === target && target && !closed; attempt += 1) {
-          const id = readerId;
-          if (id === undefined) break;
-          const unblocked = await redis.client('UNBLOCK', id).catch(() => 0);
-          if (unblocked === 1) break;
-          await sleep(Math.min(2 ** attempt, 25));
-        }
-      }
+    } catch (error) {
+      for (const key of starts.keys()) if (streams.has(key)) dirty.add(key);
+      failures += 1;
+      const message = error instanceof Error ? error.message : String(error);
+      if (message.includes('WRONGTYPE')) await dropWrongTypes([...starts.keys()]).catch(() => undefined);
+      // Redis trouble: read again after a pause; every stream resumes from its position.
+      await sleep(Math.min(50 * 2 ** Math.min(failures, 6), 2000));
     } finally {
-      interrupting = false;
+      reading = false;
+      if (dirty.size > 0) scheduleFlush();
     }
   }
 
-  function scheduleInterrupt(): void {
-    interruptWanted = true;
-    if (interruptTimer || interrupting) return;
-    interruptTimer = setTimeout(() => {
-      interruptTimer = undefined;
-      void interrupt();
-    }, coalesceMs);
+  function scheduleFlush(): void {
+    if (flushScheduled || reading || closed) return;
+    flushScheduled = true;
+    // Notifications of one I/O turn are read together.
+    setImmediate(() => void flush());
   }
 
-  /** Makes sure a read covers `key` from `afterId`. */
-  function needsRead(key: string, afterId: string): void {
-    if (!running) {
-      running = true;
-      void loop();
-      return;
+  /** Subscribes the channels of new streams (then reads them) and unsubscribes those of streams nobody follows. */
+  async function syncChannels(): Promise<void> {
+    syncScheduled = false;
+    const connection = notifications;
+    if (!connection || closed || connection.status !== 'ready') return;
+    const toAdd = [...streams.keys()].filter((key) => !subscribed.has(key) && !subscribing.has(key));
+    const toRemove = [...subscribed].filter((key) => !streams.has(key));
+    for (const key of toRemove) subscribed.delete(key);
+    const commands: Promise<unknown>[] = [];
+    if (toRemove.length > 0) commands.push(connection.unsubscribe(...toRemove).catch(() => undefined));
+    for (let start = 0; start < toAdd.length; start += keysPerRead) {
+      const chunk = toAdd.slice(start, start + keysPerRead);
+      for (const key of chunk) subscribing.add(key);
+      commands.push(
+        connection.subscribe(...chunk).then(
+          () => {
+            for (const key of chunk) {
+              if (!subscribing.delete(key)) continue; // the connection was lost meanwhile
+              subscribed.add(key);
+              // The catch-up: what was written before the channel was listened to.
+              if (streams.has(key)) dirty.add(key);
+              else scheduleSync(); // nobody follows it any more
+            }
+            scheduleFlush();
+          },
+          () => {
+            for (const key of chunk) subscribing.delete(key);
+          },
+        ),
+      );
     }
-    if (wake) {
-      wake();
-      return;
-    }
-    // Between reads the loop builds its next read from the current set.
-    if (!inFlight) return;
-    const start = inFlight.starts.get(key);
-    if (start !== undefined && compareStreamIds(afterId, start) >= 0) return;
-    scheduleInterrupt();
+    await Promise.all(commands);
+  }
+
+  function scheduleSync(): void {
+    if (syncScheduled || closed) return;
+    syncScheduled = true;
+    setImmediate(() => void syncChannels());
   }
 
   // The hub lives as long as the connection it was made from.
@@ -340,6 +322,7 @@ export function createStreamHub(redis: Redis, options: StreamHubOptions = {}): S
   const hub: StreamHub = {
     subscribe(key, afterId, handlers) {
       if (closed) throw new Error('the stream hub is closed');
+      connectNotifications();
       const subscriber: Subscriber = { position: afterId, handlers, closed: false };
       let subscribers = streams.get(key);
       if (!subscribers) {
@@ -347,30 +330,34 @@ export function createStreamHub(redis: Redis, options: StreamHubOptions = {}): S
         streams.set(key, subscribers);
       }
       subscribers.add(subscriber);
-      needsRead(key, afterId);
+      // Read at once (history does not wait for the channel), and again once the channel is listened to.
+      dirty.add(key);
+      scheduleFlush();
+      scheduleSync();
       return {
         close() {
           if (subscriber.closed) return;
           subscriber.closed = true;
           const current = streams.get(key);
           current?.delete(subscriber);
-          // A stream nobody follows is left out of the next read; the one in
-          // flight is not interrupted for it (its entries are dropped).
-          if (current && current.size === 0) streams.delete(key);
+          if (current && current.size === 0) {
+            streams.delete(key);
+            dirty.delete(key);
+            scheduleSync();
+          }
         },
       };
     },
     stats() {
       let subscribers = 0;
       for (const set of streams.values()) subscribers += set.size;
-      return { streams: streams.size, subscribers, reads, connected: reader !== undefined };
+      return { streams: streams.size, subscribers, reads, connected: notifications !== undefined };
     },
     close() {
       if (closed) return;
       closed = true;
-      clearTimeout(interruptTimer);
-      wake?.();
-      reader?.disconnect();
+      clearInterval(sweepTimer);
+      notifications?.disconnect();
       for (const key of [...streams.keys()]) fail(key, new Error('the stream hub is closed'));
     },
   };
@@ -392,9 +379,4 @@ export function streamHubFor(redis: Redis): StreamHub {
     redis.once('end', () => hubs.delete(redis));
   }
   return hub;
-}
-
-export function streamIdAfter(id: string): string {
-  const match = /^(\d+)-(\d+)$/.exec(id);
-  return match ? `${match[1]}-${BigInt(match[2]!) + 1n}` : '0-1';
 }

@@ -1,3 +1,4 @@
+import { requestIssueCode, UNSUPPORTED_PARAMETER } from '@moa-queue/contract';
 import type { z } from 'zod';
 import { ApiError } from './api-error.js';
 
@@ -11,7 +12,11 @@ export function formatParam(path: readonly PropertyKey[]): string | null {
     .join('');
 }
 
-/** Parses `value` with `schema` or throws a 400 naming the first offending field. */
+/**
+ * Parses `value` with `schema` or throws a 400 naming the first offending
+ * field: `invalid_value`, or `unsupported_parameter` for a parameter the
+ * server cannot honour (whose message says so itself).
+ */
 export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
@@ -19,6 +24,12 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown): T {
   // An unknown key is reported at its own path, so `param` names the offending field.
   const keys = issue?.code === 'unrecognized_keys' ? issue.keys : [];
   const param = formatParam([...(issue?.path ?? []), ...keys.slice(0, 1)]);
-  const message = param ? `Invalid ${param}: ${issue?.message}` : `Invalid request body: ${issue?.message}`;
-  throw new ApiError(400, message, 'invalid_request_error', param, 'invalid_value');
+  const code = requestIssueCode(issue, 'invalid_value');
+  const message =
+    code === UNSUPPORTED_PARAMETER
+      ? (issue?.message ?? 'Unsupported parameter')
+      : param
+        ? `Invalid ${param}: ${issue?.message}`
+        : `Invalid request body: ${issue?.message}`;
+  throw new ApiError(400, message, 'invalid_request_error', param, code);
 }

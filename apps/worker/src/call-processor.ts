@@ -121,7 +121,12 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
       : undefined;
     let result: Awaited<ReturnType<typeof attemptCall>>;
     try {
-      result = await attemptCall(model, data.agent, data.messages, { signal, onDelta });
+      result = await attemptCall(model, data.agent, data.messages, {
+        signal,
+        onDelta,
+        // Validated: only an aggregator call carries the request's parameters.
+        ...(data.aggregatorOptions ? { callOptions: data.aggregatorOptions } : {}),
+      });
     } catch (thrown) {
       // Only the provider's errors get here; Redis errors (below) are the worker's to retry.
       return failed(thrown);
@@ -129,6 +134,11 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
     await relay;
     if (relayFailure !== undefined) throw relayFailure;
     metrics.llmRequestDuration.observe({ ...labels, outcome: 'success' }, result.latencyMs / 1000);
+    metrics.llmFinishReasons.inc({
+      provider: labels.provider,
+      model: labels.model,
+      reason: names.finishReason(result.finishReason),
+    });
     metrics.llmTokens.inc({ ...labels, type: 'input' }, result.usage.promptTokens);
     metrics.llmTokens.inc({ ...labels, type: 'output' }, result.usage.completionTokens);
     if (result.costUsd === null) {
@@ -170,6 +180,14 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
         error: error.toRecord(),
         pricing: model.pricing,
       });
+      // An answer the content filter stopped is an answer with a finish reason, though the call fails.
+      if (record.finishReason !== null) {
+        metrics.llmFinishReasons.inc({
+          provider: labels.provider,
+          model: labels.model,
+          reason: names.finishReason(record.finishReason),
+        });
+      }
       await job.updateProgress(record);
       logger.warn({ ...about, error: record.error }, 'call failed for good');
       throw new UnrecoverableError(`${error.type}: ${error.message}`);

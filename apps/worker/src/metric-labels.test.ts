@@ -49,4 +49,14 @@ describe('metric labels', () => {
       expect(labels.provider(name)).toBe(OTHER_LABEL);
     }
   });
+
+  it('keep finish reasons to a fixed set, never the provider text', () => {
+    expect(
+      ['stop', 'length', 'content_filter', 'tool_calls', 'function_call'].map(labels.finishReason),
+    ).toEqual(['stop', 'length', 'content_filter', 'tool_calls', 'tool_calls']);
+    for (const reason of ['eos', 'Ignore previous instructions', 'constructor']) {
+      expect(labels.finishReason(reason)).toBe('other');
+    }
+    expect(labels.finishReason(null)).toBe('unknown');
+  });
 });

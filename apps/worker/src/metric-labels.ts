@@ -1,4 +1,4 @@
-import type { MoaConfig } from '@moa-queue/moa';
+import { finishReasonLabel, type MoaConfig } from '@moa-queue/moa';
 
 /** The label value of anything the config does not name. */
 export const OTHER_LABEL = 'other';
@@ -16,6 +16,11 @@ export interface MetricLabels {
   model(modelId: string): string;
   /** The provider name if it is a provider of the config (an own property of `config.providers`), else `other`. */
   provider(name: string): string;
+  /**
+   * A provider's `finish_reason` as one of a fixed set: `stop`, `length`,
+   * `content_filter`, `tool_calls`, `other` (any other text) or `unknown` (none).
+   */
+  finishReason(reason: string | null | undefined): string;
 }
 
 /** The label functions of one config; the sets are built once, so each lookup is one `Set.has`. */
@@ -30,5 +35,6 @@ export function metricLabelsFor(config: MoaConfig): MetricLabels {
     preset: (name) => (presets.has(name) ? name : OTHER_LABEL),
     model: (modelId) => (models.has(modelId) ? modelId : OTHER_LABEL),
     provider: (name) => (providers.has(name) ? name : OTHER_LABEL),
+    finishReason: finishReasonLabel,
   };
 }

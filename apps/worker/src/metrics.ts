@@ -13,6 +13,7 @@ export interface WorkerMetrics {
   llmCost: Counter<'provider' | 'model' | 'layer' | 'role'>;
   llmCostUnknown: Counter<'model'>;
   llmRetries: Counter<'provider' | 'model' | 'reason'>;
+  llmFinishReasons: Counter<'provider' | 'model' | 'reason'>;
   layerDuration: Histogram<'preset' | 'layer' | 'role'>;
   layerCost: Histogram<'preset' | 'layer' | 'role'>;
   jobsFinished: Counter<'preset' | 'outcome'>;
@@ -56,6 +57,12 @@ export function createWorkerMetrics(): WorkerMetrics {
     llmRetries: new Counter({
       name: 'moa_llm_retries_total',
       help: 'LLM call retries, by reason',
+      labelNames: ['provider', 'model', 'reason'],
+      registers,
+    }),
+    llmFinishReasons: new Counter({
+      name: 'moa_llm_finish_reasons_total',
+      help: 'LLM answers by finish reason (stop, length, content_filter, tool_calls, other, unknown)',
       labelNames: ['provider', 'model', 'reason'],
       registers,
     }),

@@ -35,6 +35,7 @@ import { INVALID_JOB_DATA } from './parse-job-data.js';
 import { createStallForgiveness } from './stall-forgiveness.js';
 import type { Resolver } from './webhooks/deliver-webhook.js';
 import { createWebhookProcessor, webhookRetryDelayMs } from './webhooks/webhook-processor.js';
+import { warnAboutPresetModels, type PresetModelsWarningOptions } from './preset-models-warning.js';
 
 /** Options of {@link startMoaWorker}. */
 export interface MoaWorkerOptions {
@@ -46,6 +47,12 @@ export interface MoaWorkerOptions {
   serveMetrics?: boolean;
   /** Resolves webhook hosts; tests inject one. @defaultValue the system resolver */
   webhookResolver?: Resolver;
+  /**
+   * The start-up check that every preset model is served by its provider
+   * (preset-models-warning.ts): its options, or false to skip it.
+   * @defaultValue {} (on, keys from process.env, 5 s per provider)
+   */
+  presetModelsCheck?: Omit<PresetModelsWarningOptions, 'signal'> | false;
 }
 
 /** A running worker process's parts. */
@@ -339,12 +346,21 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     },
     'worker started',
   );
+  // Never awaited: a slow or unreachable provider only costs a warning, not a later start.
+  const modelsCheck = new AbortController();
+  if (options.presetModelsCheck !== false) {
+    void warnAboutPresetModels(config.moa, logger, {
+      ...options.presetModelsCheck,
+      signal: modelsCheck.signal,
+    });
+  }
 
   return {
     workers,
     metrics,
     metricsPort: (server?.address() as AddressInfo | null)?.port,
     async close() {
+      modelsCheck.abort();
       let timer: NodeJS.Timeout | undefined;
       const graceful = Promise.all(workers.map((worker) => worker.close()));
       const expired = new Promise<'expired'>((resolve) => {

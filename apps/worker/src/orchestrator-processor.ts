@@ -419,6 +419,10 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
               agent: call.agent,
               messages: call.messages,
               ...(role === 'aggregator' && data.stream ? { stream: true } : {}),
+              // The request's sampling and response_format shape the answer it gets: the aggregator's only.
+              ...(role === 'aggregator' && data.aggregatorOptions
+                ? { aggregatorOptions: data.aggregatorOptions }
+                : {}),
             } satisfies CallJobData,
             opts: {
               jobId: callJobId(data.requestId, layer, call.agentIndex),

@@ -1,3 +1,4 @@
+import { chatFinishReason, type ChatFinishReason } from '@moa-queue/moa';
 import type { JobView } from './job-view.js';
 
 /** The chat completion's id for a request: OpenAI's prefix, our job id inside. */
@@ -9,6 +10,16 @@ export function completionId(requestId: string): string {
 export function moaExtension(view: JobView): Omit<JobView, 'output'> {
   const { output: _output, ...rest } = view;
   return rest;
+}
+
+/**
+ * The `finish_reason` of a finished request's answer: its aggregator call's
+ * (`length` when `max_tokens` cut it), in OpenAI's set; `stop` when the
+ * provider gave none.
+ */
+export function finishReasonOf(view: Pick<JobView, 'layers'>): ChatFinishReason {
+  const last = view.layers.at(-1);
+  return chatFinishReason(last?.role === 'aggregator' ? last.calls[0]?.finish_reason : null);
 }
 
 /**
@@ -26,7 +37,7 @@ export function chatCompletionOf(view: JobView) {
         index: 0,
         message: { role: 'assistant' as const, content: view.output ?? '', refusal: null },
         logprobs: null,
-        finish_reason: 'stop' as const,
+        finish_reason: finishReasonOf(view),
       },
     ],
     usage: view.usage,
@@ -41,7 +52,7 @@ export function chatChunk(
   model: string,
   created: number,
   delta: { role?: 'assistant'; content?: string },
-  finishReason: 'stop' | null = null,
+  finishReason: ChatFinishReason | null = null,
 ) {
   return {
     id: completionId(requestId),

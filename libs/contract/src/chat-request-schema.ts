@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { refusingUnsupported, requestOptionsShape } from './request-options.js';
 
 /*
  * What a chat request must look like, wherever it comes in: `POST
@@ -98,31 +99,31 @@ export const metadataSchema = z.preprocess((value, context) => {
   return value;
 }, metadataRecordSchema);
 
-const tokenLimit = z.number({ error: 'must be an integer' }).int('must be an integer').min(1).max(1_000_000);
-
 /**
- * Body of `POST /v1/chat/completions`, and of every batch input line. Other
- * OpenAI parameters are accepted and ignored (a preset fixes each agent's
- * sampling), except those whose meaning we cannot honour, which are refused.
+ * Body of `POST /v1/chat/completions`, and of every batch input line.
+ * Sampling parameters and `response_format` are checked to OpenAI's ranges
+ * and apply to the aggregator call (see `request-options.ts`); parameters
+ * whose meaning we cannot honour (`n` > 1, `logprobs`, tools, audio, …) and
+ * tool-call history are refused as `unsupported_parameter`. Other OpenAI
+ * parameters (`user`, `store`, `logit_bias`, …) are accepted and ignored.
  */
-export const chatCompletionSchema = z.object(
-  {
-    model: z.string({ error: 'must be a string naming a preset' }).min(1).max(128),
-    messages: messagesSchema,
-    stream: z.boolean({ error: 'must be a boolean' }).nullish(),
-    stream_options: z
-      .object(
-        { include_usage: z.boolean({ error: 'must be a boolean' }).nullish() },
-        { error: 'must be an object' },
-      )
-      .nullish(),
-    max_tokens: tokenLimit.nullish(),
-    max_completion_tokens: tokenLimit.nullish(),
-    n: z.literal(1, { error: 'only n=1 is supported' }).nullish(),
-    tools: z.array(z.unknown()).max(0, 'tools are not supported by MoA presets').nullish(),
-    metadata: metadataSchema.nullish(),
-  },
-  { error: 'request body must be a JSON object' },
+export const chatCompletionSchema = refusingUnsupported(
+  z.object(
+    {
+      model: z.string({ error: 'must be a string naming a preset' }).min(1).max(128),
+      messages: messagesSchema,
+      stream: z.boolean({ error: 'must be a boolean' }).nullish(),
+      stream_options: z
+        .object(
+          { include_usage: z.boolean({ error: 'must be a boolean' }).nullish() },
+          { error: 'must be an object' },
+        )
+        .nullish(),
+      ...requestOptionsShape,
+      metadata: metadataSchema.nullish(),
+    },
+    { error: 'request body must be a JSON object' },
+  ),
 );
 
-export type ChatCompletionBody = z.infer<typeof chatCompletionSchema>;
+export type ChatCompletionBody = z.output<typeof chatCompletionSchema>;

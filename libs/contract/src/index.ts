@@ -127,8 +127,30 @@ export {
   metadataSchema,
   type ChatCompletionBody,
 } from './chat-request-schema.js';
+export {
+  UNSUPPORTED_PARAMETER,
+  UNSUPPORTED_PARAMETER_NAMES,
+  REQUEST_OPTION_LIMITS,
+  requestOptionsShape,
+  responseFormatSchema,
+  tokenLimitSchema,
+  checkUnsupported,
+  refusingUnsupported,
+  requestIssueCode,
+  aggregatorOptionsOf,
+  maxTokensOf,
+  type RequestOptionsBody,
+} from './request-options.js';
 export { newRequestData, type NewRequestOptions } from './new-request.js';
-export { chatCompletionOf, chatChunk, completionId, moaExtension, usageChunk } from './chat-completion.js';
+export {
+  chatCompletionOf,
+  chatChunk,
+  completionId,
+  finishReasonOf,
+  moaExtension,
+  usageChunk,
+} from './chat-completion.js';
+export { failureMayRecover } from './failure-retry.js';
 export { createLogger, REDACTED_LOG_PATHS } from './create-logger.js';
 export { SHARED_ENVIRONMENT, parseEnvironment } from './environment.js';
 export { DEFAULT_TENANT, ownerTenant, webhookSecretFor } from './tenancy.js';
@@ -136,6 +158,7 @@ export { tenantRequestsKey, tenantActiveRequestsKey, indexTenantRequests } from 
 export {
   JOB_DATA_LIMITS,
   agentConfigSchema,
+  aggregatorOptionsSchema,
   presetConfigSchema,
   requestJobDataSchema,
   callJobDataSchema,

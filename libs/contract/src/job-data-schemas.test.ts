@@ -103,6 +103,13 @@ describe('job data schemas', () => {
     expect(schemas.request.parse(old).tenant).toBe('default');
   });
 
+  it('treat a preset from before reference formats as tagged', () => {
+    const { referenceFormat: _format, ...old } = preset();
+    expect(schemas.request.parse(requestData({ preset: old })).preset.referenceFormat).toBe('tagged');
+    const paper = { ...preset(), referenceFormat: 'paper' };
+    expect(schemas.request.parse(requestData({ preset: paper })).preset.referenceFormat).toBe('paper');
+  });
+
   it('strip keys our producers do not write', () => {
     const parsed = schemas.request.parse(requestData({ extra: 'x', preset: { ...preset(), evil: true } }));
     expect(parsed).not.toHaveProperty('extra');
@@ -135,6 +142,7 @@ describe('job data schemas', () => {
     ['preset.minProposers', requestData({ preset: { ...preset(), minProposers: 0 } })],
     ['preset.layerTimeoutMs', requestData({ preset: { ...preset(), layerTimeoutMs: -1 } })],
     ['preset.referencePrompt', requestData({ preset: { ...preset(), referencePrompt: null } })],
+    ['preset.referenceFormat', requestData({ preset: { ...preset(), referenceFormat: 'html' } })],
     [
       'preset.layers',
       requestData({

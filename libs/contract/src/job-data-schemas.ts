@@ -3,6 +3,7 @@ import {
   parseModelId,
   TENANT_NAME_PATTERN,
   type AgentConfig,
+  type AggregatorOptions,
   type ChatMessage,
   type MoaConfig,
   type PresetConfig,
@@ -11,6 +12,7 @@ import { z } from 'zod';
 import { BATCH_ID_PATTERN, type BatchJobData } from './batch-keys.js';
 import { callJobId, parseCallJobId, REQUEST_ID_PATTERN } from './job-ids.js';
 import type { CallJobData, DeadlineJobData, RequestJobData, WebhookJobData } from './payloads.js';
+import { REQUEST_OPTION_LIMITS } from './request-options.js';
 
 /*
  * Job data is read back from Redis, where anything that reaches Redis can
@@ -133,6 +135,42 @@ export const presetConfigSchema = z.object({
   minProposers: z.int().min(1).max(L.maxAgentsPerLayer),
   layerTimeoutMs: z.int().min(0).max(L.maxLayerTimeoutMs),
   referencePrompt: z.string().max(L.maxPromptCharacters),
+  // A request queued before presets had a format was built with the tagged layout: keep it.
+  referenceFormat: z.enum(['tagged', 'paper']).default('tagged'),
+});
+
+/** A request's parameters for its aggregator call ({@link AggregatorOptions}), within OpenAI's ranges. */
+export const aggregatorOptionsSchema = z.object({
+  temperature: z.number().min(0).max(2).optional(),
+  topP: z.number().min(0).max(1).optional(),
+  seed: z.int().optional(),
+  stop: z
+    .array(z.string().max(REQUEST_OPTION_LIMITS.maxStopCharacters))
+    .min(1)
+    .max(REQUEST_OPTION_LIMITS.maxStopSequences)
+    .optional(),
+  presencePenalty: z.number().min(-2).max(2).optional(),
+  frequencyPenalty: z.number().min(-2).max(2).optional(),
+  responseFormat: z
+    .discriminatedUnion('type', [
+      z.object({ type: z.literal('text') }),
+      z.object({ type: z.literal('json_object') }),
+      z.object({
+        type: z.literal('json_schema'),
+        json_schema: z.object({
+          name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/),
+          description: z.string().max(REQUEST_OPTION_LIMITS.maxSchemaDescriptionCharacters).optional(),
+          schema: z
+            .record(z.string(), z.unknown())
+            .refine((schema) => JSON.stringify(schema).length <= REQUEST_OPTION_LIMITS.maxSchemaCharacters, {
+              error: `must be at most ${REQUEST_OPTION_LIMITS.maxSchemaCharacters} characters as JSON`,
+            })
+            .optional(),
+          strict: z.boolean().nullish(),
+        }),
+      }),
+    ])
+    .optional(),
 });
 
 const metadataSchema = z
@@ -162,6 +200,7 @@ export const requestJobDataSchema = z
         customId: z.string().min(1).max(L.maxCustomIdCharacters),
       })
       .optional(),
+    aggregatorOptions: aggregatorOptionsSchema.optional(),
   })
   .superRefine((data, context) => {
     // A batch item's request id is derived from its batch (batchItemRequestId): an item names only its own batch.
@@ -184,6 +223,7 @@ export const callJobDataSchema = z.object({
   agent: agentConfigSchema,
   messages: z.array(chatMessageSchema(L.maxCallContentCharacters)).min(1).max(L.maxCallMessages),
   stream: z.boolean().optional(),
+  aggregatorOptions: aggregatorOptionsSchema.optional(),
 });
 
 /** Data of a layer-deadline job ({@link DeadlineJobData}); every call named must be one of the request's layer. */
@@ -299,6 +339,14 @@ export function jobDataSchemasFor(config: MoaConfig): JobDataSchemas {
     call: checkedAgainst<CallJobData>(callJobDataSchema, (data, context) => {
       checkPresetName(data.presetName, ['presetName'], context);
       checkAgent(data.agent, ['agent'], context);
+      // A request's parameters are for its aggregator only: proposers keep their preset's sampling.
+      if (data.aggregatorOptions && data.role !== 'aggregator') {
+        context.addIssue({
+          code: 'custom',
+          path: ['aggregatorOptions'],
+          message: 'is for an aggregator call only',
+        });
+      }
     }),
     deadline: checkedAgainst<DeadlineJobData>(deadlineJobDataSchema, (data, context) => {
       data.calls.forEach((call, index) => {
@@ -330,6 +378,7 @@ export type JobDataSchemasMatchTypes = AllTrue<
     Equals<z.output<typeof batchJobDataSchema>, BatchJobData>,
     Equals<z.output<typeof presetConfigSchema>, PresetConfig>,
     Equals<z.output<typeof agentConfigSchema>, AgentConfig>,
+    Equals<z.output<typeof aggregatorOptionsSchema>, AggregatorOptions>,
     Equals<z.output<ReturnType<typeof chatMessageSchema>>, ChatMessage>,
   ]
 >;

@@ -10,6 +10,8 @@ export interface CallView {
   cost_usd: number | null;
   latency_ms: number;
   attempts: number;
+  /** The provider's `finish_reason` (`stop`, `length`, …); null when unknown or the call failed. */
+  finish_reason: string | null;
   error: ErrorRecord | null;
 }
 
@@ -73,6 +75,8 @@ function callView(call: CallRecord): CallView {
     cost_usd: call.costUsd,
     latency_ms: call.latencyMs,
     attempts: call.attempts,
+    // Records written before the field existed have none.
+    finish_reason: call.finishReason ?? null,
     error: call.error,
   };
 }

@@ -1,4 +1,4 @@
-import type { ChatMessage, PresetConfig } from '@moa-queue/moa';
+import type { AggregatorOptions, ChatMessage, PresetConfig } from '@moa-queue/moa';
 import { newRequestId } from './job-ids.js';
 import type { RequestJobData } from './payloads.js';
 
@@ -14,6 +14,8 @@ export interface NewRequestOptions {
   source: 'jobs' | 'chat' | 'batch';
   /** Caps the aggregator's answer (a chat completion's `max_tokens`). */
   maxTokens?: number;
+  /** The request's sampling parameters and `response_format`, for its aggregator call. */
+  aggregatorOptions?: AggregatorOptions;
 }
 
 /**
@@ -35,5 +37,6 @@ export function newRequestData(options: NewRequestOptions): RequestJobData {
     createdAt: Date.now(),
     ...(options.stream ? { stream: true } : {}),
     source: options.source,
+    ...(options.aggregatorOptions ? { aggregatorOptions: options.aggregatorOptions } : {}),
   };
 }

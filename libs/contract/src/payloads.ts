@@ -1,5 +1,6 @@
 import type {
   AgentConfig,
+  AggregatorOptions,
   CallRecord,
   ChatMessage,
   ErrorRecord,
@@ -30,6 +31,11 @@ export interface RequestJobData {
   source?: 'jobs' | 'chat' | 'batch';
   /** Set on a batch's item: its batch and the input line's `custom_id`. */
   batch?: { id: string; customId: string };
+  /**
+   * The request's sampling parameters and `response_format`, for its
+   * aggregator call only (proposers keep their preset's). Absent when it set none.
+   */
+  aggregatorOptions?: AggregatorOptions;
 }
 
 /** Data of one LLM call job (queue `moa-llm-<provider>`, id `<request>-L<k>-A<i>`). */
@@ -43,6 +49,8 @@ export interface CallJobData {
   messages: ChatMessage[];
   /** Stream the answer and publish each delta to the request's event stream. */
   stream?: boolean;
+  /** On an aggregator call: the request's parameters, which override the agent's. */
+  aggregatorOptions?: AggregatorOptions;
 }
 
 /** A finished call job returns its record; a failed one leaves it as its progress. */

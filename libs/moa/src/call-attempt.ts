@@ -1,3 +1,4 @@
+import type { AggregatorOptions } from './aggregator-options.js';
 import { computeCostUsd } from './cost.js';
 import type { ResolvedModel } from './model-registry.js';
 import type { AgentConfig, ChatMessage, Usage } from './types.js';
@@ -10,6 +11,8 @@ export interface AttemptResult {
   latencyMs: number;
   startedAt: number;
   finishedAt: number;
+  /** The provider's `finish_reason`; null when it gave none. */
+  finishReason: string | null;
 }
 
 /** Options of {@link attemptCall}. */
@@ -17,6 +20,8 @@ export interface AttemptOptions {
   signal?: AbortSignal;
   /** Streams the answer and receives each delta. */
   onDelta?: (text: string) => void;
+  /** A request's parameters for this call (its aggregator call): they override the agent's. */
+  callOptions?: AggregatorOptions;
 }
 
 /**
@@ -31,11 +36,18 @@ export async function attemptCall(
 ): Promise<AttemptResult> {
   const startedAt = Date.now();
   const started = performance.now();
+  const overrides = options.callOptions ?? {};
   const result = await model.chatModel.complete({
     model: model.providerModel,
     messages,
-    temperature: agent.temperature,
+    temperature: overrides.temperature ?? agent.temperature,
     maxTokens: agent.maxTokens,
+    ...(overrides.topP !== undefined ? { topP: overrides.topP } : {}),
+    ...(overrides.seed !== undefined ? { seed: overrides.seed } : {}),
+    ...(overrides.stop !== undefined ? { stop: overrides.stop } : {}),
+    ...(overrides.presencePenalty !== undefined ? { presencePenalty: overrides.presencePenalty } : {}),
+    ...(overrides.frequencyPenalty !== undefined ? { frequencyPenalty: overrides.frequencyPenalty } : {}),
+    ...(overrides.responseFormat !== undefined ? { responseFormat: overrides.responseFormat } : {}),
     signal: options.signal,
     onDelta: options.onDelta,
   });
@@ -47,5 +59,6 @@ export async function attemptCall(
     latencyMs,
     startedAt,
     finishedAt: startedAt + latencyMs,
+    finishReason: result.finishReason ?? null,
   };
 }

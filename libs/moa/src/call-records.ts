@@ -20,6 +20,7 @@ export function completedCallRecord(
     attempts,
     startedAt: result.startedAt,
     finishedAt: result.finishedAt,
+    finishReason: result.finishReason,
     error: null,
   };
 }
@@ -34,6 +35,8 @@ export interface FailedCall {
   error: ErrorRecord;
   /** Its price: a failed call used no tokens, so it costs 0, or null when unpriced. */
   pricing: ModelPricing | undefined;
+  /** What the provider said, when it answered and the answer was refused (`content_filter`). */
+  finishReason?: string | null;
 }
 
 /** The record of a call that failed: no output, no tokens. */
@@ -50,6 +53,8 @@ export function failedCallRecord(call: FailedCall): CallRecord {
     attempts: Math.max(1, call.attempts),
     startedAt: call.startedAt,
     finishedAt: call.finishedAt,
+    // A content filter's stop fails the call (it is no answer), yet it is what the provider said.
+    finishReason: call.finishReason ?? (call.error.type === 'content_filter_error' ? 'content_filter' : null),
     error: call.error,
   };
 }

@@ -1,4 +1,5 @@
 import { abortableSleep } from './abortable-sleep.js';
+import type { AggregatorOptions } from './aggregator-options.js';
 import { backoffDelayMs } from './backoff.js';
 import { attemptCall } from './call-attempt.js';
 import { completedCallRecord, failedCallRecord } from './call-records.js';
@@ -14,6 +15,8 @@ export interface CallWithRetriesOptions {
   agentIndex: number;
   signal?: AbortSignal;
   onDelta?: (text: string) => void;
+  /** A request's parameters for this call (its aggregator call). */
+  callOptions?: AggregatorOptions;
   /** Told about every retry and why (`rate_limit`, `server_error`, …). */
   onRetry?: (reason: string, delayMs: number) => void;
   /** Injectable for tests. @defaultValue abortableSleep */
@@ -51,6 +54,7 @@ export async function callWithRetries(
       const result = await attemptCall(model, agent, messages, {
         signal: options.signal,
         onDelta: options.onDelta,
+        ...(options.callOptions ? { callOptions: options.callOptions } : {}),
       });
       return completedCallRecord(model.modelId, options.agentIndex, result, attempts);
     } catch (thrown) {

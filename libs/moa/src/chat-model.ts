@@ -1,3 +1,4 @@
+import type { ResponseFormat } from './aggregator-options.js';
 import type { ChatMessage, Usage } from './types.js';
 
 /** One chat completion request to a provider, in provider terms. */
@@ -7,6 +8,13 @@ export interface ChatRequest {
   messages: ChatMessage[];
   temperature: number;
   maxTokens: number;
+  /** Sent only when set (a request's options, for its aggregator call). */
+  topP?: number;
+  seed?: number;
+  stop?: string[];
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  responseFormat?: ResponseFormat;
   signal?: AbortSignal;
   /** When set, the call streams and this receives each text delta as it arrives. */
   onDelta?: (text: string) => void;

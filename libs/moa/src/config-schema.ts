@@ -44,10 +44,11 @@ export const providerFileSchema = z.strictObject({
   maxAttempts: z.int().min(1).max(20).optional(),
 });
 
-/** A model's price in USD per million tokens. */
+/** A model of the config file: its price in USD per million tokens and, optionally, its context window in tokens. */
 export const modelPricingFileSchema = z.strictObject({
   inputCostPerMTok: z.number().min(0),
   outputCostPerMTok: z.number().min(0),
+  contextWindow: positiveIntSchema.optional(),
 });
 
 /** An agent of a preset; only `model` is required, the loader fills in the rest. */
@@ -66,6 +67,7 @@ export const presetFileSchema = z.strictObject({
   minProposers: positiveIntSchema.optional(),
   layerTimeoutMs: z.int().min(0).optional(),
   referencePrompt: z.string().optional(),
+  referenceFormat: z.enum(['tagged', 'paper']).optional(),
 });
 
 /** Webhook settings; each field given replaces the default. */

@@ -4,6 +4,8 @@ export type {
   PresetConfig,
   ProviderConfig,
   ModelPricing,
+  ModelConfig,
+  ReferenceFormat,
   WebhookSettings,
   TenantSettings,
   Quotas,
@@ -20,6 +22,7 @@ export {
   BUILT_IN_PROVIDERS,
   BUILT_IN_MODELS,
   BUILT_IN_PRESETS,
+  BUILT_IN_SAMPLING,
   CONFIG_DEFAULTS,
   builtInConfig,
 } from './built-in-config.js';
@@ -30,12 +33,23 @@ export {
   WEBHOOK_SECRET_PATTERN,
   type MoaConfigFile,
 } from './config-schema.js';
-export { parseMoaConfig, loadMoaConfig, resolvePreset, priceOf, quotasOf } from './load-config.js';
+export {
+  parseMoaConfig,
+  loadMoaConfig,
+  resolvePreset,
+  priceOf,
+  contextWindowOf,
+  quotasOf,
+} from './load-config.js';
 export {
   DEFAULT_REFERENCE_PROMPT,
+  PAPER_REFERENCE_PROMPT,
+  PAPER_RESPONSES_HEADING,
+  TRUNCATED_REFERENCE_NOTE,
   buildAgentMessages,
   type BuildAgentMessagesOptions,
 } from './references.js';
+export { pythonStrip } from './python-strip.js';
 export {
   referenceTagName,
   openingReferenceTag,
@@ -44,6 +58,24 @@ export {
   ESCAPED_REFERENCE_BRACKET,
 } from './reference-boundary.js';
 export { computeCostUsd, sumCosts } from './cost.js';
+export {
+  checkPresetModels,
+  missingPresetModels,
+  listedModelIds,
+  isServed,
+  type CheckPresetModelsOptions,
+  type PresetModelCheck,
+  type ProviderCheck,
+  type MissingPresetModel,
+} from './preset-models-check.js';
+export {
+  chatFinishReason,
+  finishReasonLabel,
+  FINISH_REASON_LABELS,
+  type AggregatorOptions,
+  type ChatFinishReason,
+  type ResponseFormat,
+} from './aggregator-options.js';
 
 export type { ChatModel, ChatRequest, ChatResult } from './chat-model.js';
 export {
@@ -84,6 +116,7 @@ export {
   roleOfLayer,
   agentsOfLayer,
   referencesFrom,
+  truncatedReferencesFrom,
   planLayer,
   type PlannedCall,
 } from './moa-plan.js';

@@ -4,8 +4,15 @@ import { join } from 'node:path';
 import { afterAll, describe, it, expect } from 'vitest';
 import { builtInConfig } from './built-in-config.js';
 import { ConfigError } from './config-error.js';
-import { loadMoaConfig, parseMoaConfig, priceOf, quotasOf, resolvePreset } from './load-config.js';
-import { DEFAULT_REFERENCE_PROMPT } from './references.js';
+import {
+  contextWindowOf,
+  loadMoaConfig,
+  parseMoaConfig,
+  priceOf,
+  quotasOf,
+  resolvePreset,
+} from './load-config.js';
+import { DEFAULT_REFERENCE_PROMPT, PAPER_REFERENCE_PROMPT } from './references.js';
 
 const QWEN = 'together/Qwen/Qwen2.5-72B-Instruct-Turbo';
 
@@ -112,7 +119,11 @@ describe('parseMoaConfig', () => {
       },
     });
     expect(config.models[QWEN]).toEqual({ inputCostPerMTok: 1, outputCostPerMTok: 2 });
-    expect(config.models['openai/gpt-4o']).toEqual({ inputCostPerMTok: 2.5, outputCostPerMTok: 10 });
+    expect(config.models['openai/gpt-4o']).toEqual({
+      inputCostPerMTok: 2.5,
+      outputCostPerMTok: 10,
+      contextWindow: 128_000,
+    });
     expect(config.presets.moa).toEqual({
       name: 'moa',
       layers: [
@@ -125,6 +136,7 @@ describe('parseMoaConfig', () => {
       minProposers: 1,
       layerTimeoutMs: 0,
       referencePrompt: DEFAULT_REFERENCE_PROMPT,
+      referenceFormat: 'tagged',
     });
     expect(config.presets.fast).toEqual({
       name: 'fast',
@@ -136,8 +148,68 @@ describe('parseMoaConfig', () => {
       minProposers: 1,
       layerTimeoutMs: 5000,
       referencePrompt: 'Combine.',
+      referenceFormat: 'tagged',
     });
-    expect(Object.keys(config.presets)).toEqual(['moa', 'moa-lite', 'self-moa', 'fast']);
+    expect(Object.keys(config.presets)).toEqual(['moa', 'moa-lite', 'self-moa', 'moa-gpt-4o', 'fast']);
+  });
+
+  it("takes a preset's referenceFormat, with the reference implementation's text as the paper default", () => {
+    const layers = [[{ model: QWEN }]];
+    const config = parseMoaConfig({
+      presets: {
+        paper: { layers, aggregator: { model: QWEN }, referenceFormat: 'paper' },
+        ablation: {
+          layers,
+          aggregator: { model: QWEN },
+          referenceFormat: 'paper',
+          referencePrompt: 'Combine.',
+        },
+        tagged: { layers, aggregator: { model: QWEN }, referenceFormat: 'tagged' },
+      },
+    });
+    expect(config.presets.paper).toMatchObject({
+      referenceFormat: 'paper',
+      referencePrompt: PAPER_REFERENCE_PROMPT,
+    });
+    expect(config.presets.ablation).toMatchObject({ referenceFormat: 'paper', referencePrompt: 'Combine.' });
+    expect(config.presets.tagged).toMatchObject({
+      referenceFormat: 'tagged',
+      referencePrompt: DEFAULT_REFERENCE_PROMPT,
+    });
+    expectConfigError(
+      () =>
+        parseMoaConfig({ presets: { x: { layers, aggregator: { model: QWEN }, referenceFormat: 'xml' } } }),
+      'presets.x.referenceFormat',
+    );
+  });
+
+  it("takes a model's contextWindow, keeping it apart from its price", () => {
+    const config = parseMoaConfig({
+      models: {
+        'ollama/llama3.1': { inputCostPerMTok: 0, outputCostPerMTok: 0, contextWindow: 8192 },
+        'ollama/tiny': { inputCostPerMTok: 0, outputCostPerMTok: 0 },
+      },
+    });
+    expect(config.models['ollama/llama3.1']).toEqual({
+      inputCostPerMTok: 0,
+      outputCostPerMTok: 0,
+      contextWindow: 8192,
+    });
+    expect(config.models['ollama/tiny']).toEqual({ inputCostPerMTok: 0, outputCostPerMTok: 0 });
+    expect(contextWindowOf(config, 'ollama/llama3.1')).toBe(8192);
+    expect(contextWindowOf(config, 'ollama/tiny')).toBeUndefined();
+    expect(contextWindowOf(config, 'together/Qwen/Qwen2.5-72B-Instruct-Turbo')).toBe(32_768);
+    expect(contextWindowOf(config, 'nope/none')).toBeUndefined();
+    expect(priceOf(config, 'ollama/llama3.1')).toEqual({ inputCostPerMTok: 0, outputCostPerMTok: 0 });
+    for (const contextWindow of [0, 1.5, -1, '8192']) {
+      expectConfigError(
+        () =>
+          parseMoaConfig({
+            models: { 'ollama/x': { inputCostPerMTok: 0, outputCostPerMTok: 0, contextWindow } },
+          }),
+        'models.ollama/x.contextWindow',
+      );
+    }
   });
 
   it('merges webhook settings field by field', () => {

@@ -6,7 +6,7 @@ import { CONFIG_DEFAULTS, builtInConfig } from './built-in-config.js';
 import { ConfigError, type ConfigIssue } from './config-error.js';
 import { moaConfigFileSchema, type AgentFile, type PresetFile, type ProviderFile } from './config-schema.js';
 import { parseModelId } from './model-id.js';
-import { DEFAULT_REFERENCE_PROMPT } from './references.js';
+import { DEFAULT_REFERENCE_PROMPT, PAPER_REFERENCE_PROMPT } from './references.js';
 import type { AgentConfig, ModelPricing, MoaConfig, PresetConfig, ProviderConfig, Quotas } from './types.js';
 
 /** Dotted form of a zod path: `['presets', 'moa', 'layers', 0, 1, 'model']` → `presets.moa.layers.0.1.model`. */
@@ -80,6 +80,7 @@ function toAgent(entry: AgentFile, defaultMaxTokens: number): AgentConfig {
 
 /** A preset with its defaults filled in. */
 function toPreset(name: string, entry: PresetFile): PresetConfig {
+  const referenceFormat = entry.referenceFormat ?? CONFIG_DEFAULTS.preset.referenceFormat;
   return {
     name,
     ...(entry.description === undefined ? {} : { description: entry.description }),
@@ -89,7 +90,12 @@ function toPreset(name: string, entry: PresetFile): PresetConfig {
     aggregator: toAgent(entry.aggregator, CONFIG_DEFAULTS.agent.aggregatorMaxTokens),
     minProposers: entry.minProposers ?? CONFIG_DEFAULTS.preset.minProposers,
     layerTimeoutMs: entry.layerTimeoutMs ?? CONFIG_DEFAULTS.preset.layerTimeoutMs,
-    referencePrompt: entry.referencePrompt ?? DEFAULT_REFERENCE_PROMPT,
+    // Each format has its own default instruction: ours tells the model about the delimiters,
+    // the paper's is the reference implementation's text.
+    referencePrompt:
+      entry.referencePrompt ??
+      (referenceFormat === 'paper' ? PAPER_REFERENCE_PROMPT : DEFAULT_REFERENCE_PROMPT),
+    referenceFormat,
   };
 }
 
@@ -171,8 +177,10 @@ export function parseMoaConfig(raw: unknown, source = 'config'): MoaConfig {
   for (const [name, entry] of Object.entries(file.providers ?? {})) {
     config.providers[name] = mergeProvider(source, name, entry, ownEntry(config.providers, name));
   }
-  for (const [modelId, pricing] of Object.entries(file.models ?? {})) {
-    config.models[modelId] = { ...pricing };
+  for (const [modelId, model] of Object.entries(file.models ?? {})) {
+    // Absent rather than undefined, so the resolved config serialises the same way as the built-ins.
+    const { contextWindow, ...pricing } = model;
+    config.models[modelId] = { ...pricing, ...(contextWindow === undefined ? {} : { contextWindow }) };
   }
   for (const [name, entry] of Object.entries(file.presets ?? {})) {
     config.presets[name] = toPreset(name, entry);
@@ -298,5 +306,18 @@ export function quotasOf(config: MoaConfig, tenant: string): Quotas {
  * @returns undefined when the model has no price (its cost is then reported as null).
  */
 export function priceOf(config: MoaConfig, modelId: string): ModelPricing | undefined {
-  return ownEntry(config.models, modelId);
+  const model = ownEntry(config.models, modelId);
+  return model === undefined
+    ? undefined
+    : { inputCostPerMTok: model.inputCostPerMTok, outputCostPerMTok: model.outputCostPerMTok };
+}
+
+/**
+ * The context window of a model, in tokens (prompt and completion together).
+ *
+ * @param modelId - `<provider>/<model>` as in the config's `models` map.
+ * @returns undefined when the config does not know it.
+ */
+export function contextWindowOf(config: MoaConfig, modelId: string): number | undefined {
+  return ownEntry(config.models, modelId)?.contextWindow;
 }

@@ -28,6 +28,18 @@ export function referencesFrom(layer: LayerRecord | undefined): string[] {
     .map((call) => call.output as string);
 }
 
+/**
+ * Parallel to {@link referencesFrom}: whether each of those answers was cut
+ * off at its model's token limit (`finish_reason: length`).
+ */
+export function truncatedReferencesFrom(layer: LayerRecord | undefined): boolean[] {
+  if (!layer) return [];
+  return [...layer.calls]
+    .sort((left, right) => left.agentIndex - right.agentIndex)
+    .filter((call) => call.status === 'completed' && call.output !== null)
+    .map((call) => call.finishReason === 'length');
+}
+
 /** One planned LLM call: which agent, and exactly what it is sent. */
 export interface PlannedCall {
   agentIndex: number;
@@ -47,9 +59,17 @@ export function planLayer(
   previous: LayerRecord | undefined,
 ): PlannedCall[] {
   const references = referencesFrom(previous);
+  const truncated = truncatedReferencesFrom(previous);
   return agentsOfLayer(preset, layer).map((agent, agentIndex) => ({
     agentIndex,
     agent,
-    messages: buildAgentMessages({ messages, references, agent, referencePrompt: preset.referencePrompt }),
+    messages: buildAgentMessages({
+      messages,
+      references,
+      agent,
+      referencePrompt: preset.referencePrompt,
+      referenceFormat: preset.referenceFormat,
+      truncated,
+    }),
   }));
 }

@@ -79,11 +79,17 @@ export function createOpenAICompatibleProvider(options: OpenAICompatibleProvider
         { code: 'missing_api_key' },
       );
     }
-    const body = {
+    const body: CompletionBody = {
       model: request.model,
       messages: request.messages,
       temperature: request.temperature,
       max_tokens: request.maxTokens,
+      ...(request.topP !== undefined ? { top_p: request.topP } : {}),
+      ...(request.seed !== undefined ? { seed: request.seed } : {}),
+      ...(request.stop !== undefined ? { stop: request.stop } : {}),
+      ...(request.presencePenalty !== undefined ? { presence_penalty: request.presencePenalty } : {}),
+      ...(request.frequencyPenalty !== undefined ? { frequency_penalty: request.frequencyPenalty } : {}),
+      ...(request.responseFormat !== undefined ? { response_format: request.responseFormat } : {}),
     };
     try {
       const result = request.onDelta
@@ -106,7 +112,16 @@ export function createOpenAICompatibleProvider(options: OpenAICompatibleProvider
 
 type CompletionBody = Pick<
   OpenAI.Chat.ChatCompletionCreateParamsNonStreaming,
-  'model' | 'messages' | 'temperature' | 'max_tokens'
+  | 'model'
+  | 'messages'
+  | 'temperature'
+  | 'max_tokens'
+  | 'top_p'
+  | 'seed'
+  | 'stop'
+  | 'presence_penalty'
+  | 'frequency_penalty'
+  | 'response_format'
 >;
 
 async function plainCompletion(

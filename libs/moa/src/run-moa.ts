@@ -1,3 +1,4 @@
+import type { AggregatorOptions } from './aggregator-options.js';
 import { callWithRetries } from './call-with-retries.js';
 import { LayerDeadlineError } from './errors/layer-deadline-error.js';
 import type { MoaEvent } from './moa-events.js';
@@ -16,6 +17,8 @@ export interface RunMoaOptions {
   onEvent?: (event: MoaEvent) => void;
   /** Streams the aggregator's answer. */
   onAggregatorDelta?: (text: string) => void;
+  /** The request's sampling parameters and `response_format`: for the aggregator call only. */
+  aggregatorOptions?: AggregatorOptions;
   onRetry?: (model: string, reason: string) => void;
   /** Injectable for tests. */
   sleep?: (milliseconds: number, signal?: AbortSignal) => Promise<void>;
@@ -92,6 +95,9 @@ async function runLayer(
           agentIndex: call.agentIndex,
           signal: controller.signal,
           onDelta: role === 'aggregator' ? options.onAggregatorDelta : undefined,
+          ...(role === 'aggregator' && options.aggregatorOptions
+            ? { callOptions: options.aggregatorOptions }
+            : {}),
           onRetry: (reason) => options.onRetry?.(call.agent.model, reason),
           sleep: options.sleep,
         }),

@@ -35,7 +35,24 @@ export interface PresetConfig {
   layerTimeoutMs: number;
   /** The aggregate-and-synthesize instruction placed before the references. */
   referencePrompt: string;
+  /**
+   * How references are laid out in the system message (see `references.ts`).
+   * @defaultValue 'tagged'
+   */
+  referenceFormat: ReferenceFormat;
 }
+
+/**
+ * The layout of references in an agent's system message:
+ * - `tagged`: each answer in its own delimited block whose tag name carries a
+ *   per-request nonce, with anything tag-like inside it escaped (the default:
+ *   references are untrusted data);
+ * - `paper`: the reference implementation's layout, byte for byte
+ *   (togethercomputer/MoA, `utils.py` `inject_references_to_messages`): the
+ *   instruction, `Responses from models:` and each answer as `\n1. …`, with
+ *   no delimiter and no escaping; for reproductions and ablations.
+ */
+export type ReferenceFormat = 'tagged' | 'paper';
 
 /** An OpenAI-compatible provider endpoint. */
 export interface ProviderConfig {
@@ -57,6 +74,12 @@ export interface ProviderConfig {
 export interface ModelPricing {
   inputCostPerMTok: number;
   outputCostPerMTok: number;
+}
+
+/** What the config says about a model (an entry of `models`): its price and, when known, its context window. */
+export interface ModelConfig extends ModelPricing {
+  /** Tokens the model takes in one call, prompt and completion together; undefined when unknown. */
+  contextWindow?: number;
 }
 
 /** Webhook delivery settings. */
@@ -89,7 +112,7 @@ export interface TenantSettings {
 /** The whole resolved configuration: built-ins merged with the config file. */
 export interface MoaConfig {
   providers: Record<string, ProviderConfig>;
-  models: Record<string, ModelPricing>;
+  models: Record<string, ModelConfig>;
   presets: Record<string, PresetConfig>;
   defaultPreset: string;
   webhooks: WebhookSettings;
@@ -130,6 +153,12 @@ export interface CallRecord {
    */
   startedAt: number;
   finishedAt: number;
+  /**
+   * The provider's `finish_reason` (`stop`, `length`, `content_filter`, …),
+   * as it said it; null when it said none or the call produced no answer.
+   * `length` marks an answer cut by `maxTokens`.
+   */
+  finishReason: string | null;
   error: ErrorRecord | null;
 }
 

@@ -16,6 +16,7 @@ import {
 } from './completion-objects.js';
 import { countPromptTokens, fixedAnswer, generateAnswer, type Answer } from './deterministic-answer.js';
 import { HttpError, readJsonBody, sendError, sendJson, writeEvent } from './http-io.js';
+import { jsonAnswerContent } from './structured-answer.js';
 import type { RecordedRequest } from './recorded-request.js';
 import { resolveResponsePlan } from './response-plan.js';
 import type { ScriptBook } from './script-book.js';
@@ -46,8 +47,29 @@ function recordOf(request: ChatCompletionRequest, authorization: string | undefi
   };
   if (request.temperature !== undefined) record.temperature = request.temperature;
   if (request.maxTokens !== undefined) record.maxTokens = request.maxTokens;
+  if (request.topP !== undefined) record.topP = request.topP;
+  if (request.seed !== undefined) record.seed = request.seed;
+  if (request.stop !== undefined) record.stop = request.stop;
+  if (request.presencePenalty !== undefined) record.presencePenalty = request.presencePenalty;
+  if (request.frequencyPenalty !== undefined) record.frequencyPenalty = request.frequencyPenalty;
+  if (request.rawResponseFormat !== undefined) record.responseFormat = request.rawResponseFormat;
   if (authorization !== undefined) record.authorization = authorization;
   return record;
+}
+
+/**
+ * The answer to a request: a scripted `content` as it is, else the
+ * deterministic text, as JSON when `response_format` asks for it (a minimal
+ * instance of a `json_schema`). Either way cut to `max_tokens` words, with
+ * `finish_reason: length` when cut, as a real model's answer is.
+ */
+function answerTo(request: ChatCompletionRequest, content: string | undefined, outputWords: number): Answer {
+  if (content !== undefined) return fixedAnswer(content, request.maxTokens);
+  if (request.responseFormat === undefined) {
+    return generateAnswer(request.model, request.messages, { outputWords, maxTokens: request.maxTokens });
+  }
+  const text = generateAnswer(request.model, request.messages, { outputWords }).content;
+  return fixedAnswer(jsonAnswerContent(request.responseFormat, text), request.maxTokens);
 }
 
 /**
@@ -158,13 +180,7 @@ export async function handleChatCompletion(
     return;
   }
 
-  const answer =
-    plan.content !== undefined
-      ? fixedAnswer(plan.content)
-      : generateAnswer(parsed.model, parsed.messages, {
-          outputWords: context.outputWords,
-          maxTokens: parsed.maxTokens,
-        });
+  const answer = answerTo(parsed, plan.content, context.outputWords);
   const usage = usageFor(countPromptTokens(parsed.messages), answer);
   const identity = newCompletionIdentity(parsed.model);
   if (!parsed.stream) {

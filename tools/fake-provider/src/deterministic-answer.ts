@@ -82,7 +82,16 @@ export function generateAnswer(
   };
 }
 
-/** An answer with fixed text (a scripted `content`): never cut, always `'stop'`. */
-export function fixedAnswer(content: string): Answer {
-  return { content, completionTokens: countWords(content), finishReason: 'stop' };
+/**
+ * An answer with fixed text (a scripted `content`, a JSON answer): cut after
+ * its `maxTokens`-th word when it has more (`'length'`), else whole (`'stop'`).
+ */
+export function fixedAnswer(content: string, maxTokens?: number): Answer {
+  const words = countWords(content);
+  if (maxTokens === undefined || words <= maxTokens) {
+    return { content, completionTokens: words, finishReason: 'stop' };
+  }
+  // The text up to the end of the maxTokens-th word, its spacing kept.
+  const cut = content.match(new RegExp(`^(?:\\s*\\S+){${maxTokens}}`))?.[0] ?? '';
+  return { content: cut, completionTokens: maxTokens, finishReason: 'length' };
 }

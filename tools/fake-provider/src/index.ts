@@ -6,10 +6,12 @@ export {
   type ModelBehaviour,
   type ScriptedAction,
 } from './scripted-action.js';
-export type { RecordedMessage, RecordedRequest } from './recorded-request.js';
+export type { RecordedMessage, RecordedRequest, RecordedSampling } from './recorded-request.js';
+export { jsonAnswerContent, minimalInstance, type FakeResponseFormat } from './structured-answer.js';
 export {
   countPromptTokens,
   countWords,
+  fixedAnswer,
   generateAnswer,
   type Answer,
   type GenerateAnswerOptions,

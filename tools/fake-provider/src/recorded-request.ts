@@ -4,16 +4,28 @@ export interface RecordedMessage {
   content: string;
 }
 
+/** Sampling parameters of a request, each recorded only when it was sent. */
+export interface RecordedSampling {
+  topP?: number;
+  seed?: number;
+  /** `stop`, a single string as a list of one. */
+  stop?: string[];
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+}
+
 /**
  * One chat completion request as received, for tests to assert on: what was
  * asked, with which key, when, and how it ended.
  */
-export interface RecordedRequest {
+export interface RecordedRequest extends RecordedSampling {
   model: string;
   messages: RecordedMessage[];
   temperature?: number;
   /** `max_completion_tokens`, or else `max_tokens`, when the request set one. */
   maxTokens?: number;
+  /** `response_format` exactly as sent, when sent. */
+  responseFormat?: Record<string, unknown>;
   stream: boolean;
   /** The raw `Authorization` header, e.g. `Bearer test`. */
   authorization?: string;

@@ -1,12 +1,16 @@
 import {
+  aggregatorOptionsOf,
   chatChunk,
   chatCompletionOf,
+  failureMayRecover,
+  finishReasonOf,
   jobView,
+  maxTokensOf,
   usageChunk,
   type MoaQueues,
   type RequestSnapshot,
 } from '@moa-queue/contract';
-import type { MoaConfig } from '@moa-queue/moa';
+import type { ChatFinishReason, MoaConfig } from '@moa-queue/moa';
 import { strictRouter } from '../strict-router.js';
 import { principalOf } from '../principal.js';
 import type { Redis } from 'ioredis';
@@ -30,7 +34,14 @@ export interface ChatRouteDependencies {
   timeoutMs: number;
 }
 
-/** The OpenAI error for a request that did not complete. */
+/**
+ * The OpenAI error for a request that did not complete. A failed run is a
+ * 502 whose code is the job's (`too_few_proposers`, `aggregator_failed`,
+ * `cost_cap_exceeded`, …, else `moa_failed`), with `x-should-retry` saying
+ * whether sending the same request again can help (`failureMayRecover`):
+ * `false` for a deterministic failure, so that an SDK's automatic retries
+ * never pay again for a run that would fail the same way.
+ */
 function failure(snapshot: RequestSnapshot | undefined, timedOut: boolean, timeoutMs: number): ApiError {
   if (timedOut || !snapshot) {
     return new ApiError(
@@ -41,7 +52,8 @@ function failure(snapshot: RequestSnapshot | undefined, timedOut: boolean, timeo
       'timeout',
     );
   }
-  const error = jobView(snapshot).error;
+  const view = jobView(snapshot);
+  const error = view.error;
   if (snapshot.status === 'cancelled') {
     return new ApiError(
       409,
@@ -57,6 +69,7 @@ function failure(snapshot: RequestSnapshot | undefined, timedOut: boolean, timeo
     'server_error',
     null,
     error?.code ?? 'moa_failed',
+    { 'x-should-retry': String(failureMayRecover(view)) },
   );
 }
 
@@ -94,7 +107,8 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies) {
         metadata: body.metadata ?? undefined,
         stream: body.stream === true,
         source: 'chat',
-        maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+        maxTokens: maxTokensOf(body),
+        aggregatorOptions: aggregatorOptionsOf(body),
       });
       await dependencies.store.create(data);
       response.set('x-moa-job-id', data.requestId);
@@ -126,7 +140,7 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies) {
       const sse = startSse(response);
       const writeChunk = (
         delta: { role?: 'assistant'; content?: string },
-        finishReason: 'stop' | null = null,
+        finishReason: ChatFinishReason | null = null,
       ) => sse.write(JSON.stringify(chatChunk(data.requestId, preset.name, created, delta, finishReason)));
       writeChunk({ role: 'assistant', content: '' });
       /** The aggregator attempt whose tokens are being relayed (set by the first delta). */
@@ -153,9 +167,9 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies) {
       );
       if (clientGone.signal.aborted) return;
       if (snapshot?.status === 'completed' && !timedOut && !restarted) {
-        writeChunk({}, 'stop');
-        if (body.stream_options?.include_usage)
-          sse.write(JSON.stringify(usageChunk(jobView(snapshot), created)));
+        const view = jobView(snapshot);
+        writeChunk({}, finishReasonOf(view));
+        if (body.stream_options?.include_usage) sse.write(JSON.stringify(usageChunk(view, created)));
       } else {
         const error = restarted
           ? new ApiError(

@@ -1,7 +1,9 @@
 import {
+  aggregatorOptionsOf,
   compileAllowList,
   jobView,
   literalWebhookAddressBlocked,
+  maxTokensOf,
   webhookSecretFor,
   type MoaQueues,
 } from '@moa-queue/contract';
@@ -129,6 +131,8 @@ export function jobsRouter(dependencies: JobsRouteDependencies) {
         metadata: body.metadata,
         webhook: body.webhook,
         source: 'jobs',
+        maxTokens: maxTokensOf(body),
+        aggregatorOptions: aggregatorOptionsOf(body),
       });
       const idempotencyKey = request.get('idempotency-key');
       let claim: IdempotencyClaim | undefined;

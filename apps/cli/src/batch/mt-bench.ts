@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CliError } from '../api.js';
 import type { BatchRequest, ItemResult } from './results.js';
-import { pythonStrip } from './strip.js';
+import { pythonStrip } from '@moa-queue/moa';
 
 /** One question of FastChat's `question.jsonl`: `{question_id, category, turns: [t1, t2], reference?}`. */
 export interface MtBenchQuestion {

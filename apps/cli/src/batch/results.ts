@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import type OpenAI from 'openai';
 import type { BatchFormat, ParsedInput } from './formats.js';
 import { mtBenchAnswerLines } from './mt-bench.js';
-import { pythonStrip } from './strip.js';
+import { pythonStrip } from '@moa-queue/moa';
 
 /** One request of a batch: its custom_id and its line of batch JSONL. */
 export interface BatchRequest {

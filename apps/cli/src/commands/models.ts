@@ -1,6 +1,5 @@
-import { ConfigError, loadMoaConfig, type MoaConfig } from '@moa-queue/moa';
+import { checkPresetModels, ConfigError, loadMoaConfig, type MoaConfig } from '@moa-queue/moa';
 import { CliError } from '../api.js';
-import { checkPresetModels } from '../models/check-models.js';
 
 const USAGE = 'usage: moa models check [--preset P[,Q…]]';
 

@@ -6,6 +6,7 @@ import {
   batchErrorLine,
   batchItemPriority,
   batchItemRequestId,
+  aggregatorOptionsOf,
   chatCompletionSchema,
   claimBatchCustomIds,
   commitValidationChunk,
@@ -13,13 +14,16 @@ import {
   failBatch,
   indexTenantRequests,
   markBatchValidated,
+  maxTokensOf,
   newBatchRequestId,
   newRequestData,
   ownerTenant,
   queueBatchJob,
   readBatchHash,
   readStoredFile,
+  requestIssueCode,
   TERMINAL_BATCH_STATUSES,
+  UNSUPPORTED_PARAMETER,
   validationCheckpointOf,
   type BatchErrorEntry,
   type MoaQueues,
@@ -139,8 +143,14 @@ function parseLine(
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const param = formatParam(issue?.path ?? []);
-    const message = param ? `Invalid ${param}: ${issue?.message}` : `Invalid request body: ${issue?.message}`;
-    return fail('invalid_request', message, param ? `body.${param}` : 'body');
+    const code = requestIssueCode(issue, 'invalid_request');
+    const message =
+      code === UNSUPPORTED_PARAMETER
+        ? (issue?.message ?? 'Unsupported parameter')
+        : param
+          ? `Invalid ${param}: ${issue?.message}`
+          : `Invalid request body: ${issue?.message}`;
+    return fail(code, message, param ? `body.${param}` : 'body');
   }
   const body = parsed.data;
   if (body.stream) return fail('invalid_request', 'stream is not supported in a batch', 'body.stream');
@@ -161,7 +171,8 @@ function parseLine(
       messages: body.messages,
       metadata: body.metadata ?? undefined,
       source: 'batch',
-      maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+      maxTokens: maxTokensOf(body),
+      aggregatorOptions: aggregatorOptionsOf(body),
     }),
     requestId: batchItemRequestId(batch.id, index),
     batch: { id: batch.id, customId },

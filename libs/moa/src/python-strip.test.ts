@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { pythonStrip } from './strip.js';
+import { pythonStrip } from './python-strip.js';
 
 // Every code point for which Python 3's str.isspace() is true (computed with
 // `[hex(c) for c in range(0x110000) if chr(c).isspace()]`).

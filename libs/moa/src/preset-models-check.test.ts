@@ -1,9 +1,9 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createFakeProvider, type FakeProvider } from '@moa-queue/fake-provider';
-import { parseMoaConfig } from '@moa-queue/moa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkPresetModels, isServed, listedModelIds } from './check-models.js';
+import { parseMoaConfig } from './load-config.js';
+import { checkPresetModels, isServed, listedModelIds, missingPresetModels } from './preset-models-check.js';
 
 /** A loopback port nothing listens on: connections to it are refused. */
 async function closedPort(): Promise<number> {
@@ -97,6 +97,39 @@ describe('checkPresetModels', () => {
       status: 'ok',
       models: [{ modelId: 'fake/aggregator', served: true }],
     });
+  });
+
+  it('lists what is missing across providers with missingPresetModels', async () => {
+    const checks = await checkPresetModels(config(), { presets: ['gap', 'mixed'], env });
+    expect(missingPresetModels(checks)).toEqual([
+      { modelId: 'fake/gamma', provider: 'fake', presets: ['gap'] },
+    ]);
+  });
+
+  it('stops asking when its signal aborts', async () => {
+    const server = createServer(() => undefined); // accepts, never answers
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const silent = parseMoaConfig({
+        providers: { silent: { baseURL: `http://127.0.0.1:${port}/v1` } },
+        presets: { p: { layers: [[{ model: 'silent/m' }]], aggregator: { model: 'silent/m' } } },
+      });
+      const controller = new AbortController();
+      const started = Date.now();
+      const pending = checkPresetModels(silent, {
+        presets: ['p'],
+        timeoutMs: 30_000,
+        signal: controller.signal,
+      });
+      setTimeout(() => controller.abort(), 100);
+      const [check] = await pending;
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(check).toMatchObject({ status: 'unreachable', message: expect.stringContaining('cancelled') });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('gives up on a provider that does not answer in time', async () => {

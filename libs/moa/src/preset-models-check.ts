@@ -1,4 +1,12 @@
-import { parseModelId, type MoaConfig, type ProviderConfig } from '@moa-queue/moa';
+import { parseModelId } from './model-id.js';
+import type { MoaConfig, ProviderConfig } from './types.js';
+
+/*
+ * Whether the providers still serve the models of the presets. Providers
+ * retire models; a preset naming one fails its calls with 404, and a mixture
+ * shrinks. Used by `moa models check` (apps/cli) and by each worker at start
+ * (apps/worker), which logs what is missing.
+ */
 
 /** One model of the presets, as a provider is asked about it. */
 export interface PresetModelCheck {
@@ -40,6 +48,8 @@ export interface CheckPresetModelsOptions {
   fetch?: typeof fetch;
   /** The longest one provider may take to answer. @defaultValue the provider's timeoutMs, at most 30 s */
   timeoutMs?: number;
+  /** Aborts every question still open; its providers are then reported `unreachable`. */
+  signal?: AbortSignal;
 }
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
@@ -92,6 +102,12 @@ function describeFailure(error: unknown): string {
   return cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
 }
 
+/** Aborts after `timeoutMs`, or with `signal`, whichever comes first. */
+function timeoutSignal(timeoutMs: number, signal: AbortSignal | undefined): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return signal ? AbortSignal.any([timeout, signal]) : timeout;
+}
+
 async function askProvider(
   provider: ProviderConfig,
   models: Map<string, Set<string>>,
@@ -122,11 +138,12 @@ async function askProvider(
   try {
     response = await (options.fetch ?? fetch)(url, {
       headers: { accept: 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
-      signal: AbortSignal.timeout(options.timeoutMs ?? Math.min(provider.timeoutMs, 30_000)),
+      signal: timeoutSignal(options.timeoutMs ?? Math.min(provider.timeoutMs, 30_000), options.signal),
     });
     text = await response.text();
   } catch (error) {
-    return result('unreachable', `cannot reach ${url}: ${describeFailure(error)}`);
+    const why = options.signal?.aborted ? 'the check was cancelled' : describeFailure(error);
+    return result('unreachable', `cannot reach ${url}: ${why}`);
   }
   let body: unknown;
   try {
@@ -163,5 +180,22 @@ export async function checkPresetModels(
   const providers = [...byProvider.keys()].sort();
   return Promise.all(
     providers.map((name) => askProvider(config.providers[name]!, byProvider.get(name)!, options)),
+  );
+}
+
+/** A preset model its provider answered without: the provider does not serve it. */
+export interface MissingPresetModel {
+  modelId: string;
+  provider: string;
+  /** The presets that use it, sorted. */
+  presets: string[];
+}
+
+/** Every preset model a provider that answered does not list, in provider then model order. */
+export function missingPresetModels(checks: readonly ProviderCheck[]): MissingPresetModel[] {
+  return checks.flatMap((check) =>
+    check.models
+      .filter((model) => model.served === false)
+      .map((model) => ({ modelId: model.modelId, provider: check.provider, presets: model.presets })),
   );
 }
