@@ -24,6 +24,7 @@ import { chatCompletionsRouter } from './routes/chat-completions.js';
 import { healthRouter } from './routes/health.js';
 import { jobsRouter } from './routes/jobs.js';
 import { modelsRouter } from './routes/models.js';
+import { responsesRouter } from './routes/responses.js';
 
 /** Everything the API needs; `createApp` builds no connection of its own. */
 export interface AppDependencies {
@@ -110,7 +111,9 @@ export function createApp(dependencies: AppDependencies): Express {
     redis: dependencies.redis,
   };
   app.use(jobsRouter({ ...shared, webhookSecret: dependencies.webhookSecret }));
-  app.use(chatCompletionsRouter({ ...shared, timeoutMs: dependencies.chatTimeoutMs ?? 600_000 }));
+  const waiting = { ...shared, timeoutMs: dependencies.chatTimeoutMs ?? 600_000 };
+  app.use(chatCompletionsRouter(waiting));
+  app.use(responsesRouter(waiting));
   app.use(notFound());
   app.use(errorHandler(dependencies.logger));
   return app;

@@ -183,3 +183,16 @@ export {
   type ConnectionStateLoggerOptions,
 } from './connection-state-log.js';
 export { batchDoneRequestsKey } from './batch-accounting.js';
+export {
+  responsesRequestSchema,
+  responsesRequestOf,
+  responseId,
+  responseMessageId,
+  responseMessage,
+  responseEchoOf,
+  responseUsageOf,
+  pendingResponseOf,
+  responseOf,
+  type ResponsesRequestBody,
+  type ResponseEcho,
+} from './responses.js';
