@@ -49,7 +49,11 @@ export function presetOf(config: MoaConfig, model: string): PresetConfig {
  * `false` for a deterministic failure, so that an SDK's automatic retries
  * never pay again for a run that would fail the same way.
  */
-export function runFailure(snapshot: RequestSnapshot | undefined, timedOut: boolean, timeoutMs: number): ApiError {
+export function runFailure(
+  snapshot: RequestSnapshot | undefined,
+  timedOut: boolean,
+  timeoutMs: number,
+): ApiError {
   if (timedOut || !snapshot) {
     return new ApiError(
       504,
@@ -143,22 +147,27 @@ export async function followRun(
 ): Promise<RunOutcome> {
   let attempt: number | undefined;
   let restarted = false;
-  const { snapshot, timedOut } = await followRequest(dependencies.redis, dependencies.queues, run.data.requestId, {
-    signal: run.clientGone,
-    timeoutMs: dependencies.timeoutMs,
-    ...(onText
-      ? {
-          onEvent(event) {
-            if (event.type !== 'delta' || restarted) return;
-            if (attempt !== undefined && event.attempt !== attempt) {
-              restarted = true;
-              return;
-            }
-            attempt = event.attempt;
-            onText(event.text);
-          },
-        }
-      : {}),
-  });
+  const { snapshot, timedOut } = await followRequest(
+    dependencies.redis,
+    dependencies.queues,
+    run.data.requestId,
+    {
+      signal: run.clientGone,
+      timeoutMs: dependencies.timeoutMs,
+      ...(onText
+        ? {
+            onEvent(event) {
+              if (event.type !== 'delta' || restarted) return;
+              if (attempt !== undefined && event.attempt !== attempt) {
+                restarted = true;
+                return;
+              }
+              attempt = event.attempt;
+              onText(event.text);
+            },
+          }
+        : {}),
+    },
+  );
   return { snapshot, timedOut, restarted };
 }

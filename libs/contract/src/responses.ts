@@ -46,7 +46,11 @@ const UNSUPPORTED_RESPONSES: readonly { name: string; set: (value: unknown) => b
   { name: 'reasoning', set: given, why: 'MoA presets do not take reasoning options' },
   { name: 'include', set: given, why: 'MoA responses have no extra output to include' },
   { name: 'prompt', set: given, why: 'stored prompts are not supported' },
-  { name: 'top_logprobs', set: (value) => given(value) && value !== 0, why: 'an answer synthesized by the aggregator has no comparable log probabilities' },
+  {
+    name: 'top_logprobs',
+    set: (value) => given(value) && value !== 0,
+    why: 'an answer synthesized by the aggregator has no comparable log probabilities',
+  },
 ];
 
 /** Adds an `unsupported_parameter` issue for every parameter above that the raw body sets. */
@@ -94,7 +98,9 @@ const inputMessage = z.object(
       .union([z.string(), z.array(textPart).min(1)], {
         error: 'must be a string or an array of input_text parts',
       })
-      .transform((content) => (typeof content === 'string' ? content : content.map((part) => part.text).join(''))),
+      .transform((content) =>
+        typeof content === 'string' ? content : content.map((part) => part.text).join(''),
+      ),
   },
   { error: 'must be a message' },
 );
@@ -152,7 +158,9 @@ export const responsesRequestSchema = z.preprocess(
               ? input.trim().length > 0
               : input.some(
                   (item) =>
-                    item.role === 'user' && typeof item.content === 'string' && item.content.trim().length > 0,
+                    item.role === 'user' &&
+                    typeof item.content === 'string' &&
+                    item.content.trim().length > 0,
                 ),
           { message: 'must contain a user message with non-empty content' },
         ),
@@ -250,7 +258,11 @@ export function responseUsageOf(view: Pick<JobView, 'usage'>) {
 }
 
 /** A response's one output message, with the text so far. */
-export function responseMessage(requestId: string, text: string, status: 'in_progress' | 'completed' | 'incomplete') {
+export function responseMessage(
+  requestId: string,
+  text: string,
+  status: 'in_progress' | 'completed' | 'incomplete',
+) {
   return {
     type: 'message' as const,
     id: responseMessageId(requestId),
@@ -319,7 +331,7 @@ export function responseOf(view: JobView, echo: ResponseEcho) {
   return {
     ...responseBase(view.id, view.preset, view.created_at, echo, view.metadata),
     status,
-    completed_at: failed ? null : (view.completed_at),
+    completed_at: failed ? null : view.completed_at,
     output: failed ? [] : [responseMessage(view.id, view.output ?? '', cut ? 'incomplete' : 'completed')],
     error: failed
       ? { code: view.error?.code ?? 'moa_failed', message: view.error?.message ?? 'the MoA request failed' }

@@ -83,7 +83,9 @@ export function responsesRouter(dependencies: MoaRunDependencies) {
         emit('response.output_text.done', { ...item, content_index: 0, text, logprobs: [] });
         emit('response.content_part.done', { ...item, content_index: 0, part: part(text) });
         emit('response.output_item.done', { output_index: 0, item: final.output[0] });
-        emit(final.status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response: final });
+        emit(final.status === 'incomplete' ? 'response.incomplete' : 'response.completed', {
+          response: final,
+        });
       } else {
         const error = restarted ? streamRestarted() : runFailure(snapshot, timedOut, dependencies.timeoutMs);
         const failed = snapshot
