@@ -1,4 +1,5 @@
-import OpenAI, { APIError } from 'openai';
+import type { APIError } from 'openai';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startMoaStack, type MoaStack } from '../support/moa-stack.js';
 
