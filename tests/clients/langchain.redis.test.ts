@@ -79,6 +79,22 @@ describe('LangChain ChatOpenAI', () => {
     expect(aggregator?.responseFormat).toEqual({ type: 'json_object' });
   });
 
+  it('a failed run (502) is retried by LangChain whatever x-should-retry says: maxRetries bounds the runs', async () => {
+    stack.fake.setBehaviour('dead', { failStatus: 400 });
+    stack.fake.requests.length = 0;
+    await expect(chat({ maxRetries: 0, model: 'all-dead' }).invoke('Hello?')).rejects.toMatchObject({
+      status: 502,
+    });
+    // One run: its two proposer calls.
+    expect(stack.fake.requests).toHaveLength(2);
+    stack.fake.requests.length = 0;
+    await expect(chat({ maxRetries: 1, model: 'all-dead' }).invoke('Hello?')).rejects.toMatchObject({
+      status: 502,
+    });
+    // LangChain's own caller retries a 5xx: two runs (documented in docs/compatibility.md).
+    expect(stack.fake.requests).toHaveLength(4);
+  });
+
   it('withStructuredOutput by function calling is refused clearly: tools are not supported', async () => {
     const structured = chat().withStructuredOutput(person, { method: 'functionCalling' });
     await expect(structured.invoke('Invent a person.')).rejects.toThrow(/tools are not supported/);
