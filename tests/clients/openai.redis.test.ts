@@ -116,6 +116,75 @@ describe('openai SDK', () => {
     }
   });
 
+  it('batches: a /v1/responses batch runs, and its output lines are responses', async () => {
+    const lines = [
+      JSON.stringify({
+        custom_id: 'plain',
+        method: 'POST',
+        url: '/v1/responses',
+        body: { model: 'three', instructions: 'Be brief.', input: 'Question one' },
+      }),
+      JSON.stringify({
+        custom_id: 'cut',
+        method: 'POST',
+        url: '/v1/responses',
+        body: {
+          model: 'three',
+          input: [{ role: 'user', content: [{ type: 'input_text', text: 'Question two' }] }],
+          max_output_tokens: 4,
+          metadata: { line: '2' },
+        },
+      }),
+      JSON.stringify({
+        custom_id: 'refused',
+        method: 'POST',
+        url: '/v1/responses',
+        body: { model: 'three', input: 'Question three', previous_response_id: 'resp_1' },
+      }),
+    ];
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(`${lines.join('\n')}\n`), 'responses.jsonl'),
+      purpose: 'batch',
+    });
+    let batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/responses',
+      completion_window: '24h',
+    });
+    while (!['completed', 'failed', 'expired', 'cancelled'].includes(batch.status)) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      batch = await client.batches.retrieve(batch.id);
+    }
+    expect(batch).toMatchObject({ status: 'completed', endpoint: '/v1/responses' });
+    expect(batch.request_counts).toEqual({ total: 3, completed: 2, failed: 1 });
+    const output = new Map(
+      (await (await client.files.content(batch.output_file_id!)).text())
+        .trim()
+        .split('\n')
+        .map(
+          (line) => JSON.parse(line) as { custom_id: string; response: { body: OpenAI.Responses.Response } },
+        )
+        .map((line) => [line.custom_id, line.response.body]),
+    );
+    expect(output.get('plain')).toMatchObject({
+      object: 'response',
+      status: 'completed',
+      instructions: 'Be brief.',
+    });
+    expect(output.get('cut')).toMatchObject({
+      status: 'incomplete',
+      incomplete_details: { reason: 'max_output_tokens' },
+      metadata: { line: '2' },
+    });
+    const errors = (await (await client.files.content(batch.error_file_id!)).text()).trim().split('\n');
+    expect(errors.map((line) => JSON.parse(line) as unknown)).toEqual([
+      expect.objectContaining({
+        custom_id: 'refused',
+        error: expect.objectContaining({ code: 'unsupported_parameter' }),
+      }),
+    ]);
+  });
+
   it('error classes: 400, 404 and a failed run (502) that the default retries do not run again', async () => {
     const invalid = await client.chat.completions
       .create({ model: 'three', messages: MESSAGES, temperature: 5 })

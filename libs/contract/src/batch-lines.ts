@@ -1,13 +1,20 @@
 import { chatCompletionOf } from './chat-completion.js';
 import { jobView, type RequestSnapshot } from './job-view.js';
+import { responseOf } from './responses.js';
 
-/** An output line: the item's chat completion. */
+/** An output line: the item's chat completion, or its response for a `/v1/responses` batch. */
 export function batchOutputLine(lineId: string, customId: string, snapshot: RequestSnapshot): string {
   const view = jobView(snapshot);
   return JSON.stringify({
     id: lineId,
     custom_id: customId,
-    response: { status_code: 200, request_id: view.id, body: chatCompletionOf(view) },
+    response: {
+      status_code: 200,
+      request_id: view.id,
+      body: snapshot.data.batch?.response
+        ? responseOf(view, snapshot.data.batch.response)
+        : chatCompletionOf(view),
+    },
     error: null,
   });
 }

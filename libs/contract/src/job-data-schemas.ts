@@ -198,6 +198,15 @@ export const requestJobDataSchema = z
       .object({
         id: z.string().regex(BATCH_ID_PATTERN, { error: 'must be a batch id (batch_…)' }),
         customId: z.string().min(1).max(L.maxCustomIdCharacters),
+        response: z
+          .object({
+            instructions: z.string().max(L.maxContentCharacters).nullable(),
+            max_output_tokens: z.int().min(1).nullable(),
+            temperature: z.number().min(0).max(2).nullable(),
+            top_p: z.number().min(0).max(1).nullable(),
+            text: z.object({ format: z.record(z.string(), z.unknown()) }),
+          })
+          .optional(),
       })
       .optional(),
     aggregatorOptions: aggregatorOptionsSchema.optional(),

@@ -1,3 +1,4 @@
+import type { ResponseEcho } from './responses.js';
 import type {
   AgentConfig,
   AggregatorOptions,
@@ -29,8 +30,12 @@ export interface RequestJobData {
   stream?: boolean;
   /** Where the request came from: interactive jobs, chat completions or a batch. */
   source?: 'jobs' | 'chat' | 'batch';
-  /** Set on a batch's item: its batch and the input line's `custom_id`. */
-  batch?: { id: string; customId: string };
+  /**
+   * Set on a batch's item: its batch and the input line's `custom_id`;
+   * `response` (the request fields a response object echoes) when the batch's
+   * endpoint is `/v1/responses`, whose output lines are responses.
+   */
+  batch?: { id: string; customId: string; response?: ResponseEcho };
   /**
    * The request's sampling parameters and `response_format`, for its
    * aggregator call only (proposers keep their preset's). Absent when it set none.

@@ -29,7 +29,9 @@ const ACTIVE_BATCH_ITEMS_RETRY_AFTER_SECONDS = 60;
 const createBatchSchema = z.object(
   {
     input_file_id: z.string({ error: 'must be a file id string' }).min(1).max(128),
-    endpoint: z.literal('/v1/chat/completions', { error: 'only /v1/chat/completions is supported' }),
+    endpoint: z.enum(['/v1/chat/completions', '/v1/responses'], {
+      error: 'only /v1/chat/completions and /v1/responses are supported',
+    }),
     completion_window: z.literal('24h', { error: 'only 24h is supported' }),
     metadata: metadataSchema.nullish(),
   },

@@ -22,6 +22,9 @@ import {
   readBatchHash,
   readStoredFile,
   requestIssueCode,
+  responseEchoOf,
+  responsesRequestOf,
+  responsesRequestSchema,
   TERMINAL_BATCH_STATUSES,
   UNSUPPORTED_PARAMETER,
   validationCheckpointOf,
@@ -87,9 +90,10 @@ function formatParam(path: readonly PropertyKey[]): string | null {
 }
 
 /**
- * Parses and checks one line exactly as `POST /v1/chat/completions` checks
- * its body (the same schema, the same messages); `json` tells whether the
- * line was a JSON object at all.
+ * Parses and checks one line exactly as the batch's endpoint (`POST
+ * /v1/chat/completions` or `POST /v1/responses`) checks its body (the same
+ * schema, the same messages); `json` tells whether the line was a JSON
+ * object at all.
  */
 function parseLine(
   presets: MoaConfig['presets'],
@@ -139,7 +143,10 @@ function parseLine(
   if (value.method !== 'POST') return fail('invalid_method', 'method must be "POST"', 'method');
   if (value.url !== endpoint)
     return fail('invalid_url', `url must be ${JSON.stringify(endpoint)}, the batch's endpoint`, 'url');
-  const parsed = chatCompletionSchema.safeParse(value.body);
+  const responses = endpoint === '/v1/responses';
+  const parsed = responses
+    ? responsesRequestSchema.safeParse(value.body)
+    : chatCompletionSchema.safeParse(value.body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const param = formatParam(issue?.path ?? []);
@@ -164,18 +171,27 @@ function parseLine(
       'body.model',
     );
   }
+  // A Responses API line becomes messages and options as `POST /v1/responses` makes them.
+  const request =
+    'input' in body
+      ? responsesRequestOf(body)
+      : {
+          messages: body.messages,
+          maxTokens: maxTokensOf(body),
+          aggregatorOptions: aggregatorOptionsOf(body),
+        };
   const data: RequestJobData = {
     ...newRequestData({
       tenant: batch.tenant,
       preset,
-      messages: body.messages,
+      messages: request.messages,
       metadata: body.metadata ?? undefined,
       source: 'batch',
-      maxTokens: maxTokensOf(body),
-      aggregatorOptions: aggregatorOptionsOf(body),
+      maxTokens: request.maxTokens,
+      aggregatorOptions: request.aggregatorOptions,
     }),
     requestId: batchItemRequestId(batch.id, index),
-    batch: { id: batch.id, customId },
+    batch: { id: batch.id, customId, ...('input' in body ? { response: responseEchoOf(body) } : {}) },
   };
   return { index, line, customId, json: true, data };
 }
