@@ -80,7 +80,7 @@ describe('maxStreams over HTTP', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  it('a third concurrent follower or a waiting chat completion gets 429 quota_streams with Retry-After', async () => {
+  it('a third concurrent follower, a waiting chat completion or response gets 429 quota_streams with Retry-After', async () => {
     const created = await fetch(`${baseUrl}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -106,7 +106,14 @@ describe('maxStreams over HTTP', () => {
     });
     expect(chat.status).toBe(429);
     expect(((await chat.json()) as { error: { code: string } }).error.code).toBe('quota_streams');
-    // Refused before its job was made.
+    const responses = await fetch(`${baseUrl}/v1/responses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'moa', input: 'hello' }),
+    });
+    expect(responses.status).toBe(429);
+    expect(((await responses.json()) as { error: { code: string } }).error.code).toBe('quota_streams');
+    // Refused before their jobs were made.
     expect(await redis.keys(`${prefix}:moa-requests:job_*`)).toEqual(jobsBefore);
 
     // A follower that goes away frees its slot.
