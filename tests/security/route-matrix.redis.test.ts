@@ -57,6 +57,7 @@ describe('the route matrix: every route × method × spelling', () => {
         '/v1/jobs/:id',
         '/v1/jobs/:id/events',
         '/v1/chat/completions',
+        '/v1/responses',
         '/v1/files',
         '/v1/batches/:id/cancel',
         '/console/api/jobs',

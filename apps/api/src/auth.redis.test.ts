@@ -54,6 +54,10 @@ const routes: [string, (key?: string) => request.Test][] = [
     'POST /v1/chat/completions',
     (key) => withKey(request(app).post('/v1/chat/completions'), key).send({ model: 'moa', messages }),
   ],
+  [
+    'POST /v1/responses',
+    (key) => withKey(request(app).post('/v1/responses'), key).send({ model: 'moa', input: 'hi' }),
+  ],
   ['POST /v1/files', (key) => withKey(request(app).post('/v1/files'), key)],
   ['GET /v1/files/{id}', (key) => withKey(request(app).get('/v1/files/file-x'), key)],
   ['GET /v1/files/{id}/content', (key) => withKey(request(app).get('/v1/files/file-x/content'), key)],

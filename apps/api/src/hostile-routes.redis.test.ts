@@ -27,6 +27,11 @@ const chat = (body: unknown) =>
     .post('/v1/chat/completions')
     .send(body as object);
 
+const responses = (body: unknown, path = '/v1/responses') =>
+  request(app)
+    .post(path)
+    .send(body as object);
+
 interface RouteCase {
   name: string;
   send: () => request.Test;
@@ -113,6 +118,74 @@ const cases: RouteCase[] = [
     status: 413,
   },
   { name: 'chat: GET', send: () => request(app).get('/v1/chat/completions'), status: 405 },
+  { name: 'responses: GET', send: () => request(app).get('/v1/responses'), status: 405 },
+  {
+    name: 'responses: trailing slash',
+    send: () => responses({ model: 'moa', input: 'hi' }, '/v1/responses/'),
+    status: 404,
+  },
+  { name: 'responses: no input', send: () => responses({ model: 'moa' }), status: 400, param: 'input' },
+  {
+    name: 'responses: blank input',
+    send: () => responses({ model: 'moa', input: '  ' }),
+    status: 400,
+    param: 'input',
+  },
+  {
+    name: 'responses: unknown model',
+    send: () => responses({ model: 'nope', input: 'hi' }),
+    status: 404,
+    code: 'model_not_found',
+  },
+  {
+    name: 'responses: an image part',
+    send: () =>
+      responses({
+        model: 'moa',
+        input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'x' }] }],
+      }),
+    status: 400,
+    param: 'input[0].content[0].type',
+    code: 'unsupported_parameter',
+  },
+  {
+    name: 'responses: a tool output item',
+    send: () =>
+      responses({
+        model: 'moa',
+        input: [
+          { role: 'user', content: 'hi' },
+          { type: 'function_call_output', call_id: 'c', output: 'x' },
+        ],
+      }),
+    status: 400,
+    param: 'input[1].type',
+    code: 'unsupported_parameter',
+  },
+  {
+    name: "responses: json_schema in chat's nested shape",
+    send: () =>
+      responses({
+        model: 'moa',
+        input: 'hi',
+        text: { format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } },
+      }),
+    status: 400,
+    param: 'text.format.name',
+  },
+  {
+    name: 'responses: max_output_tokens 0',
+    send: () => responses({ model: 'moa', input: 'hi', max_output_tokens: 0 }),
+    status: 400,
+    param: 'max_output_tokens',
+  },
+  {
+    name: 'responses: store true',
+    send: () => responses({ model: 'moa', input: 'hi', store: true }),
+    status: 400,
+    param: 'store',
+    code: 'unsupported_parameter',
+  },
   { name: 'events: unknown job', send: () => request(app).get('/v1/jobs/job_nothere/events'), status: 404 },
   { name: 'events: malformed id', send: () => request(app).get('/v1/jobs/%2E%2E/events'), status: 404 },
   {

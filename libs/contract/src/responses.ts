@@ -78,7 +78,19 @@ function checkUnsupportedResponses(body: unknown, context: { issues: z.core.$Zod
         input: body,
         params: { code: UNSUPPORTED_PARAMETER },
       });
+      return;
     }
+    if (!Array.isArray(item.content)) return;
+    item.content.forEach((part: unknown, partIndex) => {
+      if (!isRecord(part) || part.type === 'input_text' || part.type === 'output_text') return;
+      context.issues.push({
+        code: 'custom',
+        message: `Unsupported content part type '${String(part.type)}': MoA presets take text (input_text) only.`,
+        path: ['input', index, 'content', partIndex, 'type'],
+        input: body,
+        params: { code: UNSUPPORTED_PARAMETER },
+      });
+    });
   });
 }
 
