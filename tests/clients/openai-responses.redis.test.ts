@@ -141,6 +141,21 @@ describe('openai SDK: responses', () => {
     expect(final.usage?.total_tokens).toBeGreaterThan(0);
   });
 
+  it('streams a cut-off answer ending with response.incomplete', async () => {
+    const stream = client.responses.stream({
+      model: 'three',
+      input: 'Write a long essay.',
+      max_output_tokens: 16,
+    });
+    const types: string[] = [];
+    for await (const event of stream) types.push(event.type);
+    expect(types.at(-1)).toBe('response.incomplete');
+    const final = await stream.finalResponse();
+    expect(final.status).toBe('incomplete');
+    expect(final.incomplete_details).toEqual({ reason: 'max_output_tokens' });
+    expect(final.output_text.length).toBeGreaterThan(0);
+  });
+
   it('streams a failed run as response.failed with the job error', async () => {
     const stream = await client.responses.create({ model: 'all-dead', input: 'Hello?', stream: true });
     const types: string[] = [];
