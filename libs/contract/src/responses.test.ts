@@ -88,6 +88,8 @@ describe('responsesRequestSchema and responsesRequestOf', () => {
   it.each([
     ['no user text', { input: [{ role: 'system', content: 'x' }] }],
     ['an empty string', { input: '' }],
+    ['an empty parts list', { input: [{ role: 'user', content: [] }] }],
+    ['a message over the limit', { input: [{ role: 'user', content: 'x'.repeat(1_000_001) }] }],
     ['temperature above 2', { input: 'hi', temperature: 2.5 }],
     ['a nameless json_schema', { input: 'hi', text: { format: { type: 'json_schema', schema: {} } } }],
     ['an unknown format', { input: 'hi', text: { format: { type: 'xml' } } }],

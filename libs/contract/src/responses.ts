@@ -112,7 +112,10 @@ const inputMessage = z.object(
       })
       .transform((content) =>
         typeof content === 'string' ? content : content.map((part) => part.text).join(''),
-      ),
+      )
+      .refine((content) => typeof content !== 'string' || content.length <= MAX_CONTENT_CHARACTERS, {
+        message: `must be at most ${MAX_CONTENT_CHARACTERS} characters`,
+      }),
   },
   { error: 'must be a message' },
 );
