@@ -183,3 +183,4 @@ export {
   type ConnectionStateLoggerOptions,
 } from './connection-state-log.js';
 export { batchDoneRequestsKey } from './batch-accounting.js';
+export { formatParam, describeRequestIssue, type RequestIssue } from './request-issue.js';
