@@ -23,10 +23,9 @@ export interface ApiRedisOptions {
  *   sent again after the reconnect (its request was already answered).
  * - Reconnects go on for ever, 100 ms apart growing to 2 s.
  *
- * A connection made for blocking reads (`XREAD BLOCK`) must not inherit
- * `commandTimeout`, which would cut every block longer than it:
- * `stream-hub.ts` duplicates this one with `commandTimeout: undefined` and
- * bounds each read with a watchdog of its own.
+ * Nothing blocks on this connection: `stream-hub.ts` follows request
+ * streams with a pub/sub duplicate of it (subscriptions only) and short,
+ * non-blocking `XREAD`s here, so `commandTimeout` never cuts a read short.
  */
 export function apiRedisOptions(options: ApiRedisOptions = {}): RedisOptions {
   const commandTimeout = options.commandTimeoutMs ?? 2000;

@@ -196,3 +196,4 @@ export {
   type ResponsesRequestBody,
   type ResponseEcho,
 } from './responses.js';
+export { formatParam, describeRequestIssue, type RequestIssue } from './request-issue.js';

@@ -21,6 +21,7 @@ import { canAccess, listScope, principalOf, type Principal } from '../principal.
 import { quotaExceeded } from '../quota-error.js';
 import { metadataSchema } from '../request-schema.js';
 import { parseOrThrow } from '../validation.js';
+import { pageFromIndex } from '../index-page.js';
 import type { BatchRouteDependencies } from './batch-options.js';
 
 /** How long a client refused by `maxActiveBatchItems` is told to wait: batch items end over minutes. */
@@ -152,45 +153,20 @@ export function batchesRouter(dependencies: BatchRouteDependencies) {
       const query = parseOrThrow(listSchema, request.query);
       // An admin lists every batch; anyone else only their own.
       const listIndex = batchIndexKey(prefix, listScope(principalOf(response)));
-      const limit = query.limit ?? 20;
-      let start = 0;
-      if (query.after) {
-        const rank = await redis.zrevrank(listIndex, query.after);
-        if (rank === null)
-          throw new ApiError(
-            400,
-            `Unknown cursor ${JSON.stringify(query.after)}`,
-            'invalid_request_error',
-            'after',
-            'invalid_value',
-          );
-        start = rank + 1;
-      }
-      const data = [];
-      let hasMore = false;
-      // Newest first. Entries whose batch has expired from Redis are dropped from the index on the way.
-      for (let cursor = start; ;) {
-        const ids = await redis.zrevrange(listIndex, cursor, cursor + limit);
-        if (ids.length === 0) break;
-        cursor += ids.length;
-        const pipeline = redis.pipeline();
-        for (const id of ids) pipeline.hgetall(batchKey(prefix, id));
-        const hashes = (await pipeline.exec()) ?? [];
-        for (const [index, id] of ids.entries()) {
-          const hash = hashes[index]?.[1] as Record<string, string> | undefined;
-          if (!hash?.id) {
-            await redis.zrem(listIndex, id);
-            cursor -= 1;
-            continue;
-          }
-          if (data.length === limit) {
-            hasMore = true;
-            break;
-          }
-          data.push(batchObject(hash));
-        }
-        if (hasMore) break;
-      }
+      // Newest first; entries whose batch has expired from Redis are dropped from the index on the way.
+      const { data, hasMore } = await pageFromIndex(redis, listIndex, {
+        limit: query.limit ?? 20,
+        ...(query.after === undefined ? {} : { after: query.after }),
+        load: async (ids) => {
+          const pipeline = redis.pipeline();
+          for (const id of ids) pipeline.hgetall(batchKey(prefix, id));
+          const hashes = (await pipeline.exec()) ?? [];
+          return hashes.map(([, hash]) => {
+            const fields = hash as Record<string, string> | undefined;
+            return fields?.id ? batchObject(fields) : undefined;
+          });
+        },
+      });
       response.json({
         object: 'list',
         data,

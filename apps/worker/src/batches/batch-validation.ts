@@ -21,12 +21,11 @@ import {
   queueBatchJob,
   readBatchHash,
   readStoredFile,
-  requestIssueCode,
+  describeRequestIssue,
   responseEchoOf,
   responsesRequestOf,
   responsesRequestSchema,
   TERMINAL_BATCH_STATUSES,
-  UNSUPPORTED_PARAMETER,
   validationCheckpointOf,
   type BatchErrorEntry,
   type MoaQueues,
@@ -78,16 +77,6 @@ interface ParsedLine {
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
-
-/** Formats a zod issue path as the API's `param` does: `messages[0].role`. */
-function formatParam(path: readonly PropertyKey[]): string | null {
-  if (path.length === 0) return null;
-  return path
-    .map((part, index) =>
-      typeof part === 'number' ? `[${part}]` : `${index === 0 ? '' : '.'}${String(part)}`,
-    )
-    .join('');
-}
 
 /**
  * Parses and checks one line exactly as the batch's endpoint (`POST
@@ -148,15 +137,7 @@ function parseLine(
     ? responsesRequestSchema.safeParse(value.body)
     : chatCompletionSchema.safeParse(value.body);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const param = formatParam(issue?.path ?? []);
-    const code = requestIssueCode(issue, 'invalid_request');
-    const message =
-      code === UNSUPPORTED_PARAMETER
-        ? (issue?.message ?? 'Unsupported parameter')
-        : param
-          ? `Invalid ${param}: ${issue?.message}`
-          : `Invalid request body: ${issue?.message}`;
+    const { param, code, message } = describeRequestIssue(parsed.error, 'invalid_request');
     return fail(code, message, param ? `body.${param}` : 'body');
   }
   const body = parsed.data;
