@@ -1,20 +1,14 @@
-import type { ResponseFormat } from './aggregator-options.js';
+import type { AggregatorOptions } from './aggregator-options.js';
 import type { ChatMessage, Usage } from './types.js';
 
 /** One chat completion request to a provider, in provider terms. */
-export interface ChatRequest {
+export interface ChatRequest extends Omit<AggregatorOptions, 'temperature'> {
   /** The model id as the provider knows it (the part after `<provider>/`). */
   model: string;
   messages: ChatMessage[];
   temperature: number;
   maxTokens: number;
-  /** Sent only when set (a request's options, for its aggregator call). */
-  topP?: number;
-  seed?: number;
-  stop?: string[];
-  presencePenalty?: number;
-  frequencyPenalty?: number;
-  responseFormat?: ResponseFormat;
+  // The other sampling options (a request's, for its aggregator call) are sent only when set.
   signal?: AbortSignal;
   /** When set, the call streams and this receives each text delta as it arrives. */
   onDelta?: (text: string) => void;
