@@ -45,12 +45,10 @@ export {
 export {
   eventsKey,
   publishEvent,
-  readEvents,
   EVENTS_TTL_SECONDS,
   DONE_EVENTS_TTL_SECONDS,
   EVENTS_MAX_LENGTH,
   type RequestEvent,
-  type ReadEvent,
 } from './request-events.js';
 export {
   BATCHES_QUEUE,

@@ -54,34 +54,3 @@ export async function publishEvent(
   const notified = redis.publish(key, '').catch(() => 0);
   await Promise.all([appended, expiry, notified]);
 }
-
-/** One event read back, with its stream id (the position to resume from). */
-export interface ReadEvent {
-  id: string;
-  event: RequestEvent;
-}
-
-/**
- * Reads events after `afterId` ('0' for the start), blocking up to
- * `blockMs` for new ones. Blocks its connection: give each reader its own.
- */
-export async function readEvents(
-  redis: Redis,
-  prefix: string,
-  requestId: string,
-  afterId: string,
-  blockMs: number,
-): Promise<ReadEvent[]> {
-  const reply = (await redis.xread(
-    'COUNT',
-    500,
-    'BLOCK',
-    blockMs,
-    'STREAMS',
-    eventsKey(prefix, requestId),
-    afterId,
-  )) as [string, [string, string[]][]][] | null;
-  if (!reply) return [];
-  const entries = reply[0]?.[1] ?? [];
-  return entries.map(([id, fields]) => ({ id, event: JSON.parse(fields[1] ?? '{}') as RequestEvent }));
-}
