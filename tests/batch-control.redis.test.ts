@@ -1,19 +1,10 @@
 import { pollUntil as waitFor } from '@moa-queue/test-support';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { batchInput } from './support/batch-input.js';
 import { startMoaStack, type MoaStack } from './support/moa-stack.js';
 
 type Batch = OpenAI.Batches.Batch & { moa: { cost_usd: number; cancelled: number } };
-
-const jsonl = (count: number, tag: string) =>
-  Array.from({ length: count }, (_, index) =>
-    JSON.stringify({
-      custom_id: `${tag}-${index}`,
-      method: 'POST',
-      url: '/v1/chat/completions',
-      body: { model: 'three', messages: [{ role: 'user', content: `${tag} prompt ${index}` }] },
-    }),
-  ).join('\n');
 
 describe('batch priority and cancel on a small worker', () => {
   let stack: MoaStack;
@@ -35,7 +26,7 @@ describe('batch priority and cancel on a small worker', () => {
 
   const createBatch = async (count: number, tag: string) => {
     const file = await client.files.create({
-      file: await toFile(Buffer.from(jsonl(count, tag)), `${tag}.jsonl`),
+      file: await toFile(Buffer.from(batchInput(count, tag)), `${tag}.jsonl`),
       purpose: 'batch',
     });
     return (await client.batches.create({

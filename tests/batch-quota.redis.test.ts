@@ -1,20 +1,11 @@
 import { pollUntil } from '@moa-queue/test-support';
-import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { KEY_OPTIONS, KEYS } from './security/keys.js';
+import type { KEYS } from './security/keys.js';
+import { asTenant, KEY_OPTIONS } from './security/keys.js';
+import { batchInput } from './support/batch-input.js';
 import { startMoaStack, type MoaStack } from './support/moa-stack.js';
 
 type Who = keyof typeof KEYS;
-
-const jsonl = (count: number, tag: string) =>
-  Array.from({ length: count }, (_, index) =>
-    JSON.stringify({
-      custom_id: `${tag}-${index}`,
-      method: 'POST',
-      url: '/v1/chat/completions',
-      body: { model: 'three', messages: [{ role: 'user', content: `${tag} prompt ${index}` }] },
-    }),
-  ).join('\n');
 
 /**
  * `maxActiveBatchItems`: a tenant's batch items not yet ended, over all of
@@ -24,10 +15,7 @@ const jsonl = (count: number, tag: string) =>
  */
 describe('the maxActiveBatchItems quota', () => {
   let stack: MoaStack;
-  const as = (who: Who) => ({
-    post: (path: string) => request(stack.app).post(path).set('authorization', `Bearer ${KEYS[who]}`),
-    get: (path: string) => request(stack.app).get(path).set('authorization', `Bearer ${KEYS[who]}`),
-  });
+  const as = (who: keyof typeof KEYS) => asTenant(() => stack.app, who);
 
   beforeAll(async () => {
     stack = await startMoaStack({
@@ -53,7 +41,7 @@ describe('the maxActiveBatchItems quota', () => {
     const response = await as(who)
       .post('/v1/files')
       .field('purpose', 'batch')
-      .attach('file', Buffer.from(`${jsonl(lines, tag)}\n`), `${tag}.jsonl`);
+      .attach('file', Buffer.from(`${batchInput(lines, tag)}\n`), `${tag}.jsonl`);
     expect(response.status).toBe(200);
     return response.body.id as string;
   };

@@ -2,19 +2,10 @@ import { batchItemRequestId, batchKey, queueBatchJob } from '@moa-queue/contract
 import { pollUntil } from '@moa-queue/test-support';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { batchInput } from './support/batch-input.js';
 import { startMoaStack, type MoaStack } from './support/moa-stack.js';
 
 type Batch = OpenAI.Batches.Batch & { moa: { cost_usd: number; cancelled: number } };
-
-const jsonl = (count: number, tag: string) =>
-  Array.from({ length: count }, (_, index) =>
-    JSON.stringify({
-      custom_id: `${tag}-${index}`,
-      method: 'POST',
-      url: '/v1/chat/completions',
-      body: { model: 'three', messages: [{ role: 'user', content: `${tag} prompt ${index}` }] },
-    }),
-  ).join('\n');
 
 /**
  * Every status of OpenAI's batch lifecycle, observed rather than inferred:
@@ -38,7 +29,7 @@ describe('batch statuses: validating, in_progress, finalizing, cancel while vali
 
   const createBatch = async (count: number, tag: string) => {
     const file = await client.files.create({
-      file: await toFile(Buffer.from(jsonl(count, tag)), `${tag}.jsonl`),
+      file: await toFile(Buffer.from(batchInput(count, tag)), `${tag}.jsonl`),
       purpose: 'batch',
     });
     return (await client.batches.create({
@@ -139,7 +130,7 @@ describe('batch statuses: validating, in_progress, finalizing, cancel while vali
     // with a cancel come in since: the re-run must count that chunk (its items may exist) and
     // drain it, and read nothing further.
     const file = await client.files.create({
-      file: await toFile(Buffer.from(jsonl(5, 'inflight')), 'inflight.jsonl'),
+      file: await toFile(Buffer.from(batchInput(5, 'inflight')), 'inflight.jsonl'),
       purpose: 'batch',
     });
     const batchId = 'batch_inflightrerun';

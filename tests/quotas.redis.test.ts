@@ -1,7 +1,7 @@
 import { pollUntil } from '@moa-queue/test-support';
-import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { KEY_OPTIONS, KEYS } from './security/keys.js';
+import type { KEYS } from './security/keys.js';
+import { asTenant, KEY_OPTIONS } from './security/keys.js';
 import { startMoaStack, type MoaStack } from './support/moa-stack.js';
 
 const USER = [{ role: 'user', content: 'Hold on.' }];
@@ -13,11 +13,7 @@ const USER = [{ role: 'user', content: 'Hold on.' }];
  */
 describe('quotas per tenant', () => {
   let stack: MoaStack;
-  const as = (who: keyof typeof KEYS) => ({
-    post: (path: string) => request(stack.app).post(path).set('authorization', `Bearer ${KEYS[who]}`),
-    get: (path: string) => request(stack.app).get(path).set('authorization', `Bearer ${KEYS[who]}`),
-    delete: (path: string) => request(stack.app).delete(path).set('authorization', `Bearer ${KEYS[who]}`),
-  });
+  const as = (who: keyof typeof KEYS) => asTenant(() => stack.app, who);
 
   beforeAll(async () => {
     stack = await startMoaStack({

@@ -1,9 +1,10 @@
 import { batchItemRequestId } from '@moa-queue/contract';
 import { pollUntil } from '@moa-queue/test-support';
-import request from 'supertest';
+import type request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startMoaStack, type MoaStack } from '../support/moa-stack.js';
-import { KEY_OPTIONS, KEYS } from './keys.js';
+import type { KEYS } from './keys.js';
+import { asTenant, KEY_OPTIONS } from './keys.js';
 
 type Who = keyof typeof KEYS;
 const USER = [{ role: 'user', content: 'What is a mixture of agents?' }];
@@ -15,11 +16,7 @@ const USER = [{ role: 'user', content: 'What is a mixture of agents?' }];
  */
 describe('tenants', () => {
   let stack: MoaStack;
-  const as = (who: Who) => ({
-    get: (path: string) => request(stack.app).get(path).set('authorization', `Bearer ${KEYS[who]}`),
-    post: (path: string) => request(stack.app).post(path).set('authorization', `Bearer ${KEYS[who]}`),
-    delete: (path: string) => request(stack.app).delete(path).set('authorization', `Bearer ${KEYS[who]}`),
-  });
+  const as = (who: keyof typeof KEYS) => asTenant(() => stack.app, who);
   /** Alpha's objects. */
   const alpha = { jobId: '', runningJobId: '', chatJobId: '', fileId: '', batchId: '', outputFileId: '' };
 
