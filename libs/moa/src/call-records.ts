@@ -1,5 +1,6 @@
 import type { AttemptResult } from './call-attempt.js';
 import { computeCostUsd } from './cost.js';
+import type { PlannedCall } from './moa-plan.js';
 import type { CallRecord, ErrorRecord, ModelPricing } from './types.js';
 
 /** The record of a call whose attempt number `attempts` answered. */
@@ -57,4 +58,38 @@ export function failedCallRecord(call: FailedCall): CallRecord {
     finishReason: call.finishReason ?? (call.error.type === 'content_filter_error' ? 'content_filter' : null),
     error: call.error,
   };
+}
+
+/**
+ * A call's record with what fitting its prompt changed (references cut,
+ * `max_tokens` lowered, references halved), so that the job object says so.
+ */
+export function withContextFit(record: CallRecord, call: Pick<PlannedCall, 'contextFit'>): CallRecord {
+  return Object.keys(call.contextFit).length === 0 ? record : { ...record, ...call.contextFit };
+}
+
+/**
+ * The record of a call that was never sent because its prompt cannot fit its
+ * model's context window ({@link PlannedCall.notSent}): no attempt, no tokens.
+ */
+export function unsentCallRecord(
+  call: PlannedCall & { notSent: ErrorRecord },
+  pricing: ModelPricing | undefined,
+  at: number,
+): CallRecord {
+  return withContextFit(
+    {
+      ...failedCallRecord({
+        model: call.agent.model,
+        agentIndex: call.agentIndex,
+        attempts: 0,
+        startedAt: at,
+        finishedAt: at,
+        error: call.notSent,
+        pricing,
+      }),
+      attempts: 0,
+    },
+    call,
+  );
 }

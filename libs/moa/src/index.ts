@@ -13,6 +13,8 @@ export type {
   Usage,
   ErrorRecord,
   CallRecord,
+  ContextFitRecord,
+  ReferenceCutRecord,
   LayerRecord,
 } from './types.js';
 
@@ -103,13 +105,50 @@ export { ContentFilterError } from './errors/content-filter-error.js';
 export { LayerDeadlineError } from './errors/layer-deadline-error.js';
 export { CallCancelledError } from './errors/call-cancelled-error.js';
 export { errorFromStatus } from './errors/error-from-status.js';
+export {
+  CONTEXT_LENGTH_EXCEEDED,
+  isContextLengthExceeded,
+  failedForContextLength,
+} from './errors/context-length-exceeded.js';
 export { asProviderError } from './errors/as-provider-error.js';
 export { retryAfterMsFromHeaders, type HeaderLookup } from './retry-after.js';
 export { backoffDelayMs, type BackoffOptions } from './backoff.js';
 export { abortableSleep } from './abortable-sleep.js';
 
 export { attemptCall, type AttemptResult, type AttemptOptions } from './call-attempt.js';
-export { completedCallRecord, failedCallRecord, type FailedCall } from './call-records.js';
+export {
+  completedCallRecord,
+  failedCallRecord,
+  unsentCallRecord,
+  withContextFit,
+  type FailedCall,
+} from './call-records.js';
+export {
+  TOKENIZER_ENCODING,
+  TOKENS_PER_MESSAGE,
+  TOKENS_PER_PROMPT,
+  CONTEXT_SAFETY_MARGIN,
+  countTextTokens,
+  countPromptTokens,
+  usableContextTokens,
+  type TokenCountMemo,
+} from './count-tokens.js';
+export {
+  fitToContext,
+  cutReferenceNote,
+  waterFillCap,
+  MAX_TOKENS_FLOOR,
+  type FitToContextOptions,
+  type ContextFitOutcome,
+  type FittedPrompt,
+  type ExceededPrompt,
+  type ReferenceCut,
+} from './fit-to-context.js';
+export {
+  HALVED_REFERENCE_SHARE,
+  needsHalvedReferences,
+  recordAfterHalvedReferences,
+} from './halved-references.js';
 export { callWithRetries, type CallWithRetriesOptions } from './call-with-retries.js';
 export {
   layerCount,
@@ -119,6 +158,7 @@ export {
   truncatedReferencesFrom,
   planLayer,
   type PlannedCall,
+  type PlanLayerOptions,
 } from './moa-plan.js';
 export {
   totalUsage,

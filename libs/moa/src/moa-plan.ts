@@ -1,5 +1,13 @@
-import { buildAgentMessages } from './references.js';
-import type { AgentConfig, ChatMessage, LayerRecord, PresetConfig } from './types.js';
+import { CONTEXT_LENGTH_EXCEEDED } from './errors/context-length-exceeded.js';
+import { fitToContext } from './fit-to-context.js';
+import type {
+  AgentConfig,
+  ChatMessage,
+  ContextFitRecord,
+  ErrorRecord,
+  LayerRecord,
+  PresetConfig,
+} from './types.js';
 
 /** Number of layers of a preset, the aggregator's included (the paper's L). */
 export function layerCount(preset: PresetConfig): number {
@@ -19,13 +27,17 @@ export function agentsOfLayer(preset: PresetConfig, layer: number): AgentConfig[
   return agents;
 }
 
-/** Outputs of a finished layer's successful calls, in the preset's agent order. */
-export function referencesFrom(layer: LayerRecord | undefined): string[] {
+/** A finished layer's successful calls, in the preset's agent order: the ones whose answers are references. */
+function answeredCalls(layer: LayerRecord | undefined) {
   if (!layer) return [];
   return [...layer.calls]
     .sort((left, right) => left.agentIndex - right.agentIndex)
-    .filter((call) => call.status === 'completed' && call.output !== null)
-    .map((call) => call.output as string);
+    .filter((call) => call.status === 'completed' && call.output !== null);
+}
+
+/** Outputs of a finished layer's successful calls, in the preset's agent order. */
+export function referencesFrom(layer: LayerRecord | undefined): string[] {
+  return answeredCalls(layer).map((call) => call.output as string);
 }
 
 /**
@@ -33,43 +45,100 @@ export function referencesFrom(layer: LayerRecord | undefined): string[] {
  * off at its model's token limit (`finish_reason: length`).
  */
 export function truncatedReferencesFrom(layer: LayerRecord | undefined): boolean[] {
-  if (!layer) return [];
-  return [...layer.calls]
-    .sort((left, right) => left.agentIndex - right.agentIndex)
-    .filter((call) => call.status === 'completed' && call.output !== null)
-    .map((call) => call.finishReason === 'length');
+  return answeredCalls(layer).map((call) => call.finishReason === 'length');
 }
 
 /** One planned LLM call: which agent, and exactly what it is sent. */
 export interface PlannedCall {
   agentIndex: number;
+  /** The agent as the call is sent: its `maxTokens` lowered when the prompt needed the room. */
   agent: AgentConfig;
+  /** The messages to send; empty when the call is {@link PlannedCall.notSent}. */
   messages: ChatMessage[];
+  /** What fitting the prompt into the model's context window changed (empty when nothing). */
+  contextFit: ContextFitRecord;
+  /**
+   * Set when the prompt cannot fit the model's context window even with
+   * every reference cut and `max_tokens` at its floor: the call is not sent
+   * and fails with this error (`context_length_exceeded`).
+   */
+  notSent?: ErrorRecord;
+}
+
+/** Options of {@link planLayer}. */
+export interface PlanLayerOptions {
+  /**
+   * The share (0..1] of each call's budget for references: 0.5 halves them,
+   * for a call planned again after the provider refused its prompt for
+   * context length.
+   * @defaultValue 1
+   */
+  referenceShare?: number;
+  /**
+   * A model's context window in tokens (`contextWindowOf` of the config);
+   * undefined for a model whose window is unknown, whose prompt is sent as
+   * built. Without it no prompt is measured.
+   */
+  contextWindowOf?: (modelId: string) => number | undefined;
 }
 
 /**
  * The calls of a 1-based layer given the previous layer's record. A pure
  * function of the request and the previous outputs, so identical requests
- * send identical messages (reproducible and cacheable).
+ * send identical messages (reproducible and cacheable). Each call's prompt is
+ * fitted into its model's context window (`fit-to-context.ts`): references
+ * shortened, then `max_tokens` lowered, or the call marked not to be sent.
  */
 export function planLayer(
   preset: PresetConfig,
   layer: number,
   messages: ChatMessage[],
   previous: LayerRecord | undefined,
+  options: PlanLayerOptions = {},
 ): PlannedCall[] {
-  const references = referencesFrom(previous);
-  const truncated = truncatedReferencesFrom(previous);
-  return agentsOfLayer(preset, layer).map((agent, agentIndex) => ({
-    agentIndex,
-    agent,
-    messages: buildAgentMessages({
+  const answered = answeredCalls(previous);
+  const references = answered.map((call) => call.output as string);
+  const truncated = answered.map((call) => call.finishReason === 'length');
+  const referenceShare = options.referenceShare ?? 1;
+  // One memo for the plan: every agent's prompt repeats the request's messages.
+  const memo = new Map<string, number>();
+  return agentsOfLayer(preset, layer).map((agent, agentIndex): PlannedCall => {
+    const fitted = fitToContext({
       messages,
       references,
       agent,
       referencePrompt: preset.referencePrompt,
       referenceFormat: preset.referenceFormat,
       truncated,
-    }),
-  }));
+      contextWindow: options.contextWindowOf?.(agent.model),
+      referenceShare,
+      memo,
+    });
+    const contextFit: ContextFitRecord = referenceShare < 1 ? { referenceShare } : {};
+    if (fitted.outcome === 'context_length_exceeded') {
+      return {
+        agentIndex,
+        agent,
+        messages: [],
+        contextFit,
+        notSent: { message: fitted.message, type: 'invalid_request_error', code: CONTEXT_LENGTH_EXCEEDED },
+      };
+    }
+    if (fitted.referencesCut.length > 0) {
+      contextFit.referencesCut = fitted.referencesCut.map((cut) => ({
+        agentIndex: (answered[cut.index] as (typeof answered)[number]).agentIndex,
+        originalTokens: cut.originalTokens,
+        keptTokens: cut.keptTokens,
+      }));
+    }
+    if (fitted.maxTokens < agent.maxTokens) {
+      contextFit.maxTokensLowered = { from: agent.maxTokens, to: fitted.maxTokens };
+    }
+    return {
+      agentIndex,
+      agent: fitted.maxTokens === agent.maxTokens ? agent : { ...agent, maxTokens: fitted.maxTokens },
+      messages: fitted.messages,
+      contextFit,
+    };
+  });
 }

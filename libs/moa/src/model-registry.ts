@@ -1,6 +1,6 @@
 import type { ChatModel } from './chat-model.js';
 import { InvalidRequestError } from './errors/invalid-request-error.js';
-import { priceOf } from './load-config.js';
+import { contextWindowOf, priceOf } from './load-config.js';
 import { parseModelId } from './model-id.js';
 import { createOpenAICompatibleProvider } from './openai-compatible-provider.js';
 import type { ModelPricing, MoaConfig, ProviderConfig } from './types.js';
@@ -15,6 +15,8 @@ export interface ResolvedModel {
   chatModel: ChatModel;
   /** Undefined when the model has no price: cost is then reported as null. */
   pricing: ModelPricing | undefined;
+  /** Tokens of its context window (`contextWindow` in the config); undefined when unknown. */
+  contextWindow?: number;
   providerConfig: ProviderConfig;
 }
 
@@ -80,6 +82,7 @@ export function createModelRegistry(config: MoaConfig, options: ModelRegistryOpt
         providerModel: model,
         chatModel: adapterFor(providerConfig),
         pricing: priceOf(config, modelId),
+        contextWindow: contextWindowOf(config, modelId),
         providerConfig,
       };
     },

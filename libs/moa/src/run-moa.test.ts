@@ -8,6 +8,7 @@ import { parseMoaConfig, resolvePreset } from './load-config.js';
 import type { MoaEvent } from './moa-events.js';
 import { createModelRegistry } from './model-registry.js';
 import { closingReferenceTag, openingReferenceTag, referenceTagName } from './reference-boundary.js';
+import { cutReferenceNote } from './fit-to-context.js';
 import { DEFAULT_REFERENCE_PROMPT } from './references.js';
 import { runMoa, type RunMoaOptions } from './run-moa.js';
 import { createInMemoryModel, type InMemoryModel, type InMemoryResponse } from './testing/in-memory-model.js';
@@ -617,5 +618,90 @@ describe('runMoa over HTTP against the fake provider', () => {
     expect(result.output).toBeNull();
     expect(result.error?.code).toBe('cancelled');
     expect(fake.requests).toHaveLength(5);
+  });
+
+  describe('context budgets', () => {
+    /** Three proposers answering 400 lorem words (~700 tokens each) and an aggregator with `maxTokens` 512. */
+    async function budgetSetup(aggregatorWindow: number, options: FakeProviderOptions = {}) {
+      const fake = await createFakeProvider({ outputWords: 400, ...options });
+      started.push(fake);
+      const config = parseMoaConfig({
+        providers: { fake: { baseURL: fake.url } },
+        models: {
+          'fake/org/agg': { inputCostPerMTok: 1, outputCostPerMTok: 1, contextWindow: aggregatorWindow },
+        },
+        presets: {
+          budget: {
+            layers: [
+              ['fake/org/p1', 'fake/org/p2', 'fake/org/p3'].map((model) => ({ model, maxTokens: 600 })),
+            ],
+            aggregator: { model: 'fake/org/agg', maxTokens: 512 },
+          },
+        },
+      });
+      const preset = resolvePreset(config, 'budget');
+      if (!preset) throw new Error('the budget preset is missing');
+      return { fake, preset, models: createModelRegistry(config, { env: {} }) };
+    }
+
+    it("shortens the references to fit the aggregator's window, and the record says so", async () => {
+      const { fake, preset, models } = await budgetSetup(2000, { contextWindows: { 'org/agg': 2000 } });
+      const result = await runMoa({ preset, messages: MESSAGES, models });
+      expect(result.status).toBe('completed');
+      const aggregator = result.layers[1]?.calls[0];
+      expect(aggregator?.status).toBe('completed');
+      expect(aggregator?.referencesCut?.map((cut) => cut.agentIndex)).toEqual([0, 1, 2]);
+      const [first] = aggregator?.referencesCut ?? [];
+      expect(first?.keptTokens).toBeLessThan(first?.originalTokens ?? 0);
+      expect(aggregator?.maxTokensLowered).toBeUndefined();
+      const sent = fake.requests.find((request) => request.model === 'org/agg');
+      expect(sent?.status).toBe(200);
+      for (const cut of aggregator?.referencesCut ?? []) {
+        expect(sent?.messages[0]?.content).toContain(cutReferenceNote(cut.keptTokens, cut.originalTokens));
+      }
+    });
+
+    it('fails a call whose own messages cannot fit as context_length_exceeded, without sending it', async () => {
+      const { fake, preset, models } = await budgetSetup(2000);
+      const long: ChatMessage[] = [{ role: 'user', content: 'apple river '.repeat(900) }];
+      const result = await runMoa({ preset, messages: long, models });
+      expect(result.status).toBe('failed');
+      expect(result.error?.code).toBe('aggregator_failed');
+      const aggregator = result.layers[1]?.calls[0];
+      expect(aggregator).toMatchObject({
+        status: 'failed',
+        attempts: 0,
+        error: { type: 'invalid_request_error', code: 'context_length_exceeded' },
+      });
+      expect(fake.requests.map((request) => request.model)).not.toContain('org/agg');
+    });
+
+    it("retries once with halved references when the provider's window is smaller than configured", async () => {
+      const { fake, preset, models } = await budgetSetup(32_768, { contextWindows: { 'org/agg': 2000 } });
+      const result = await runMoa({ preset, messages: MESSAGES, models });
+      expect(result.status).toBe('completed');
+      const sent = fake.requests.filter((request) => request.model === 'org/agg');
+      expect(sent.map((request) => request.status)).toEqual([400, 200]);
+      const aggregator = result.layers[1]?.calls[0];
+      expect(aggregator).toMatchObject({ status: 'completed', attempts: 2, referenceShare: 0.5 });
+      const kept = (aggregator?.referencesCut ?? []).reduce((sum, cut) => sum + cut.keptTokens, 0);
+      const original = (aggregator?.referencesCut ?? []).reduce((sum, cut) => sum + cut.originalTokens, 0);
+      expect(kept).toBeLessThanOrEqual(original / 2);
+    });
+
+    it('fails with context_length_exceeded after the one retry when halved references still do not fit', async () => {
+      const { fake, preset, models } = await budgetSetup(32_768, { contextWindows: { 'org/agg': 700 } });
+      const result = await runMoa({ preset, messages: MESSAGES, models });
+      expect(result.status).toBe('failed');
+      expect(fake.requests.filter((request) => request.model === 'org/agg').map((r) => r.status)).toEqual([
+        400, 400,
+      ]);
+      expect(result.layers[1]?.calls[0]).toMatchObject({
+        status: 'failed',
+        attempts: 2,
+        referenceShare: 0.5,
+        error: { type: 'invalid_request_error', code: 'context_length_exceeded' },
+      });
+    });
   });
 });

@@ -1,11 +1,17 @@
 import type { AggregatorOptions } from './aggregator-options.js';
+import { unsentCallRecord, withContextFit } from './call-records.js';
 import { callWithRetries } from './call-with-retries.js';
 import { LayerDeadlineError } from './errors/layer-deadline-error.js';
+import {
+  HALVED_REFERENCE_SHARE,
+  needsHalvedReferences,
+  recordAfterHalvedReferences,
+} from './halved-references.js';
 import type { MoaEvent } from './moa-events.js';
-import { layerCount, planLayer, roleOfLayer } from './moa-plan.js';
+import { layerCount, planLayer, referencesFrom, roleOfLayer, type PlannedCall } from './moa-plan.js';
 import { finishedLayer, layerShortfall, totalCost, totalUsage, type MoaResult } from './moa-result.js';
-import type { ModelRegistry } from './model-registry.js';
-import type { ChatMessage, LayerRecord, PresetConfig } from './types.js';
+import type { ModelRegistry, ResolvedModel } from './model-registry.js';
+import type { CallRecord, ChatMessage, LayerRecord, PresetConfig } from './types.js';
 
 /** Options of {@link runMoa}. */
 export interface RunMoaOptions {
@@ -72,7 +78,8 @@ async function runLayer(
 ): Promise<LayerRecord> {
   const { preset } = options;
   const role = roleOfLayer(preset, layer);
-  const planned = planLayer(preset, layer, options.messages, previous);
+  const contextWindowOf = (modelId: string) => resolvedOrUndefined(options.models, modelId)?.contextWindow;
+  const planned = planLayer(preset, layer, options.messages, previous, { contextWindowOf });
   options.onEvent?.({ type: 'layer_started', layer, role, calls: planned.length });
 
   // One controller per layer: the request's cancel and the straggler deadline both abort it.
@@ -88,21 +95,34 @@ async function runLayer(
       : undefined;
 
   const startedAt = Date.now();
-  try {
-    const calls = await Promise.all(
-      planned.map((call) =>
-        callWithRetries(options.models.resolve(call.agent.model), call.agent, call.messages, {
-          agentIndex: call.agentIndex,
-          signal: controller.signal,
-          onDelta: role === 'aggregator' ? options.onAggregatorDelta : undefined,
-          ...(role === 'aggregator' && options.aggregatorOptions
-            ? { callOptions: options.aggregatorOptions }
-            : {}),
-          onRetry: (reason) => options.onRetry?.(call.agent.model, reason),
-          sleep: options.sleep,
-        }),
-      ),
+  const makeCall = async (call: PlannedCall): Promise<CallRecord> => {
+    if (call.notSent) {
+      return unsentCallRecord(
+        { ...call, notSent: call.notSent },
+        resolvedOrUndefined(options.models, call.agent.model)?.pricing,
+        Date.now(),
+      );
+    }
+    const record = await callWithRetries(
+      options.models.resolve(call.agent.model),
+      call.agent,
+      call.messages,
+      {
+        agentIndex: call.agentIndex,
+        signal: controller.signal,
+        onDelta: role === 'aggregator' ? options.onAggregatorDelta : undefined,
+        ...(role === 'aggregator' && options.aggregatorOptions
+          ? { callOptions: options.aggregatorOptions }
+          : {}),
+        onRetry: (reason) => options.onRetry?.(call.agent.model, reason),
+        sleep: options.sleep,
+      },
     );
+    return withContextFit(record, call);
+  };
+  try {
+    let calls = await Promise.all(planned.map(makeCall));
+    if (role === 'aggregator') calls = await retriedWithHalvedReferences(calls);
     const record = finishedLayer(layer, role, startedAt, calls);
     options.onEvent?.({
       type: 'layer_finished',
@@ -116,5 +136,36 @@ async function runLayer(
   } finally {
     if (deadline) clearTimeout(deadline);
     options.signal?.removeEventListener('abort', onRequestAbort);
+  }
+
+  /**
+   * The aggregator's calls, each refused by its provider for context length
+   * made once more with its references halved (see `needsHalvedReferences`).
+   */
+  async function retriedWithHalvedReferences(calls: CallRecord[]): Promise<CallRecord[]> {
+    const referenceCount = referencesFrom(previous).length;
+    if (!calls.some((record, index) => needsHalvedReferences(planned[index]!, record, referenceCount))) {
+      return calls;
+    }
+    const halved = planLayer(preset, layer, options.messages, previous, {
+      contextWindowOf,
+      referenceShare: HALVED_REFERENCE_SHARE,
+    });
+    return Promise.all(
+      calls.map(async (record, index) =>
+        needsHalvedReferences(planned[index]!, record, referenceCount) && !controller.signal.aborted
+          ? recordAfterHalvedReferences(record, await makeCall(halved[index]!))
+          : record,
+      ),
+    );
+  }
+}
+
+/** A model as the registry resolves it, or undefined for an unknown provider (its call then fails as before). */
+function resolvedOrUndefined(models: ModelRegistry, modelId: string): ResolvedModel | undefined {
+  try {
+    return models.resolve(modelId);
+  } catch {
+    return undefined;
   }
 }

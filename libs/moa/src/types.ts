@@ -135,8 +135,35 @@ export interface ErrorRecord {
   code: string | null;
 }
 
+/** A reference shortened to fit a call's context window: whose answer it was, and its size before and after. */
+export interface ReferenceCutRecord {
+  /** The agent of the previous layer whose answer this reference is. */
+  agentIndex: number;
+  /** Tokens of the answer (o200k_base). */
+  originalTokens: number;
+  /** Tokens of it the call was sent, before the note saying it was cut. */
+  keptTokens: number;
+}
+
+/**
+ * What fitting a call's prompt into its model's context window changed
+ * (`fit-to-context.ts`); every field is absent when nothing was.
+ */
+export interface ContextFitRecord {
+  /** The references shortened, in reference order. */
+  referencesCut?: ReferenceCutRecord[];
+  /** The agent's `maxTokens` and the lower `max_tokens` the call was sent with. */
+  maxTokensLowered?: { from: number; to: number };
+  /**
+   * The share of the references' budget the call was planned with, when
+   * below 1: 0.5 for an aggregator re-planned with halved references after
+   * the provider refused its prompt for context length.
+   */
+  referenceShare?: number;
+}
+
 /** Outcome of one LLM call (one agent in one layer). */
-export interface CallRecord {
+export interface CallRecord extends ContextFitRecord {
   model: string;
   agentIndex: number;
   status: 'completed' | 'failed';

@@ -14,6 +14,7 @@ import {
   type CompletionIdentity,
   type CompletionUsage,
 } from './completion-objects.js';
+import { contextLengthErrorBody, countWindowTokens } from './context-window.js';
 import { countPromptTokens, fixedAnswer, generateAnswer, type Answer } from './deterministic-answer.js';
 import { HttpError, readJsonBody, sendError, sendJson, writeEvent } from './http-io.js';
 import { jsonAnswerContent } from './structured-answer.js';
@@ -30,6 +31,8 @@ export interface ChatCompletionContext {
   requests: RecordedRequest[];
   outputWords: number;
   tokenIntervalMs: number;
+  /** The context window enforced on a model, in tokens; undefined when none is. */
+  contextWindowOf(model: string): number | undefined;
   /** Per-model latency, else the default. */
   latencyFor(model: string): number;
   /** Whether the `Authorization` header carries the required key (always true without one). */
@@ -166,6 +169,17 @@ export async function handleChatCompletion(
   if (!context.isAuthorized(authorization)) {
     sendError(response, 401);
     return;
+  }
+
+  // A prompt too long for the model's window is refused before anything is generated or scripted.
+  const contextWindow = context.contextWindowOf(parsed.model);
+  if (contextWindow !== undefined) {
+    const promptTokens = countWindowTokens(parsed.messages);
+    const maxTokens = parsed.maxTokens ?? 0;
+    if (promptTokens + maxTokens > contextWindow) {
+      sendJson(response, 400, contextLengthErrorBody(contextWindow, promptTokens, maxTokens));
+      return;
+    }
   }
 
   const { action, behaviour } = context.book.take(parsed.model);

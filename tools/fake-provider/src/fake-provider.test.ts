@@ -7,12 +7,18 @@ import OpenAI, {
   APIConnectionTimeoutError,
   APIUserAbortError,
   AuthenticationError,
+  BadRequestError,
   InternalServerError,
   RateLimitError,
 } from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createFakeProvider, type FakeProvider, type FakeProviderOptions } from './index.js';
+import {
+  countWindowTokens,
+  createFakeProvider,
+  type FakeProvider,
+  type FakeProviderOptions,
+} from './index.js';
 
 const started: FakeProvider[] = [];
 
@@ -524,8 +530,57 @@ describe('createFakeProvider', () => {
     expect(normal.choices[0]?.message.content).toMatch(/^model-a answer /);
   });
 
+  it("refuses a prompt over a model's context window with OpenAI's 400 context_length_exceeded", async () => {
+    const provider = await start({ contextWindows: { small: 60 }, outputWords: 5 });
+    const client = clientFor(provider);
+    const short: ChatCompletionMessageParam[] = [{ role: 'user', content: 'hello world' }];
+    const long: ChatCompletionMessageParam[] = [{ role: 'user', content: 'apple river '.repeat(40) }];
+    const promptTokens = countWindowTokens([{ role: 'user', content: 'hello world' }]);
+    expect(promptTokens).toBe(2 + 3 + 3);
+
+    // Fits: the prompt plus max_tokens is within the window.
+    const fits = await client.chat.completions.create({ model: 'small', messages: short, max_tokens: 50 });
+    expect(fits.choices[0]?.message.content).toMatch(/^small answer /);
+    // Over: the window counts max_tokens too.
+    const refusal = await client.chat.completions
+      .create({ model: 'small', messages: short, max_tokens: 60 - promptTokens + 1 })
+      .catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(BadRequestError);
+    expect((refusal as BadRequestError).error).toEqual({
+      message: expect.stringMatching(
+        /^This model's maximum context length is 60 tokens\. However, you requested 61 tokens/,
+      ),
+      type: 'invalid_request_error',
+      param: 'messages',
+      code: 'context_length_exceeded',
+    });
+    // A refusal comes before any script: the scripted answer is still there for the next request.
+    provider.script('small', { content: 'scripted' });
+    await expect(client.chat.completions.create({ model: 'small', messages: long })).rejects.toBeInstanceOf(
+      BadRequestError,
+    );
+    const scripted = await client.chat.completions.create({ model: 'small', messages: short });
+    expect(scripted.choices[0]?.message.content).toBe('scripted');
+    // Other models take any prompt; a window set by method is lifted by undefined and by reset().
+    await client.chat.completions.create({ model: 'other', messages: long });
+    provider.setContextWindow('other', 5);
+    await expect(client.chat.completions.create({ model: 'other', messages: short })).rejects.toBeInstanceOf(
+      BadRequestError,
+    );
+    provider.setContextWindow('other', undefined);
+    await client.chat.completions.create({ model: 'other', messages: short });
+    provider.setContextWindow('small', 1000);
+    await client.chat.completions.create({ model: 'small', messages: long });
+    provider.reset();
+    await expect(client.chat.completions.create({ model: 'small', messages: long })).rejects.toBeInstanceOf(
+      BadRequestError,
+    );
+    expect(provider.requests.map((request) => request.status)).toEqual([400]);
+  });
+
   it('rejects invalid options and scripts', async () => {
     await expect(createFakeProvider({ outputWords: -1 })).rejects.toThrow(RangeError);
+    await expect(createFakeProvider({ contextWindows: { small: 0 } })).rejects.toThrow(RangeError);
     const provider = await start();
     expect(() => provider.script('model-a', { status: 200 })).toThrow(/status/);
   });

@@ -49,6 +49,14 @@ export interface FakeProviderOptions {
    * serves. Unset: the models seen in requests, then those with configured latency.
    */
   models?: string[];
+  /**
+   * Context windows in tokens by model id: a request to one of these models
+   * whose prompt (counted by `countWindowTokens`: `o200k_base` plus OpenAI's
+   * chat overhead) plus its `max_tokens` (0 when unset) is larger gets
+   * OpenAI's 400 `context_length_exceeded`, before any script or behaviour
+   * is applied. Other models take prompts of any size.
+   */
+  contextWindows?: Record<string, number>;
 }
 
 /** A running fake OpenAI-compatible provider. */
@@ -81,8 +89,13 @@ export interface FakeProvider {
    */
   setModels(models: string[] | undefined): void;
   /**
+   * Enforces a context window of `tokens` on `model` (as the
+   * `contextWindows` option); `undefined` lifts it.
+   */
+  setContextWindow(model: string, tokens: number | undefined): void;
+  /**
    * Clears recorded requests, scripts and behaviours, and releases every held
-   * request; the model list goes back to the `models` option.
+   * request; the model list and the context windows go back to their options.
    */
   reset(): void;
   /** Stops listening and destroys open sockets, hanging requests included, so it never waits on a client. */
@@ -98,6 +111,7 @@ interface Settings {
   outputWords: number;
   requireApiKey?: string;
   models?: string[];
+  contextWindows: Record<string, number>;
 }
 
 function nonNegative(name: string, value: number | undefined, fallback: number, integer = false): number {
@@ -124,7 +138,20 @@ function resolveSettings(options: FakeProviderOptions): Settings {
     outputWords: nonNegative('outputWords', options.outputWords, 40, true),
     requireApiKey: options.requireApiKey,
     models: options.models === undefined ? undefined : checkModelIds(options.models),
+    contextWindows: Object.fromEntries(
+      Object.entries(options.contextWindows ?? {}).map(([model, tokens]) => [
+        model,
+        checkContextWindow(model, tokens),
+      ]),
+    ),
   };
+}
+
+function checkContextWindow(model: string, tokens: number): number {
+  if (!Number.isInteger(tokens) || tokens < 1) {
+    throw new RangeError(`contextWindows[${model}] must be a positive integer, got ${tokens}`);
+  }
+  return tokens;
 }
 
 /** A copy of a model list, checked: non-empty strings. */
@@ -209,8 +236,11 @@ export async function createFakeProvider(options: FakeProviderOptions = {}): Pro
     return released.length;
   };
 
+  // Copied: setContextWindow changes this provider's windows, never the options object.
+  let contextWindows = { ...settings.contextWindows };
   const context: ChatCompletionContext = {
     book,
+    contextWindowOf: (model) => (Object.hasOwn(contextWindows, model) ? contextWindows[model] : undefined),
     requests,
     outputWords: settings.outputWords,
     tokenIntervalMs: settings.tokenIntervalMs,
@@ -231,8 +261,17 @@ export async function createFakeProvider(options: FakeProviderOptions = {}): Pro
   const setModels = (models: string[] | undefined) => {
     listedModels = models === undefined ? undefined : checkModelIds(models);
   };
+  const setContextWindow = (model: string, tokens: number | undefined) => {
+    if (tokens === undefined) {
+      const { [model]: _lifted, ...rest } = contextWindows;
+      contextWindows = rest;
+    } else {
+      contextWindows = { ...contextWindows, [model]: checkContextWindow(model, tokens) };
+    }
+  };
   const reset = () => {
     listedModels = settings.models;
+    contextWindows = { ...settings.contextWindows };
     requests.length = 0; // in place, so a test holding `provider.requests` sees the reset
     book.clear();
     release(); // nothing stays held into the next test
@@ -351,6 +390,7 @@ export async function createFakeProvider(options: FakeProviderOptions = {}): Pro
     held,
     release,
     setModels,
+    setContextWindow,
     reset,
     close,
   };

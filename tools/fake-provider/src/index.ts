@@ -17,3 +17,4 @@ export {
   type GenerateAnswerOptions,
 } from './deterministic-answer.js';
 export { errorTypeForStatus, openAiErrorBody, type OpenAiErrorBody } from './openai-error.js';
+export { countWindowTokens, contextLengthErrorBody } from './context-window.js';
