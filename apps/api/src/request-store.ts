@@ -1,5 +1,5 @@
 import {
-  callJobId,
+  requestCallJobIds,
   cancelCallsChannel,
   cancelKey,
   CANCEL_MARKER_TTL_SECONDS,
@@ -10,7 +10,7 @@ import {
   type RequestJobData,
   type RequestSnapshot,
 } from '@moa-queue/contract';
-import { agentsOfLayer, layerCount, quotasOf, type MoaConfig } from '@moa-queue/moa';
+import { quotasOf, type MoaConfig } from '@moa-queue/moa';
 import type { Redis } from 'ioredis';
 import { createActiveJobQuota } from './active-job-quota.js';
 import { canAccess, type Principal } from './principal.js';
@@ -71,13 +71,7 @@ export function createRequestStore(queues: MoaQueues, redis: Redis, config: MoaC
         // workers; then BullMQ wakes the orchestrator, which sees the marker
         // and ends as cancelled without making another call.
         await job.removeUnprocessedChildren();
-        const { preset } = job.data;
-        const callIds: string[] = [];
-        for (let layer = 1; layer <= layerCount(preset); layer += 1) {
-          agentsOfLayer(preset, layer).forEach((_agent, index) =>
-            callIds.push(callJobId(requestId, layer, index)),
-          );
-        }
+        const callIds = requestCallJobIds(requestId, job.data.preset);
         await redis.publish(cancelCallsChannel(queues.prefix), JSON.stringify(callIds));
       }
       return snapshotOf(queues, redis, { ...loaded, cancelled: true });

@@ -63,9 +63,9 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
     // Nothing of the job is used before its data is validated: anything that reaches Redis can add a job.
     const data = parseJobData(schemas.call, job.data);
     expectJobData(
-      job.id === callJobId(data.requestId, data.layer, data.agentIndex),
+      job.id === callJobId(data.requestId, data.layer, data.agentIndex, data.replan),
       'requestId',
-      'the request id, layer and agent index do not make the id of this job',
+      'the request id, layer, agent index and replan do not make the id of this job',
     );
     const model = dependencies.models.resolve(data.agent.model);
     // A call is made on its provider's queue only, under that provider's rate limit and concurrency.

@@ -18,20 +18,29 @@ import {
 } from '@moa-queue/contract';
 import {
   callsCost,
+  contextWindowOf,
   failedCallRecord,
   finishedLayer,
+  HALVED_REFERENCE_SHARE,
   layerCount,
   LayerDeadlineError,
   layerShortfall,
+  needsHalvedReferences,
   parseModelId,
   planLayer,
   priceOf,
+  recordAfterHalvedReferences,
+  referencesFrom,
   roleOfLayer,
   totalCost,
   totalUsage,
+  unsentCallRecord,
+  withContextFit,
   type CallRecord,
+  type LayerRecord,
   type MoaConfig,
   type MoaResult,
+  type PlanLayerOptions,
   type PlannedCall,
 } from '@moa-queue/moa';
 import { Job, UnrecoverableError, WaitingChildrenError } from 'bullmq';
@@ -116,6 +125,10 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
   const { queues, metrics, logger } = dependencies;
   const schemas = jobDataSchemasFor(dependencies.config);
   const labels = metricLabelsFor(dependencies.config);
+  // Every prompt is fitted into its model's context window as this worker's config gives it.
+  const planOptions: PlanLayerOptions = {
+    contextWindowOf: (modelId) => contextWindowOf(dependencies.config, modelId),
+  };
 
   async function recordOfFailedCall(planned: PlannedCall, key: string, reason: string): Promise<CallRecord> {
     const queueName = key.slice(0, key.lastIndexOf(':')).slice(queues.prefix.length + 1);
@@ -243,9 +256,12 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         }
         if (layer > lastLayer) return finish('completed', progress.layers.at(-1)?.calls[0]?.output ?? '');
         const role = roleOfLayer(preset, layer);
-        const planned = planLayer(preset, layer, data.messages, progress.layers.at(-1));
+        const previous = progress.layers.at(-1);
+        const planned = planLayer(preset, layer, data.messages, previous, planOptions);
         const finishedById = state.finished;
-        const pending = planned.filter(
+        // A call whose prompt cannot fit its model's window is never added: it fails unsent.
+        const sendable = planned.filter((call) => call.notSent === undefined);
+        const pending = sendable.filter(
           (call) => !finishedById.has(callJobId(requestId, layer, call.agentIndex)),
         );
 
@@ -274,7 +290,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
               scheduleDeadline(
                 requestId,
                 layer,
-                planned,
+                sendable,
                 progress.layerStartedAt[layer]! + preset.layerTimeoutMs,
                 preset.layerTimeoutMs,
               ),
@@ -285,15 +301,38 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
           continue; // every call finished while we were adding: read them now
         }
 
-        const calls = await Promise.all(
+        let calls = await Promise.all(
           planned.map(async (call) => {
+            if (call.notSent) {
+              const at = progress.layerStartedAt[layer] ?? Date.now();
+              return unsentCallRecord(
+                { ...call, notSent: call.notSent },
+                priceOf(dependencies.config, call.agent.model),
+                at,
+              );
+            }
             const finished = finishedById.get(callJobId(requestId, layer, call.agentIndex));
-            if (finished?.value) return finished.value;
             if (!finished)
               return abandonedCallRecord(call, preset.layerTimeoutMs, progress.layerStartedAt[layer]);
-            return recordOfFailedCall(call, finished.key, finished.reason ?? 'unknown failure');
+            return withContextFit(await recordOfFinishedCall(call, finished), call);
           }),
         );
+        if (role === 'aggregator') {
+          const retried = await withHalvedReferences(
+            job,
+            data,
+            layer,
+            previous,
+            planned,
+            calls,
+            finishedById,
+          );
+          if (retried === 'added') {
+            if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
+            continue; // the retry finished while we were adding it: read it now
+          }
+          calls = retried;
+        }
         const record = finishedLayer(layer, role, progress.layerStartedAt[layer] ?? Date.now(), calls);
         const layerLabels = { preset: presetLabel, layer: String(layer), role };
         metrics.layerDuration.observe(layerLabels, record.durationMs / 1000);
@@ -351,6 +390,67 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     return { cancelled: cancelled === 1, deadlinePassed: deadlinePassed === 1, finished };
   }
 
+  /** The record of a call job that finished: its return value, or the record a failed one left. */
+  async function recordOfFinishedCall(
+    call: PlannedCall,
+    finished: { key: string; value?: CallRecord; reason?: string },
+  ): Promise<CallRecord> {
+    if (finished.value) return finished.value;
+    return recordOfFailedCall(call, finished.key, finished.reason ?? 'unknown failure');
+  }
+
+  /**
+   * The aggregator's records once each call its provider refused for context
+   * length was made again, once, with halved references
+   * (`needsHalvedReferences`), under its own job id (replan 1). `'added'`
+   * when such a call was only now added: the run waits for it. The decision
+   * is taken anew on each run from the finished calls, so a re-run adds the
+   * same call id, which BullMQ ignores.
+   */
+  async function withHalvedReferences(
+    parent: Job<RequestJobData, RequestResult>,
+    data: RequestJobData,
+    layer: number,
+    previous: LayerRecord | undefined,
+    planned: PlannedCall[],
+    calls: CallRecord[],
+    finishedById: Map<string, { key: string; value?: CallRecord; reason?: string }>,
+  ): Promise<CallRecord[] | 'added'> {
+    const referenceCount = referencesFrom(previous).length;
+    const refused = (index: number) =>
+      needsHalvedReferences(planned[index] as PlannedCall, calls[index] as CallRecord, referenceCount);
+    if (!calls.some((_call, index) => refused(index))) return calls;
+    const halved = planLayer(data.preset, layer, data.messages, previous, {
+      ...planOptions,
+      referenceShare: HALVED_REFERENCE_SHARE,
+    });
+    const retries = halved.filter((call, index) => refused(index) && call.notSent === undefined);
+    const pending = retries.filter(
+      (call) => !finishedById.has(callJobId(data.requestId, layer, call.agentIndex, 1)),
+    );
+    if (pending.length > 0) {
+      logger.info(
+        { requestId: data.requestId, layer, calls: pending.length },
+        'aggregator refused for context length: retrying once with halved references',
+      );
+      await addCalls(parent, data, layer, 'aggregator', pending, 1);
+      return 'added';
+    }
+    return Promise.all(
+      calls.map(async (record, index) => {
+        if (!refused(index)) return record;
+        const call = halved[index] as PlannedCall;
+        if (call.notSent) {
+          const unsent = unsentCallRecord({ ...call, notSent: call.notSent }, undefined, record.finishedAt);
+          return recordAfterHalvedReferences(record, unsent);
+        }
+        const finished = finishedById.get(callJobId(data.requestId, layer, call.agentIndex, 1));
+        const retried = finished ? await recordOfFinishedCall(call, finished) : record;
+        return recordAfterHalvedReferences(record, withContextFit(retried, call));
+      }),
+    );
+  }
+
   /** A call cut off by the layer deadline: it produced nothing the request can use. */
   function abandonedCallRecord(
     call: PlannedCall,
@@ -398,6 +498,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     layer: number,
     role: 'proposer' | 'aggregator',
     calls: PlannedCall[],
+    replan = 0,
   ): Promise<void> {
     const byProvider = new Map<string, PlannedCall[]>();
     for (const call of calls) {
@@ -418,6 +519,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
               agentIndex: call.agentIndex,
               agent: call.agent,
               messages: call.messages,
+              ...(replan > 0 ? { replan } : {}),
               ...(role === 'aggregator' && data.stream ? { stream: true } : {}),
               // The request's sampling and response_format shape the answer it gets: the aggregator's only.
               ...(role === 'aggregator' && data.aggregatorOptions
@@ -425,7 +527,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
                 : {}),
             } satisfies CallJobData,
             opts: {
-              jobId: callJobId(data.requestId, layer, call.agentIndex),
+              jobId: callJobId(data.requestId, layer, call.agentIndex, replan),
               parent: { id: parent.id as string, queue: parent.queueQualifiedName },
               // Without a failure option a failed call would leave its request waiting forever.
               ignoreDependencyOnFailure: true,

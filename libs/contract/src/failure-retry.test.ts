@@ -17,6 +17,9 @@ function call(
     latency_ms: 1,
     attempts: 1,
     finish_reason: finishReason,
+    references_cut: [],
+    max_tokens_lowered: null,
+    references_halved: false,
     error,
   } satisfies CallView;
 }

@@ -7,6 +7,7 @@ export {
   llmQueueName,
 } from './queue-names.js';
 export { newRequestId, callJobId, parseCallJobId, jobIdFromKey, REQUEST_ID_PATTERN } from './job-ids.js';
+export { requestCallJobIds } from './request-call-ids.js';
 export type {
   RequestJobData,
   CallJobData,
@@ -31,6 +32,7 @@ export {
   type JobView,
   type LayerView,
   type CallView,
+  type ReferenceCutView,
   type RequestSnapshot,
   type WebhookDeliveryView,
 } from './job-view.js';

@@ -56,6 +56,8 @@ export const JOB_DATA_LIMITS = {
   maxUrlCharacters: 2048,
   /** A batch line's `custom_id`. */
   maxCustomIdCharacters: 512,
+  /** Times one call is planned again within its layer: once, the aggregator with halved references. */
+  maxReplans: 1,
   /** A call job id: a request id and its layer and agent numbers. */
   maxJobIdCharacters: 128,
 } as const;
@@ -231,6 +233,7 @@ export const callJobDataSchema = z.object({
   agentIndex: agentIndexSchema,
   agent: agentConfigSchema,
   messages: z.array(chatMessageSchema(L.maxCallContentCharacters)).min(1).max(L.maxCallMessages),
+  replan: z.int().min(1).max(L.maxReplans).optional(),
   stream: z.boolean().optional(),
   aggregatorOptions: aggregatorOptionsSchema.optional(),
 });
@@ -355,6 +358,10 @@ export function jobDataSchemasFor(config: MoaConfig): JobDataSchemas {
           path: ['aggregatorOptions'],
           message: 'is for an aggregator call only',
         });
+      }
+      // Only the aggregator is planned again (with halved references).
+      if (data.replan !== undefined && data.role !== 'aggregator') {
+        context.addIssue({ code: 'custom', path: ['replan'], message: 'is for an aggregator call only' });
       }
     }),
     deadline: checkedAgainst<DeadlineJobData>(deadlineJobDataSchema, (data, context) => {

@@ -12,7 +12,30 @@ export interface CallView {
   attempts: number;
   /** The provider's `finish_reason` (`stop`, `length`, …); null when unknown or the call failed. */
   finish_reason: string | null;
+  /**
+   * The references shortened to fit the model's context window, in
+   * reference order; empty when none was (see docs/architecture.md,
+   * "Context budgets").
+   */
+  references_cut: ReferenceCutView[];
+  /** The agent's `max_tokens` and the lower one the call was sent with; null when not lowered. */
+  max_tokens_lowered: { from: number; to: number } | null;
+  /**
+   * True on an aggregator call made again with its references halved after
+   * the provider refused the prompt for context length.
+   */
+  references_halved: boolean;
   error: ErrorRecord | null;
+}
+
+/** A reference shortened to fit a call's context window. */
+export interface ReferenceCutView {
+  /** The previous layer's call whose answer it is (its index in that layer's `calls`). */
+  agent_index: number;
+  /** Tokens of the answer (o200k_base). */
+  original_tokens: number;
+  /** Tokens of it that were sent, before the note saying it was cut. */
+  kept_tokens: number;
 }
 
 /** A layer as the API shows it. */
@@ -77,6 +100,13 @@ function callView(call: CallRecord): CallView {
     attempts: call.attempts,
     // Records written before the field existed have none.
     finish_reason: call.finishReason ?? null,
+    references_cut: (call.referencesCut ?? []).map((cut) => ({
+      agent_index: cut.agentIndex,
+      original_tokens: cut.originalTokens,
+      kept_tokens: cut.keptTokens,
+    })),
+    max_tokens_lowered: call.maxTokensLowered ?? null,
+    references_halved: call.referenceShare !== undefined && call.referenceShare < 1,
     error: call.error,
   };
 }

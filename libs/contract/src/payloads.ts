@@ -50,8 +50,15 @@ export interface CallJobData {
   layer: number;
   role: 'proposer' | 'aggregator';
   agentIndex: number;
+  /** As sent: its `maxTokens` lowered when the prompt needed the room (`planLayer`). */
   agent: AgentConfig;
   messages: ChatMessage[];
+  /**
+   * Set on a call planned again within its layer (part of its job id, see
+   * `callJobId`): 1 for the aggregator with halved references after its
+   * provider refused the prompt for context length.
+   */
+  replan?: number;
   /** Stream the answer and publish each delta to the request's event stream. */
   stream?: boolean;
   /** On an aggregator call: the request's parameters, which override the agent's. */

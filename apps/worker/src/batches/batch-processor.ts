@@ -8,7 +8,7 @@ import {
   batchJobDataSchema,
   batchOutputKey,
   beginBatchExpiry,
-  callJobId,
+  requestCallJobIds,
   cancelCallsChannel,
   cancelKey,
   CANCEL_MARKER_TTL_SECONDS,
@@ -29,7 +29,7 @@ import {
   type MoaQueues,
   type RequestJobData,
 } from '@moa-queue/contract';
-import { agentsOfLayer, layerCount, type MoaConfig } from '@moa-queue/moa';
+import type { MoaConfig } from '@moa-queue/moa';
 import { Job, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -164,12 +164,7 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
             const data = itemData(job);
             if (!job || !data) return;
             if (state === 'waiting-children') await job.removeUnprocessedChildren();
-            const { preset } = data;
-            for (let layer = 1; layer <= layerCount(preset); layer += 1) {
-              agentsOfLayer(preset, layer).forEach((_agent, index) =>
-                callIds.push(callJobId(id, layer, index)),
-              );
-            }
+            callIds.push(...requestCallJobIds(id, data.preset));
           }
         }),
       );
