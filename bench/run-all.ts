@@ -13,6 +13,7 @@ const scenarios = [
   'bench/batch-memory.ts',
   'bench/redis-memory.ts',
   'bench/followers.ts',
+  'bench/context-fit.ts',
 ].filter((path) => existsSync(`${REPOSITORY_ROOT}/${path}`));
 let failed = 0;
 for (const scenario of scenarios) {

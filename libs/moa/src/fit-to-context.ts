@@ -1,6 +1,7 @@
 import {
   CONTEXT_SAFETY_MARGIN,
   countPromptTokens,
+  countTextTokens,
   TOKENIZER_ENCODING,
   textOfFirstTokens,
   tokenize,
@@ -24,6 +25,13 @@ export const MAX_TOKENS_FLOOR = 256;
  * parts, and each round removes that excess.
  */
 const MAX_FIT_ROUNDS = 8;
+
+/**
+ * Tokens kept in reserve per cut reference beyond its note: the text around
+ * a cut tokenizes a little differently from the whole (the kept text's last
+ * token, the blank line before the note).
+ */
+const CUT_SLACK_TOKENS = 4;
 
 /** One reference shortened to fit: its position among the call's references and its size before and after. */
 export interface ReferenceCut {
@@ -60,8 +68,8 @@ export interface FittedPrompt {
   maxTokens: number;
   /** The references shortened, in reference order; empty when none was. */
   referencesCut: ReferenceCut[];
-  /** The prompt's size by {@link countPromptTokens}. */
-  promptTokens: number;
+  /** The prompt's size by {@link countPromptTokens}; null when it was not measured (no window). */
+  promptTokens: number | null;
 }
 
 /** A prompt that cannot fit even with every reference cut and `max_tokens` at its floor: not to be sent. */
@@ -130,8 +138,12 @@ export function fitToContext(options: FitToContextOptions): ContextFitOutcome {
   const count = (built: readonly ChatMessage[]) => countPromptTokens(built, memo);
 
   let messages = build(references);
-  let promptTokens = count(messages);
   const referencesCut: ReferenceCut[] = [];
+  // Nothing to fit into: not even measured.
+  if (share === 1 && contextWindow === undefined) {
+    return { outcome: 'fits', messages, maxTokens: wanted, referencesCut, promptTokens: null };
+  }
+  let promptTokens = count(messages);
   if (share === 1 && promptTokens + wanted <= usable) {
     return { outcome: 'fits', messages, maxTokens: wanted, referencesCut, promptTokens };
   }
@@ -141,7 +153,13 @@ export function fitToContext(options: FitToContextOptions): ContextFitOutcome {
     const lengths = tokens.map((list) => list.length);
     const total = lengths.reduce((sum, length) => sum + length, 0);
     const frame = count(build(references.map(() => '')));
-    let budget = Math.floor(Math.max(0, Math.min(total, usable - wanted - frame)) * share);
+    // Room for the notes of the references that may be cut, and a few tokens each for the
+    // merges a cut makes at its ends, so that the first round usually fits.
+    const longest = Math.max(...lengths);
+    const slack = countTextTokens(`\n\n${cutReferenceNote(longest, longest)}`) + CUT_SLACK_TOKENS;
+    const notes = references.length * slack;
+    const room = Math.min(total, usable - wanted - frame - (total > usable - wanted - frame ? notes : 0));
+    let budget = Math.floor(Math.max(0, room) * share);
     for (let round = 0; round < MAX_FIT_ROUNDS; round += 1) {
       const cap = waterFillCap(lengths, budget);
       referencesCut.length = 0;
@@ -157,7 +175,10 @@ export function fitToContext(options: FitToContextOptions): ContextFitOutcome {
       const excess = promptTokens + wanted - usable;
       if (excess <= 0 || budget === 0) break;
       // The last round cuts every reference to nothing, whatever the excess.
-      budget = round === MAX_FIT_ROUNDS - 2 ? 0 : Math.max(0, budget - excess);
+      budget =
+        round === MAX_FIT_ROUNDS - 2
+          ? 0
+          : Math.max(0, budget - excess - references.length * CUT_SLACK_TOKENS);
     }
   }
 

@@ -576,6 +576,21 @@ describe('createFakeProvider', () => {
       BadRequestError,
     );
     expect(provider.requests.map((request) => request.status)).toEqual([400]);
+    // Over HTTP, for a provider in another process.
+    const control = (body: unknown) =>
+      fetch(controlUrl(provider, 'context-window'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    expect((await control({ model: 'small', tokens: null })).status).toBe(200);
+    await client.chat.completions.create({ model: 'small', messages: long });
+    expect((await control({ model: 'small', tokens: 5 })).status).toBe(200);
+    await expect(client.chat.completions.create({ model: 'small', messages: short })).rejects.toBeInstanceOf(
+      BadRequestError,
+    );
+    expect((await control({ model: 'small', tokens: 1.5 })).status).toBe(400);
+    expect((await control({ model: 'small', tokens: 'many' })).status).toBe(400);
   });
 
   it('rejects invalid options and scripts', async () => {

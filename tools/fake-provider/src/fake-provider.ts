@@ -201,7 +201,8 @@ function urlHost(host: string): string {
  * (`{ model, actions }`), `POST /__control/behaviour` (`{ model, behaviour }`),
  * `POST /__control/release` (`{ model? }`, answers `{ released }`),
  * `POST /__control/models` (`{ models: [ids] }`, or `null` for the default
- * listing), `GET /__control/requests` and `POST /__control/reset`.
+ * listing), `POST /__control/context-window` (`{ model, tokens }`, `tokens`
+ * null to lift it), `GET /__control/requests` and `POST /__control/reset`.
  */
 export async function createFakeProvider(options: FakeProviderOptions = {}): Promise<FakeProvider> {
   const settings = resolveSettings(options);
@@ -328,6 +329,19 @@ export async function createFakeProvider(options: FakeProviderOptions = {}): Pro
           } catch (error) {
             throw new HttpError(400, (error as Error).message);
           }
+        }
+        return sendJson(response, 200, { ok: true });
+      }
+      case 'POST /__control/context-window': {
+        const body = await readControlBody(request);
+        const { tokens } = body;
+        if (tokens !== null && typeof tokens !== 'number') {
+          throw new HttpError(400, 'tokens must be a positive integer, or null to lift the window');
+        }
+        try {
+          setContextWindow(body.model, tokens ?? undefined);
+        } catch (error) {
+          throw new HttpError(400, (error as Error).message);
         }
         return sendJson(response, 200, { ok: true });
       }
