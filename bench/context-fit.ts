@@ -26,7 +26,7 @@ const preset: PresetConfig = {
   referenceFormat: 'tagged',
 };
 const question = [{ role: 'user' as const, content: 'Name three uses of a Mixture-of-Agents pipeline.' }];
-// 400 lorem words per answer, as the fake provider writes them (about 700 o200k_base tokens each).
+// 400 lorem words per answer, as the fake provider writes them (about 475 o200k_base tokens each).
 const previous: LayerRecord = {
   layer: 2,
   role: 'proposer',

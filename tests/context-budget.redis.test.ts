@@ -3,7 +3,7 @@ import { cutReferenceNote } from '@moa-queue/moa';
 import { FAKE_PRICES, startMoaStack, systemText, type MoaStack } from './support/moa-stack.js';
 
 const USER = [{ role: 'user', content: 'Name three uses of a Mixture-of-Agents pipeline.' }];
-/** Three proposers answering 400 lorem words each (~700 tokens): more than a 2,000-token window holds. */
+/** Three proposers answering 400 lorem words each (~475 tokens): with the prompt and max_tokens 512, more than a 2,000-token window holds. */
 const PROPOSERS = ['fake/alpha', 'fake/beta', 'fake/gamma'].map((model) => ({ model, maxTokens: 600 }));
 
 describe('context budgets across the queue (worker + fake provider enforcing windows)', () => {

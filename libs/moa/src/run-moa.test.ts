@@ -621,7 +621,7 @@ describe('runMoa over HTTP against the fake provider', () => {
   });
 
   describe('context budgets', () => {
-    /** Three proposers answering 400 lorem words (~700 tokens each) and an aggregator with `maxTokens` 512. */
+    /** Three proposers answering 400 lorem words (~475 tokens each) and an aggregator with `maxTokens` 512. */
     async function budgetSetup(aggregatorWindow: number, options: FakeProviderOptions = {}) {
       const fake = await createFakeProvider({ outputWords: 400, ...options });
       started.push(fake);
