@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { eventsKey } from '@moa-queue/contract';
 import { cutReferenceNote } from '@moa-queue/moa';
 import { FAKE_PRICES, startMoaStack, systemText, type MoaStack } from './support/moa-stack.js';
 
@@ -28,6 +29,10 @@ describe('context budgets across the queue (worker + fake provider enforcing win
           ...(file.presets as Record<string, unknown>),
           budget: { layers: [PROPOSERS], aggregator: { model: 'fake/small-window', maxTokens: 512 } },
           'over-claimed': { layers: [PROPOSERS], aggregator: { model: 'fake/over-claimed', maxTokens: 512 } },
+          unsent: {
+            layers: [[{ model: 'fake/small-window' }, { model: 'fake/small-window' }]],
+            aggregator: { model: 'fake/alpha' },
+          },
         },
       }),
     });
@@ -85,6 +90,23 @@ describe('context budgets across the queue (worker + fake provider enforcing win
     // The proposers answered; the aggregator was never called.
     expect(stack.fake.requests).toHaveLength(3);
     expect(requestsTo('small-window')).toHaveLength(0);
+  });
+
+  it('fails a layer none of whose calls fits without a provider call, and says when it started', async () => {
+    const long = [{ role: 'user', content: 'apple river '.repeat(900) }];
+    const created = await stack.submit({ preset: 'unsent', messages: long });
+    const job = await stack.waitFor(created.id);
+    expect(job.status).toBe('failed');
+    expect(job.error).toMatchObject({ code: 'too_few_proposers' });
+    expect(job.layers).toHaveLength(1);
+    expect(job.layers[0]!.calls.map((call) => [call.attempts, call.error?.code])).toEqual([
+      [0, 'context_length_exceeded'],
+      [0, 'context_length_exceeded'],
+    ]);
+    expect(stack.fake.requests).toHaveLength(0);
+    const events = await stack.redis.xrange(eventsKey(stack.prefix, created.id), '-', '+');
+    const types = events.map(([, fields]) => JSON.parse(fields[1]!) as { type: string });
+    expect(types.map((event) => event.type)).toEqual(['layer_started', 'layer_finished', 'done']);
   });
 
   it("retries the aggregator once with halved references when the provider's window is smaller", async () => {

@@ -265,6 +265,14 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
           (call) => !finishedById.has(callJobId(requestId, layer, call.agentIndex)),
         );
 
+        if (sendable.length === 0 && progress.layerStartedAt[layer] === undefined) {
+          // No call of the layer fits its model's window: it starts and ends at once, unsent.
+          progress.layerStartedAt[layer] = Date.now();
+          const started = publish({ type: 'layer_started', layer, role, calls: planned.length });
+          started.catch(() => undefined); // observed when awaited with the next writes
+          background.push(started);
+        }
+
         // Past the layer's deadline the unfinished calls are abandoned, never re-added.
         if (pending.length > 0 && !state.deadlinePassed) {
           const writes: Promise<unknown>[] = background.splice(0);

@@ -70,9 +70,9 @@ describe('fitToContext', () => {
     });
   });
 
-  it('sends a prompt as built when the window is unknown', () => {
+  it('sends a prompt as built, unmeasured, when the window is unknown', () => {
     const result = fit([words(5000)], undefined);
-    expect(result.outcome === 'fits' && result.referencesCut).toEqual([]);
+    expect(result).toMatchObject({ outcome: 'fits', referencesCut: [], maxTokens: 512, promptTokens: null });
   });
 
   it('cuts the longest references first to a common size, each with a visible note', () => {
@@ -82,7 +82,7 @@ describe('fitToContext', () => {
     const result = fit([short, long, longer], 2000);
     if (result.outcome !== 'fits') throw new Error(result.message);
     expect(result.maxTokens).toBe(512);
-    expect(result.promptTokens + result.maxTokens).toBeLessThanOrEqual(usableContextTokens(2000));
+    expect(result.promptTokens! + result.maxTokens).toBeLessThanOrEqual(usableContextTokens(2000));
     expect(result.referencesCut.map((cut) => cut.index)).toEqual([1, 2]);
     const [cutLong, cutLonger] = result.referencesCut;
     expect(cutLong?.keptTokens).toBe(cutLonger?.keptTokens);
@@ -143,7 +143,7 @@ describe('fitToContext', () => {
     if (result.outcome !== 'fits') throw new Error(result.message);
     expect(result.maxTokens).toBeLessThan(2048);
     expect(result.maxTokens).toBeGreaterThanOrEqual(MAX_TOKENS_FLOOR);
-    expect(result.promptTokens + result.maxTokens).toBe(usableContextTokens(2000));
+    expect(result.promptTokens! + result.maxTokens).toBe(usableContextTokens(2000));
     expect(result.referencesCut).toEqual([{ index: 0, originalTokens: expect.any(Number), keptTokens: 0 }]);
   });
 
@@ -216,7 +216,7 @@ describe('fitToContext', () => {
             return;
           }
           expect(countPromptTokens(result.messages)).toBe(result.promptTokens);
-          expect(result.promptTokens + result.maxTokens).toBeLessThanOrEqual(usable);
+          expect(result.promptTokens! + result.maxTokens).toBeLessThanOrEqual(usable);
           expect(result.maxTokens).toBeLessThanOrEqual(maxTokens);
           expect(result.maxTokens).toBeGreaterThanOrEqual(Math.min(MAX_TOKENS_FLOOR, maxTokens));
           if (result.maxTokens < maxTokens) {
