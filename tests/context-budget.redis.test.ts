@@ -1,3 +1,4 @@
+import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { eventsKey } from '@moa-queue/contract';
 import { cutReferenceNote } from '@moa-queue/moa';
@@ -125,6 +126,23 @@ describe('context budgets across the queue (worker + fake provider enforcing win
     expect(aggregator.references_cut).toHaveLength(3);
     expect(kept).toBeLessThanOrEqual(original / 2);
     expect(job.output).toBe(aggregator.output);
+  });
+
+  it('streams the retried aggregator answer to a chat completion as any other', async () => {
+    const client = new OpenAI({ baseURL: `${await stack.listen()}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const { data: stream, response } = await client.chat.completions
+      .create({ model: 'over-claimed', messages: USER as OpenAI.ChatCompletionMessageParam[], stream: true })
+      .withResponse();
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    const job = await stack.waitFor(response.headers.get('x-moa-job-id')!);
+    expect(job.status).toBe('completed');
+    expect(requestsTo('over-claimed').map((request) => [request.status, request.stream])).toEqual([
+      [400, true],
+      [200, true],
+    ]);
+    expect(job.layers[1]!.calls[0]!.references_halved).toBe(true);
+    expect(text).toBe(job.output);
   });
 
   it('fails with context_length_exceeded after the one retry when halved references still do not fit', async () => {
