@@ -24,6 +24,14 @@ describe('parseCliArguments', () => {
     expect(parseCliArguments(['--help'])).toEqual({ help: true });
   });
 
+  it('takes context windows per model, repeatedly', () => {
+    expect(
+      parseCliArguments(['--context-window', 'Qwen/Qwen2.5-7B=2000', '--context-window', 'small=64']),
+    ).toEqual({ help: false, options: { contextWindows: { 'Qwen/Qwen2.5-7B': 2000, small: 64 } } });
+    expect(() => parseCliArguments(['--context-window', 'small'])).toThrow(/--context-window/);
+    expect(() => parseCliArguments(['--context-window', 'small=0'])).toThrow(/--context-window/);
+  });
+
   it('rejects unknown flags and non-numeric values', () => {
     expect(() => parseCliArguments(['--nope'])).toThrow();
     expect(() => parseCliArguments(['--port', 'abc'])).toThrow(/--port/);

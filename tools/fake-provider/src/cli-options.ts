@@ -10,6 +10,8 @@ export const USAGE = `Usage: node --conditions=development --import tsx tools/fa
   --token-interval-ms N  delay before each streamed word (default 0)
   --output-words N       words per generated answer (default 40)
   --require-api-key K    answer 401 unless Authorization is "Bearer K"
+  --context-window M=N   refuse prompts to model M over N tokens with a 400
+                         context_length_exceeded (repeatable)
   --help                 print this text`;
 
 /** The parsed command line: provider options, or a request for help. */
@@ -40,6 +42,7 @@ export function parseCliArguments(args: readonly string[]): CliCommand {
       'token-interval-ms': { type: 'string' },
       'output-words': { type: 'string' },
       'require-api-key': { type: 'string' },
+      'context-window': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -55,5 +58,14 @@ export function parseCliArguments(args: readonly string[]): CliCommand {
   const outputWords = numberOption('output-words', values['output-words']);
   if (outputWords !== undefined) options.outputWords = outputWords;
   if (values['require-api-key'] !== undefined) options.requireApiKey = values['require-api-key'];
+  for (const entry of values['context-window'] ?? []) {
+    const match = /^(.+)=(\d+)$/.exec(entry);
+    if (!match || Number(match[2]) < 1) {
+      throw new TypeError(
+        `--context-window must be MODEL=TOKENS with TOKENS a positive integer, got "${entry}"`,
+      );
+    }
+    options.contextWindows = { ...options.contextWindows, [match[1] as string]: Number(match[2]) };
+  }
   return { help: false, options };
 }
