@@ -103,7 +103,7 @@ export function createApp(dependencies: AppDependencies): Express {
   app.use(filesRouter(batchDependencies));
   app.use(jsonBody(dependencies.maxBodyBytes ?? 4 * 1024 * 1024));
   app.use(batchesRouter(batchDependencies));
-  app.use(modelsRouter(dependencies.config, Date.now()));
+  app.use(modelsRouter(dependencies.config));
   const shared = {
     store,
     config: dependencies.config,
