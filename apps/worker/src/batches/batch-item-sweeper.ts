@@ -139,8 +139,9 @@ export function createBatchItemSweeper(dependencies: BatchItemSweeperDependencie
       const pipeline = redis.pipeline();
       if (removed.length > 0) pipeline.zrem(forgetKey, ...removed);
       // GT: an item recorded meanwhile keeps its own (later) time, the one its line promises.
+      // Past `now` even with no grace, so this sweep does not take them again.
       if (deferred.length > 0) {
-        pipeline.zadd(forgetKey, 'GT', ...deferred.flatMap((id) => [now + graceMs, id]));
+        pipeline.zadd(forgetKey, 'GT', ...deferred.flatMap((id) => [now + Math.max(graceMs, 1), id]));
       }
       await pipeline.exec();
       report.removed += removed.length;
