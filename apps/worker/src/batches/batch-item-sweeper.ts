@@ -7,6 +7,7 @@ import {
   DEFAULT_BATCH_ITEM_GRACE_MS,
   deadlineKey,
   eventsKey,
+  isInfrastructureError,
   requestJobDataSchema,
   tenantRequestsKey,
   TERMINAL_BATCH_STATUSES,
@@ -133,7 +134,16 @@ export function createBatchItemSweeper(dependencies: BatchItemSweeperDependencie
     while (report.removed + report.deferred < SWEEP_LIMIT) {
       const ids = await redis.zrangebyscore(forgetKey, '-inf', now, 'LIMIT', 0, SWEEP_CHUNK);
       if (ids.length === 0) break;
-      const outcomes = await Promise.all(ids.map((id) => forget(id, cache)));
+      const outcomes = await Promise.all(
+        ids.map((id) =>
+          forget(id, cache).catch((error: unknown) => {
+            // Redis trouble ends the sweep (the next pass retries); anything else puts this item off.
+            if (isInfrastructureError(error)) throw error;
+            logger.warn({ requestId: id, error: String(error) }, 'cannot remove a batch item: put off');
+            return false;
+          }),
+        ),
+      );
       const removed = ids.filter((_, index) => outcomes[index]);
       const deferred = ids.filter((_, index) => !outcomes[index]);
       const pipeline = redis.pipeline();
