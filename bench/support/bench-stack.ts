@@ -26,6 +26,8 @@ export interface BenchStackOptions {
   outputWords?: number;
   /** More of the config file (e.g. `quotas`), merged over the bench's providers, models and preset. */
   config?: Record<string, unknown>;
+  /** Extra environment for the worker processes (e.g. `BATCH_ITEM_GRACE_MS`). */
+  workerEnv?: Record<string, string>;
 }
 
 /** Every process of a benchmark run: its own redis-server, fake provider, API and workers. */
@@ -101,7 +103,12 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
     : [];
   const workers = Array.from({ length: options.workers }, () =>
-    spawnTsProcess('apps/worker/src/main.ts', { ...environment, LOG_LEVEL: 'info' }, [], profile),
+    spawnTsProcess(
+      'apps/worker/src/main.ts',
+      { ...environment, LOG_LEVEL: 'info', ...options.workerEnv },
+      [],
+      profile,
+    ),
   );
   const apiLine = await api.waitForLine((line) => line.includes('API listening'));
   await Promise.all(workers.map((worker) => worker.waitForLine((line) => line.includes('worker started'))));

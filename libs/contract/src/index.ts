@@ -21,7 +21,7 @@ export {
   REQUEST_RETENTION,
   CALL_RETENTION_COMPLETED,
   CALL_RETENTION_FAILED,
-  BATCH_ITEM_RETENTION,
+  DEFAULT_BATCH_ITEM_GRACE_MS,
 } from './retention.js';
 export { cancelKey, deadlineKey, cancelCallsChannel, CANCEL_MARKER_TTL_SECONDS } from './cancel-marker.js';
 export { createMoaQueues, type MoaQueues, type MoaQueuesOptions } from './moa-queues.js';
@@ -68,6 +68,8 @@ export {
   newBatchId,
   newBatchRequestId,
   batchItemRequestId,
+  batchIdOfItem,
+  batchItemsToForgetKey,
   fileKey,
   fileChunksKey,
   batchKey,
@@ -96,10 +98,12 @@ export {
 } from './batch-files.js';
 export {
   batchObject,
+  requestCountsOf,
   readBatchHash,
   countActiveBatchItems,
   TERMINAL_BATCH_STATUSES,
   type BatchObject,
+  type BatchRequestCounts,
   type BatchStatus,
   type BatchErrorEntry,
 } from './batch-record.js';
@@ -112,6 +116,7 @@ export {
   requestBatchCancel,
   beginBatchExpiry,
   completeBatch,
+  settleBatchCounts,
   failBatch,
   queueBatchJob,
   type BatchItemOutcome,
