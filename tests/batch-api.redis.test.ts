@@ -313,5 +313,17 @@ describe('the OpenAI Batch API through the official SDK', () => {
     expect(ids.sort()).toEqual(['a', 'b']);
     const listed = await request(freshApp).get('/v1/batches?limit=100');
     expect((listed.body as { data: { id: string }[] }).data.map((entry) => entry.id)).toContain(created.id);
+    // Out-of-range limits name the bound they break, like the other parameters.
+    for (const [path, message] of [
+      ['/v1/batches?limit=0', 'must be at least 1'],
+      ['/v1/batches?limit=101', 'must be at most 100'],
+      ['/v1/batches?limit=2.5', 'must be a whole number'],
+      ['/v1/files?limit=0', 'must be at least 1'],
+      ['/v1/files?limit=10001', 'must be at most 10000'],
+    ] as const) {
+      const refused = await request(freshApp).get(path);
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toMatchObject({ param: 'limit', message: expect.stringContaining(message) });
+    }
   });
 });

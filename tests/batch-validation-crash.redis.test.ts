@@ -13,6 +13,13 @@ interface FileLine {
   error: { code: string; message: string } | null;
 }
 
+/**
+ * The 40,000-line tests wait up to 120 s for the validation to reach a point
+ * and 180 s for the batch to end; the suite's 60 s default cut them short on
+ * a loaded machine (load average 10 on 2 cores) before their own waits did.
+ */
+const LONG_TEST_MS = 360_000;
+
 /** Padding that makes each line cost the validation some work (about 1 KB a line). */
 const PADDING = 'x'.repeat(900);
 
@@ -58,7 +65,7 @@ function largeFile(lines: number, tag: string) {
  * counted twice, no line is taken for a duplicate of itself, and the batch
  * completes with exact counts.
  */
-describe('batch validation survives a worker killed midway', () => {
+describe('batch validation survives a worker killed midway', { timeout: LONG_TEST_MS }, () => {
   let stack: MoaStack;
   let client: OpenAI;
 

@@ -18,8 +18,16 @@ export interface BenchStackOptions {
   agents: number;
   proposerLayers: number;
   workerConcurrency?: number;
+  /**
+   * Words per fake answer: 40 keeps runs quick; real answers of strong models
+   * run to 300–500 words (AlpacaEval), so memory is measured at 400 too.
+   * @defaultValue 40
+   */
+  outputWords?: number;
   /** More of the config file (e.g. `quotas`), merged over the bench's providers, models and preset. */
   config?: Record<string, unknown>;
+  /** Extra environment for the worker processes (e.g. `BATCH_ITEM_GRACE_MS`). */
+  workerEnv?: Record<string, string>;
 }
 
 /** Every process of a benchmark run: its own redis-server, fake provider, API and workers. */
@@ -57,7 +65,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
     '--latency-ms',
     String(options.latencyMs),
     '--output-words',
-    '40',
+    String(options.outputWords ?? 40),
   ]);
   const listening = await fakeProcess.waitForLine((line) => line.includes('listening on'));
   const fakeUrl = /http:\/\/[\d.]+:\d+\/v1/.exec(listening)![0];
@@ -95,7 +103,12 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
     : [];
   const workers = Array.from({ length: options.workers }, () =>
-    spawnTsProcess('apps/worker/src/main.ts', { ...environment, LOG_LEVEL: 'info' }, [], profile),
+    spawnTsProcess(
+      'apps/worker/src/main.ts',
+      { ...environment, LOG_LEVEL: 'info', ...options.workerEnv },
+      [],
+      profile,
+    ),
   );
   const apiLine = await api.waitForLine((line) => line.includes('API listening'));
   await Promise.all(workers.map((worker) => worker.waitForLine((line) => line.includes('worker started'))));
@@ -128,13 +141,24 @@ export async function redisCommandCount(redis: Redis): Promise<number> {
   return total;
 }
 
-/** Submits one MoA request through the API's `POST /v1/jobs`; throws unless it is accepted. */
+/**
+ * Submits one MoA request through the API's `POST /v1/jobs`; throws unless it
+ * is accepted. A 503 (the API's queues still starting, or Redis slow on a
+ * loaded machine) is retried after its `Retry-After`, as a client would.
+ */
 export async function submitJob(apiUrl: string, prompt: string): Promise<void> {
-  const response = await fetch(`${apiUrl}/v1/jobs`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ messages: [{ role: 'user', content: prompt }] }),
-  });
-  await response.arrayBuffer();
-  if (response.status !== 202) throw new Error(`POST /v1/jobs answered ${response.status}`);
+  for (let attempt = 1; ; attempt += 1) {
+    const response = await fetch(`${apiUrl}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: prompt }] }),
+    });
+    await response.arrayBuffer();
+    if (response.status === 202) return;
+    if (response.status !== 503 || attempt >= 10) {
+      throw new Error(`POST /v1/jobs answered ${response.status}`);
+    }
+    const waitSeconds = Number(response.headers.get('retry-after') ?? 1);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(waitSeconds, 0.1) * 1000));
+  }
 }

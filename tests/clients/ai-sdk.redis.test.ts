@@ -102,26 +102,28 @@ describe('AI SDK', () => {
       expect(recipe.parse(object)).toEqual(object);
     });
 
-    it('a failed run is a 502 APICallError; the AI SDK retries any 5xx whatever x-should-retry says', async () => {
+    it('a deterministic failure costs one run at the default maxRetries: its retries get the remembered answer', async () => {
       stack.fake.setBehaviour('dead', { failStatus: 400 });
       stack.fake.requests.length = 0;
-      // maxRetries: 0 is how an AI SDK caller avoids paying again for a deterministic failure.
-      const once = await generateText({
-        model: compatible('all-dead'),
-        prompt: 'Hello?',
-        maxRetries: 0,
-      }).catch((caught: unknown) => caught);
-      expect(APICallError.isInstance(once)).toBe(true);
-      expect(once).toMatchObject({ statusCode: 502, responseHeaders: { 'x-should-retry': 'false' } });
-      expect(stack.fake.requests).toHaveLength(2);
-      // At its default (maxRetries: 2) it runs the request three times: documented in docs/compatibility.md.
-      stack.fake.requests.length = 0;
-      const retried = await generateText({ model: compatible('all-dead'), prompt: 'Hello?' }).catch(
+      // The AI SDK retries any 5xx twice, whatever x-should-retry says.
+      const retried = await generateText({ model: compatible('all-dead'), prompt: 'Hello, AI SDK?' }).catch(
         (caught: unknown) => caught,
       );
       expect(RetryError.isInstance(retried)).toBe(true);
-      expect((retried as RetryError).errors).toHaveLength(3);
-      expect(stack.fake.requests).toHaveLength(6);
+      const errors = (retried as RetryError).errors;
+      expect(errors).toHaveLength(3);
+      for (const error of errors) {
+        expect(APICallError.isInstance(error)).toBe(true);
+        expect(error).toMatchObject({ statusCode: 502, responseHeaders: { 'x-should-retry': 'false' } });
+      }
+      // The first attempt ran; the two retries were answered from its failure, naming its job.
+      const [first, ...retries] = errors as APICallError[];
+      const jobId = first?.responseHeaders?.['x-moa-job-id'];
+      expect(jobId).toMatch(/^job_/);
+      expect(first?.responseHeaders?.['x-moa-replayed-from']).toBeUndefined();
+      for (const retry of retries) expect(retry.responseHeaders?.['x-moa-replayed-from']).toBe(jobId);
+      // Exactly one MoA run: its two proposer calls.
+      expect(stack.fake.requests).toHaveLength(2);
     });
   });
 });

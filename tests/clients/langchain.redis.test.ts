@@ -79,20 +79,30 @@ describe('LangChain ChatOpenAI', () => {
     expect(aggregator?.responseFormat).toEqual({ type: 'json_object' });
   });
 
-  it('a failed run (502) is retried by LangChain whatever x-should-retry says: maxRetries bounds the runs', async () => {
+  it("a deterministic failure costs one run whatever maxRetries: LangChain's retries get the remembered answer", async () => {
     stack.fake.setBehaviour('dead', { failStatus: 400 });
     stack.fake.requests.length = 0;
-    await expect(chat({ maxRetries: 0, model: 'all-dead' }).invoke('Hello?')).rejects.toMatchObject({
-      status: 502,
-    });
-    // One run: its two proposer calls.
+    // LangChain's own caller retries a 5xx whatever x-should-retry says: count what it sends.
+    const answers: { replayedFrom: string | null; jobId: string | null }[] = [];
+    const countingFetch: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      answers.push({
+        replayedFrom: response.headers.get('x-moa-replayed-from'),
+        jobId: response.headers.get('x-moa-job-id'),
+      });
+      return response;
+    };
+    await expect(
+      chat({ maxRetries: 2, model: 'all-dead', configuration: { baseURL, fetch: countingFetch } }).invoke(
+        'Hello, LangChain?',
+      ),
+    ).rejects.toMatchObject({ status: 502, code: 'too_few_proposers' });
+    expect(answers).toHaveLength(3);
+    const jobId = answers[0]?.jobId;
+    expect(jobId).toMatch(/^job_/);
+    expect(answers.map((answer) => answer.replayedFrom)).toEqual([null, jobId, jobId]);
+    // Exactly one MoA run: its two proposer calls.
     expect(stack.fake.requests).toHaveLength(2);
-    stack.fake.requests.length = 0;
-    await expect(chat({ maxRetries: 1, model: 'all-dead' }).invoke('Hello?')).rejects.toMatchObject({
-      status: 502,
-    });
-    // LangChain's own caller retries a 5xx: two runs (documented in docs/compatibility.md).
-    expect(stack.fake.requests).toHaveLength(4);
   });
 
   it('withStructuredOutput by function calling is refused clearly: tools are not supported', async () => {

@@ -1,5 +1,5 @@
 import { createMoaQueues } from '@moa-queue/contract';
-import { builtInConfig } from '@moa-queue/moa';
+import { builtInConfig, PRESET_CREATED_DEFAULT } from '@moa-queue/moa';
 import { uniquePrefix } from '@moa-queue/test-support';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -205,6 +205,21 @@ describe('models', () => {
       expect(model).toMatchObject({ object: 'model', owned_by: expect.any(String) });
       expect(Number.isInteger(model.created)).toBe(true);
     }
+  });
+
+  it("reports each preset's created from the config, the same in every app instance", async () => {
+    const first = await request(app).get('/v1/models/moa');
+    // Another instance made later, as after a restart, answers the same date.
+    const restarted = createApp({
+      queues,
+      redis,
+      config: builtInConfig(),
+      logger: pino({ level: 'silent' }),
+      webhookSecret: WEBHOOK_SECRET,
+    });
+    const second = await request(restarted).get('/v1/models/moa');
+    expect(first.body.created).toBe(PRESET_CREATED_DEFAULT);
+    expect(second.body.created).toBe(first.body.created);
   });
 
   it('reads one model', async () => {

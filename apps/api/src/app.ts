@@ -19,6 +19,7 @@ import { createSessionStore } from './console/sessions.js';
 import { createKeyring } from './keyring.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
+import { createFailureReplay } from './failure-replay.js';
 import { createRequestStore } from './request-store.js';
 import { chatCompletionsRouter } from './routes/chat-completions.js';
 import { healthRouter } from './routes/health.js';
@@ -55,6 +56,12 @@ export interface AppDependencies {
   rateLimitRpm?: number;
   /** How long a chat completion waits for its request. @defaultValue 600000 */
   chatTimeoutMs?: number;
+  /**
+   * How long a deterministic failure of a chat completion or response is
+   * answered again, without a run, to a retry of the same body; 0 turns it off.
+   * @defaultValue 300
+   */
+  failureReplaySeconds?: number;
   /** Limits of the Files and Batch API (file size, lines, completion window). */
   batches?: Partial<BatchApiOptions>;
 }
@@ -103,7 +110,7 @@ export function createApp(dependencies: AppDependencies): Express {
   app.use(filesRouter(batchDependencies));
   app.use(jsonBody(dependencies.maxBodyBytes ?? 4 * 1024 * 1024));
   app.use(batchesRouter(batchDependencies));
-  app.use(modelsRouter(dependencies.config, Date.now()));
+  app.use(modelsRouter(dependencies.config));
   const shared = {
     store,
     config: dependencies.config,
@@ -111,7 +118,15 @@ export function createApp(dependencies: AppDependencies): Express {
     redis: dependencies.redis,
   };
   app.use(jobsRouter({ ...shared, webhookSecret: dependencies.webhookSecret }));
-  const waiting = { ...shared, timeoutMs: dependencies.chatTimeoutMs ?? 600_000 };
+  const waiting = {
+    ...shared,
+    timeoutMs: dependencies.chatTimeoutMs ?? 600_000,
+    failureReplay: createFailureReplay({
+      redis: dependencies.redis,
+      prefix: dependencies.queues.prefix,
+      ttlSeconds: dependencies.failureReplaySeconds ?? 300,
+    }),
+  };
   app.use(chatCompletionsRouter(waiting));
   app.use(responsesRouter(waiting));
   app.use(notFound());

@@ -22,6 +22,7 @@ const environmentSchema = z.object({
   MOA_BODY_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   MOA_UPLOAD_TIMEOUT_MS: z.coerce.number().int().min(100).max(86_400_000).default(600_000),
   MOA_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(10_000),
+  MOA_FAILURE_REPLAY_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
 });
 
 /** Everything the API process reads from its environment, validated. */
@@ -50,6 +51,8 @@ export interface ApiConfig {
   uploadTimeoutMs: number;
   /** Open connections per API process (`MOA_MAX_CONNECTIONS`). */
   maxConnections: number;
+  /** How long a deterministic failure is replayed to a retry of the same body (`MOA_FAILURE_REPLAY_SECONDS`). */
+  failureReplaySeconds: number;
   logLevel: string;
   moa: MoaConfig;
 }
@@ -81,6 +84,7 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env): Api
     bodyTimeoutMs: values.MOA_BODY_TIMEOUT_MS,
     uploadTimeoutMs: values.MOA_UPLOAD_TIMEOUT_MS,
     maxConnections: values.MOA_MAX_CONNECTIONS,
+    failureReplaySeconds: values.MOA_FAILURE_REPLAY_SECONDS,
     logLevel: values.LOG_LEVEL,
     moa: loadMoaConfig(values.MOA_CONFIG),
   };

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { REQUESTS_QUEUE } from '@moa-queue/contract';
 import type { Redis } from 'ioredis';
 import { ApiError } from './api-error.js';
+import { bodyDigest, sha256 } from './body-digest.js';
 
 /** How long an `Idempotency-Key` is remembered. */
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
@@ -26,10 +26,6 @@ export interface NewClaim {
 
 /** The outcome of claiming a key: ours to create, or an earlier request's. */
 export type IdempotencyClaim = NewClaim | { kind: 'existing'; requestId: string };
-
-function hash(value: string): string {
-  return createHash('sha256').update(value).digest('hex');
-}
 
 /** The BullMQ job hash of a request: while it exists, the claim that named it stands. */
 function requestJobKey(prefix: string, requestId: string): string {
@@ -96,8 +92,8 @@ export async function claimIdempotencyKey(
       'invalid_value',
     );
   }
-  const redisKey = `${prefix}:moa-idempotency:${hash(`${caller}\n${key}`)}`;
-  const bodyHash = hash(JSON.stringify(body));
+  const redisKey = `${prefix}:moa-idempotency:${sha256(`${caller}\n${key}`)}`;
+  const bodyHash = bodyDigest(body);
   const value = JSON.stringify({ requestId, bodyHash });
   const ours: NewClaim = {
     kind: 'new',

@@ -1,5 +1,19 @@
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { ApiError } from './api-error.js';
+
+/**
+ * A list's `limit` query parameter, 1 to `max`, with messages naming the
+ * bound it breaks (OpenAI's lists: batches 1–100, files 1–10,000).
+ */
+export function pageLimitSchema(max: number) {
+  return z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(max, `must be at most ${max}`)
+    .optional();
+}
 
 /** Options of {@link pageFromIndex}: OpenAI's list parameters. */
 export interface IndexPageOptions<T> {

@@ -57,6 +57,7 @@ const app = createApp({
   maxBodyBytes: config.maxBodyBytes,
   webhookSecret: config.webhookSecret,
   rateLimitRpm: config.rateLimitRpm,
+  failureReplaySeconds: config.failureReplaySeconds,
 });
 const server = createApiServer(
   (request, response) => {

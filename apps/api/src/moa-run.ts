@@ -1,8 +1,9 @@
 import { jobView, failureMayRecover, type MoaQueues, type RequestSnapshot } from '@moa-queue/contract';
 import type { MoaConfig, PresetConfig } from '@moa-queue/moa';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { ApiError } from './api-error.js';
+import type { FailureReplay } from './failure-replay.js';
 import { followRequest } from './follow-request.js';
 import { newRequestData, type NewRequestOptions } from './new-request.js';
 import { principalOf } from './principal.js';
@@ -24,6 +25,8 @@ export interface MoaRunDependencies {
   redis: Redis;
   /** How long a route waits for its request before answering 504. */
   timeoutMs: number;
+  /** Answers a repeated deterministic failure without running it again. */
+  failureReplay: FailureReplay;
 }
 
 /** The preset `model` names, else 404 `model_not_found`. */
@@ -82,6 +85,42 @@ export function runFailure(
     error?.code ?? 'moa_failed',
     { 'x-should-retry': String(failureMayRecover(view)) },
   );
+}
+
+/**
+ * Throws the remembered answer when the caller sent this exact body to this
+ * route and it failed deterministically a short while ago (an SDK retrying
+ * a 502 it was told not to retry): no second run is made or paid for.
+ */
+export async function refuseRepeatedFailure(
+  dependencies: MoaRunDependencies,
+  request: Request,
+  response: Response,
+): Promise<void> {
+  const replayed = await dependencies.failureReplay.find(
+    principalOf(response).tenant,
+    request.path,
+    request.body,
+  );
+  if (replayed) throw replayed;
+}
+
+/** {@link runFailure}, remembered for {@link refuseRepeatedFailure} when it is deterministic. */
+export async function rememberedFailure(
+  dependencies: MoaRunDependencies,
+  request: Request,
+  response: Response,
+  run: StartedRun,
+  error: ApiError,
+): Promise<ApiError> {
+  await dependencies.failureReplay.remember(
+    principalOf(response).tenant,
+    request.path,
+    request.body,
+    run.data.requestId,
+    error,
+  );
+  return error;
 }
 
 /** The error of a stream whose aggregator was retried after its first tokens were relayed. */

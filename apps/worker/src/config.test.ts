@@ -15,6 +15,7 @@ describe('loadWorkerConfig', () => {
       stalledIntervalMs: 15_000,
       maxStalledCount: 5,
       reconcileIntervalMs: 60_000,
+      batchItemGraceMs: 600_000,
       logLevel: 'info',
       webhookSecret: undefined,
     });
@@ -31,6 +32,7 @@ describe('loadWorkerConfig', () => {
       MOA_WEBHOOK_SECRET: 'whsec_c2VjcmV0',
       LOG_LEVEL: 'debug',
       WORKER_RECONCILE_INTERVAL_MS: '5000',
+      BATCH_ITEM_GRACE_MS: '0',
     });
     expect(config).toMatchObject({
       redisUrl: 'redis://redis:6380',
@@ -41,6 +43,7 @@ describe('loadWorkerConfig', () => {
       webhookSecret: 'whsec_c2VjcmV0',
       logLevel: 'debug',
       reconcileIntervalMs: 5000,
+      batchItemGraceMs: 0,
     });
   });
 
@@ -49,6 +52,7 @@ describe('loadWorkerConfig', () => {
     expect(() => loadWorkerConfig({ METRICS_PORT: '70000' })).toThrow(/METRICS_PORT/);
     expect(() => loadWorkerConfig({ MOA_WEBHOOK_SECRET: 'plain' })).toThrow(/MOA_WEBHOOK_SECRET/);
     expect(() => loadWorkerConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
+    expect(() => loadWorkerConfig({ BATCH_ITEM_GRACE_MS: '-1' })).toThrow(/BATCH_ITEM_GRACE_MS/);
     expect(loadWorkerConfig({ METRICS_PORT: '' }).metricsPort).toBe(9464);
   });
 

@@ -1,4 +1,4 @@
-import { parseEnvironment, SHARED_ENVIRONMENT } from '@moa-queue/contract';
+import { DEFAULT_BATCH_ITEM_GRACE_MS, parseEnvironment, SHARED_ENVIRONMENT } from '@moa-queue/contract';
 import { loadMoaConfig, type MoaConfig } from '@moa-queue/moa';
 import { z } from 'zod';
 
@@ -12,6 +12,7 @@ const environmentSchema = z.object({
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(15_000),
   WORKER_MAX_STALLED_COUNT: z.coerce.number().int().min(1).default(5),
   WORKER_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(1000).default(60_000),
+  BATCH_ITEM_GRACE_MS: z.coerce.number().int().min(0).default(DEFAULT_BATCH_ITEM_GRACE_MS),
 });
 
 /** Everything the worker process reads from its environment, validated. */
@@ -28,6 +29,12 @@ export interface WorkerConfig {
   maxStalledCount: number;
   /** How often the batch reconciler runs (batches/batch-reconciler.ts). @defaultValue 60000 */
   reconcileIntervalMs?: number;
+  /**
+   * How long a batch item's request stays readable once its line is in the
+   * batch; then it is removed (batches/batch-item-sweeper.ts, at the
+   * reconciler's pass). @defaultValue 600000
+   */
+  batchItemGraceMs?: number;
   logLevel: string;
   webhookSecret: string | undefined;
   moa: MoaConfig;
@@ -50,6 +57,7 @@ export function loadWorkerConfig(environment: NodeJS.ProcessEnv = process.env): 
     stalledIntervalMs: values.WORKER_STALLED_INTERVAL_MS,
     maxStalledCount: values.WORKER_MAX_STALLED_COUNT,
     reconcileIntervalMs: values.WORKER_RECONCILE_INTERVAL_MS,
+    batchItemGraceMs: values.BATCH_ITEM_GRACE_MS,
     logLevel: values.LOG_LEVEL,
     webhookSecret: values.MOA_WEBHOOK_SECRET,
     moa: loadMoaConfig(values.MOA_CONFIG),

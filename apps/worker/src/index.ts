@@ -4,3 +4,4 @@ export { createWorkerMetrics, LLM_LATENCY_BUCKETS, type WorkerMetrics } from './
 export { createCallProcessor } from './call-processor.js';
 export { createOrchestratorProcessor } from './orchestrator-processor.js';
 export { createLogger } from './logger.js';
+export { createBatchItemSweeper, mayForget, type SweepReport } from './batches/batch-item-sweeper.js';

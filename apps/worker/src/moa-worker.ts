@@ -6,6 +6,7 @@ import {
   createConnectionStateLogger,
   createMoaQueues,
   DEADLINES_QUEUE,
+  DEFAULT_BATCH_ITEM_GRACE_MS,
   isInfrastructureError,
   jobDataSchemasFor,
   llmQueueName,
@@ -21,6 +22,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { recordBatchItemEnd, requestEndOf } from './batches/batch-item-hook.js';
 import { createBatchProcessor } from './batches/batch-processor.js';
+import { createBatchItemSweeper } from './batches/batch-item-sweeper.js';
 import { createBatchReconciler, RECONCILE_QUEUE } from './batches/batch-reconciler.js';
 import { createCallProcessor } from './call-processor.js';
 import { listenForCancels } from './cancel-listener.js';
@@ -124,6 +126,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   const retrying = <Data, Result>(queueName: string, processor: Processor<Data, Result>) =>
     withInfraRetry(queueName, processor, infraRetry);
   const metrics = createWorkerMetrics();
+  const batchItemGraceMs = config.batchItemGraceMs ?? DEFAULT_BATCH_ITEM_GRACE_MS;
   const models = options.models ?? createModelRegistry(config.moa);
 
   const workerOptions = {
@@ -143,7 +146,14 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     REQUESTS_QUEUE,
     retrying(
       REQUESTS_QUEUE,
-      createOrchestratorProcessor({ queues, redis: commands, config: config.moa, metrics, logger }),
+      createOrchestratorProcessor({
+        queues,
+        redis: commands,
+        config: config.moa,
+        metrics,
+        logger,
+        batchItemGraceMs,
+      }),
     ),
     workerOptions,
   );
@@ -242,7 +252,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
             ? undefined
             : publishEvent(commands, queues.prefix, data.requestId, { type: 'done', status: 'failed' }),
         ]);
-        await recordBatchItemEnd({ queues, redis: commands, logger }, data, end);
+        await recordBatchItemEnd({ queues, redis: commands, logger, batchItemGraceMs }, data, end);
         break;
       } catch (failure) {
         if (!reportRedisError(failure) || Date.now() - startedAt > INFRA_RETRY_POLICY.horizonMs)
@@ -261,7 +271,10 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   // Batch jobs: validation of input files, finalization, cancel and expiry drains.
   const batchWorker = new Worker(
     BATCHES_QUEUE,
-    retrying(BATCHES_QUEUE, createBatchProcessor({ queues, redis: commands, logger, config: config.moa })),
+    retrying(
+      BATCHES_QUEUE,
+      createBatchProcessor({ queues, redis: commands, logger, config: config.moa, batchItemGraceMs }),
+    ),
     workerOptions,
   );
   // The batch reconciler: one pass per interval across all workers, on a queue of its own. Every
@@ -273,15 +286,22 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     defaultJobOptions: { removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } },
   });
   reconcileQueue.on('error', onRedisError('queue connection error'));
-  const reconcile = createBatchReconciler({ queues, redis: commands, logger });
+  const reconcile = createBatchReconciler({ queues, redis: commands, logger, batchItemGraceMs });
+  const sweep = createBatchItemSweeper({ queues, redis: commands, logger, batchItemGraceMs });
   const reconcileWorker = new Worker(
     RECONCILE_QUEUE,
     async () => {
+      // The next pass comes soon enough: a failed pass is logged, never retried.
       try {
         await reconcile();
       } catch (error) {
-        // The next pass comes soon enough: a failed pass is logged, never retried.
         if (!reportRedisError(error)) logger.error({ error: String(error) }, 'batch reconciliation failed');
+      }
+      // Batch items whose grace has passed: their requests, calls and keys go.
+      try {
+        await sweep();
+      } catch (error) {
+        if (!reportRedisError(error)) logger.error({ error: String(error) }, 'batch item sweep failed');
       }
     },
     { ...workerOptions, concurrency: 1 },

@@ -97,6 +97,8 @@ export interface OrchestratorDependencies {
   config: MoaConfig;
   metrics: WorkerMetrics;
   logger: Logger;
+  /** See `BatchItemHookDependencies`. @defaultValue DEFAULT_BATCH_ITEM_GRACE_MS (10 minutes) */
+  batchItemGraceMs?: number;
 }
 
 /** Reads the progress saved by an earlier run of the same job, if any. */

@@ -4,9 +4,11 @@ import {
   BATCH_RETENTION_SECONDS,
   batchDoneKey,
   batchErrorKey,
+  batchItemsToForgetKey,
   batchKey,
   batchOutputKey,
   batchSeenKey,
+  newBatchRequestId,
   type BatchJobName,
 } from './batch-keys.js';
 import type { BatchErrorEntry } from './batch-record.js';
@@ -39,8 +41,10 @@ end
 `;
 
 const RECORD_ITEM = `${TERMINAL}${MAYBE_FINALIZE}
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status or terminal(status) then return {0, 0} end
+if ARGV[9] ~= '' and ARGV[10] ~= '' then redis.call('ZADD', KEYS[6], 'GT', ARGV[10], ARGV[9]) end
+local h0 = redis.call('HMGET', KEYS[1], 'status', 'settled')
+local status = h0[1]
+if not status or terminal(status) or h0[2] == '1' then return {0, 0} end
 if ARGV[9] ~= '' then redis.call('SADD', KEYS[5], ARGV[9]) end
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, maybe_finalize(KEYS[1], ARGV[8])} end
 local kind = ARGV[2]
@@ -151,6 +155,35 @@ redis.call('HSET', KEYS[1], 'ending', 'expired')
 return 'drain'
 `;
 
+/*
+ * A forced finalization's last accounting: every item of a validated batch
+ * that has not reported by now is counted as not run (`cancelled` after a
+ * cancel or an expiry, else `failed`) with an error line without a
+ * custom id, since nothing is known of it but that it is missing. The
+ * batch is then settled: no late report changes its counts or lines.
+ */
+const SETTLE = `${TERMINAL}
+local h = redis.call('HMGET', KEYS[1], 'status', 'ending', 'validated', 'total', 'completed', 'failed', 'cancelled')
+if not h[1] or terminal(h[1]) or h[3] ~= '1' then return -1 end
+redis.call('HSET', KEYS[1], 'settled', '1')
+local gap = tonumber(h[4] or '0') - tonumber(h[5] or '0') - tonumber(h[6] or '0') - tonumber(h[7] or '0')
+if gap <= 0 then return 0 end
+local ending = h[2] or ''
+local counter = 'failed'
+local code = 'batch_incomplete'
+if ending == 'cancelled' or ending == 'expired' then
+  counter = 'cancelled'
+  code = 'batch_' .. ending
+end
+local message = 'The outcome of this request was not reported before the batch was finalized.'
+for i = 1, gap do
+  redis.call('RPUSH', KEYS[2], cjson.encode({id = ARGV[1] .. 'n' .. i, custom_id = cjson.null,
+    response = cjson.null, error = {code = code, message = message}}))
+end
+redis.call('HINCRBY', KEYS[1], counter, gap)
+return gap
+`;
+
 const COMPLETE = `${TERMINAL}
 local h = redis.call('HMGET', KEYS[1], 'status', 'ending', 'finalize', 'finalizing_at')
 if not h[1] or terminal(h[1]) then return 0 end
@@ -226,6 +259,14 @@ export interface BatchItemOutcome {
   completionTokens: number;
   /** The item's request id, when it ran: marked as recorded for the reconciler (see `batchDoneRequestsKey`). */
   requestId?: string;
+  /**
+   * When the item's request may be removed (epoch ms; see
+   * `batchItemsToForgetKey`): set in the same script as the line, so no
+   * crash can leave a recorded item without it. A later time for the same
+   * request wins (a line never promises longer than the request is kept),
+   * and it is set even when the batch has ended and the line is refused.
+   */
+  forgetAt?: number;
 }
 
 /**
@@ -248,6 +289,7 @@ export async function recordBatchItem(
       batchOutputKey(prefix, batchId),
       batchErrorKey(prefix, batchId),
       batchDoneRequestsKey(prefix, batchId),
+      batchItemsToForgetKey(prefix),
     ],
     [
       outcome.customId,
@@ -259,6 +301,7 @@ export async function recordBatchItem(
       outcome.completionTokens,
       nowSeconds(),
       outcome.requestId ?? '',
+      outcome.forgetAt === undefined ? '' : Math.ceil(outcome.forgetAt),
     ],
   )) as [number, number];
   return { recorded: recorded === 1, finalize: finalize === 1 };
@@ -400,6 +443,20 @@ export async function beginBatchExpiry(
 ): Promise<'drain' | 'finalize' | 'validating' | 'noop'> {
   return (await runScript(redis, BEGIN_EXPIRY, [batchKey(prefix, batchId)], [])) as
     'drain' | 'finalize' | 'validating' | 'noop';
+}
+
+/**
+ * Accounts for the items of a batch that never reported, before a forced
+ * finalization makes its files (see `requestCountsOf`): returns how many
+ * were missing, -1 when the batch has ended or was never validated.
+ */
+export async function settleBatchCounts(redis: Redis, prefix: string, batchId: string): Promise<number> {
+  return (await runScript(
+    redis,
+    SETTLE,
+    [batchKey(prefix, batchId), batchErrorKey(prefix, batchId)],
+    [newBatchRequestId()],
+  )) as number;
 }
 
 /** Sets a batch's final status with its files and drops its working keys; false when it had already ended. */

@@ -75,6 +75,20 @@ export function batchItemRequestId(batchId: string, index: number): string {
   return `job_${batchId.slice('batch_'.length)}x${index}`;
 }
 
+/** The batch of an item's request id (the inverse of {@link batchItemRequestId}); undefined for any other id. */
+export function batchIdOfItem(requestId: string): string | undefined {
+  // The batch's suffix is base62 and may hold an `x`: the index is the digits after the last one.
+  const match = /^job_([A-Za-z0-9]+)x(\d+)$/.exec(requestId);
+  return match ? `batch_${match[1]}` : undefined;
+}
+
+/**
+ * Batch items whose request may be removed (a sorted set: request id →
+ * when, epoch ms): written with the item's line, in the same script, and
+ * emptied by the worker's batch item sweeper once the time has come.
+ */
+export const batchItemsToForgetKey = (prefix: string): string => `${prefix}:moa-batch-items-forget`;
+
 /** Metadata (a hash) of a stored file. */
 export const fileKey = (prefix: string, fileId: string): string => `${prefix}:moa-file:${fileId}`;
 /** The content of a stored file: a list of chunks. */

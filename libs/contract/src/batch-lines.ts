@@ -2,8 +2,18 @@ import { chatCompletionOf } from './chat-completion.js';
 import { jobView, type RequestSnapshot } from './job-view.js';
 import { responseOf } from './responses.js';
 
-/** An output line: the item's chat completion, or its response for a `/v1/responses` batch. */
-export function batchOutputLine(lineId: string, customId: string, snapshot: RequestSnapshot): string {
+/**
+ * An output line: the item's chat completion, or its response for a
+ * `/v1/responses` batch. `requestIdExpiresAt` (epoch seconds) is our
+ * extension `response.request_id_expires_at`: until when `request_id`
+ * stays readable with `GET /v1/jobs/{id}` (see docs/batch.md).
+ */
+export function batchOutputLine(
+  lineId: string,
+  customId: string,
+  snapshot: RequestSnapshot,
+  requestIdExpiresAt?: number,
+): string {
   const view = jobView(snapshot);
   return JSON.stringify({
     id: lineId,
@@ -11,6 +21,7 @@ export function batchOutputLine(lineId: string, customId: string, snapshot: Requ
     response: {
       status_code: 200,
       request_id: view.id,
+      ...(requestIdExpiresAt === undefined ? {} : { request_id_expires_at: requestIdExpiresAt }),
       body: snapshot.data.batch?.response
         ? responseOf(view, snapshot.data.batch.response)
         : chatCompletionOf(view),
@@ -19,12 +30,15 @@ export function batchOutputLine(lineId: string, customId: string, snapshot: Requ
   });
 }
 
-/** An error line; `response` is set when the item ran (an HTTP-like status and an OpenAI error body). */
+/**
+ * An error line; `response` is set when the item ran (an HTTP-like status
+ * and an OpenAI error body), with `request_id_expires_at` as on output lines.
+ */
 export function batchErrorLine(
   lineId: string,
   customId: string | null,
   error: { code: string; message: string; type?: string; param?: string | null },
-  response?: { statusCode: number; requestId: string },
+  response?: { statusCode: number; requestId: string; requestIdExpiresAt?: number },
 ): string {
   return JSON.stringify({
     id: lineId,
@@ -33,6 +47,9 @@ export function batchErrorLine(
       ? {
           status_code: response.statusCode,
           request_id: response.requestId,
+          ...(response.requestIdExpiresAt === undefined
+            ? {}
+            : { request_id_expires_at: response.requestIdExpiresAt }),
           body: {
             error: {
               message: error.message,

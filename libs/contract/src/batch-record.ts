@@ -68,8 +68,49 @@ export interface BatchObject {
 const orNull = (value: string | undefined): number | null => (value ? Number(value) : null);
 const count = (value: string | undefined): number => Number(value ?? 0) || 0;
 
+/** A batch's `request_counts`, and how many of its requests were not run (`moa.cancelled`). */
+export interface BatchRequestCounts {
+  total: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+}
+
+/**
+ * The one rule for the counts a batch shows, on every path it can take:
+ *
+ * - `failed` (the file could not be used, or its validation could not
+ *   finish): all 0, as OpenAI's, whatever was counted before it failed.
+ *   Nothing of the batch is delivered (no output or error file; `errors`
+ *   says why), so no count would match a line.
+ * - Before its validation has read the whole file (`validating`, or
+ *   `cancelling` from there): all 0, as OpenAI's; items enqueued meanwhile
+ *   may already be running and are counted once `total` is known.
+ * - Otherwise the counters: `total` items (every non-blank line), each
+ *   counted once as `completed` (a line in the output file), `failed` (a
+ *   line in the error file: a bad line, or a request that ran and failed)
+ *   or `cancelled` (a `batch_cancelled`/`batch_expired` line in the error
+ *   file). Once the batch has ended, `completed + failed + cancelled =
+ *   total`, and the error file holds `failed + cancelled` lines:
+ *   finalization accounts for any item that never reported (see
+ *   `settleBatchCounts`). `cancelled` is not in `failed`, as OpenAI counts
+ *   the requests of a cancelled or expired batch that did not run.
+ */
+export function requestCountsOf(hash: Record<string, string>): BatchRequestCounts {
+  if (hash.status === 'failed' || hash.validated !== '1') {
+    return { total: 0, completed: 0, failed: 0, cancelled: 0 };
+  }
+  return {
+    total: count(hash.total),
+    completed: count(hash.completed),
+    failed: count(hash.failed),
+    cancelled: count(hash.cancelled),
+  };
+}
+
 /** The batch object of a batch's hash. */
 export function batchObject(hash: Record<string, string>): BatchObject {
+  const { cancelled, ...requestCounts } = requestCountsOf(hash);
   const inputTokens = count(hash.prompt_tokens);
   const outputTokens = count(hash.completion_tokens);
   return {
@@ -91,11 +132,7 @@ export function batchObject(hash: Record<string, string>): BatchObject {
     expired_at: orNull(hash.expired_at),
     cancelling_at: orNull(hash.cancelling_at),
     cancelled_at: orNull(hash.cancelled_at),
-    request_counts: {
-      total: count(hash.total),
-      completed: count(hash.completed),
-      failed: count(hash.failed),
-    },
+    request_counts: requestCounts,
     metadata: hash.metadata ? (JSON.parse(hash.metadata) as Record<string, string>) : null,
     usage: {
       input_tokens: inputTokens,
@@ -104,7 +141,7 @@ export function batchObject(hash: Record<string, string>): BatchObject {
       output_tokens_details: { reasoning_tokens: 0 },
       total_tokens: inputTokens + outputTokens,
     },
-    moa: { cost_usd: Number(hash.cost_usd ?? 0) || 0, cancelled: count(hash.cancelled) },
+    moa: { cost_usd: Number(hash.cost_usd ?? 0) || 0, cancelled },
   };
 }
 

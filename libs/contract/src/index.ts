@@ -22,7 +22,7 @@ export {
   REQUEST_RETENTION,
   CALL_RETENTION_COMPLETED,
   CALL_RETENTION_FAILED,
-  BATCH_ITEM_RETENTION,
+  DEFAULT_BATCH_ITEM_GRACE_MS,
 } from './retention.js';
 export { cancelKey, deadlineKey, cancelCallsChannel, CANCEL_MARKER_TTL_SECONDS } from './cancel-marker.js';
 export { createMoaQueues, type MoaQueues, type MoaQueuesOptions } from './moa-queues.js';
@@ -70,6 +70,8 @@ export {
   newBatchId,
   newBatchRequestId,
   batchItemRequestId,
+  batchIdOfItem,
+  batchItemsToForgetKey,
   fileKey,
   fileChunksKey,
   batchKey,
@@ -98,10 +100,12 @@ export {
 } from './batch-files.js';
 export {
   batchObject,
+  requestCountsOf,
   readBatchHash,
   countActiveBatchItems,
   TERMINAL_BATCH_STATUSES,
   type BatchObject,
+  type BatchRequestCounts,
   type BatchStatus,
   type BatchErrorEntry,
 } from './batch-record.js';
@@ -114,6 +118,7 @@ export {
   requestBatchCancel,
   beginBatchExpiry,
   completeBatch,
+  settleBatchCounts,
   failBatch,
   queueBatchJob,
   type BatchItemOutcome,

@@ -132,6 +132,7 @@ export const agentConfigSchema = z.object({
 export const presetConfigSchema = z.object({
   name: nameSchema,
   description: z.string().max(L.maxDescriptionCharacters).optional(),
+  created: z.int().min(0).optional(),
   layers: z.array(z.array(agentConfigSchema).min(1).max(L.maxAgentsPerLayer)).min(1).max(L.maxLayers),
   aggregator: agentConfigSchema,
   minProposers: z.int().min(1).max(L.maxAgentsPerLayer),

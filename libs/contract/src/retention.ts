@@ -18,7 +18,13 @@ export const CALL_RETENTION_COMPLETED: KeepJobs = { age: 600 };
 export const CALL_RETENTION_FAILED: KeepJobs = { age: 24 * 3600 };
 
 /**
- * A batch item's request is kept a day: its answer lives on in the batch's
- * output file, so the per-item job only matters while the batch runs.
+ * How long a batch item's request stays readable (`GET /v1/jobs/{id}`)
+ * once its output or error line is in the batch: 10 minutes by default
+ * (the worker's `BATCH_ITEM_GRACE_MS`). Its answer lives on in the batch's
+ * output file, so the request job, its calls and its keys are removed then
+ * (batch-item-sweeper.ts in the worker). Batch items otherwise keep the
+ * request queue's own retention: BullMQ trims a queue's whole finished set
+ * by the retention of whichever job finishes, so a shorter one on items
+ * would trim interactive requests too.
  */
-export const BATCH_ITEM_RETENTION: KeepJobs = { age: 24 * 3600 };
+export const DEFAULT_BATCH_ITEM_GRACE_MS = 10 * 60 * 1000;

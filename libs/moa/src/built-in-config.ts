@@ -17,11 +17,23 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * The `created` of a preset that does not give one (and of the built-ins):
+ * 2025-12-01T00:00:00Z, in epoch seconds.
+ */
+export const PRESET_CREATED_DEFAULT = 1_764_547_200;
+
 /** Defaults filled in for every field a config file (or a built-in) leaves out. */
 export const CONFIG_DEFAULTS = deepFreeze({
   provider: { concurrency: 32, timeoutMs: 120_000, maxAttempts: 3 },
   agent: { temperature: 0.7, proposerMaxTokens: 512, aggregatorMaxTokens: 2048 },
-  preset: { minProposers: 1, layerTimeoutMs: 0, referenceFormat: 'tagged' as ReferenceFormat },
+  preset: {
+    minProposers: 1,
+    layerTimeoutMs: 0,
+    referenceFormat: 'tagged' as ReferenceFormat,
+    // A fixed date, not the process start: `/v1/models` must not change at every restart.
+    created: PRESET_CREATED_DEFAULT,
+  },
   defaultPreset: 'moa',
   // Per tenant, generous enough to go unnoticed until one tenant would crowd out the rest.
   quotas: {

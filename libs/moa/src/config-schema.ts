@@ -62,6 +62,8 @@ export const agentFileSchema = z.strictObject({
 /** A preset of the config file; it replaces a built-in preset of the same name as a whole. */
 export const presetFileSchema = z.strictObject({
   description: z.string().optional(),
+  /** When the preset was made, as `/v1/models` reports it: a date (`2026-01-31`) or epoch seconds. */
+  created: z.union([z.int().min(0), z.iso.date()]).optional(),
   layers: z.array(z.array(agentFileSchema).min(1)).min(1),
   aggregator: agentFileSchema,
   minProposers: positiveIntSchema.optional(),

@@ -26,6 +26,7 @@ export {
   BUILT_IN_PRESETS,
   BUILT_IN_SAMPLING,
   CONFIG_DEFAULTS,
+  PRESET_CREATED_DEFAULT,
   builtInConfig,
 } from './built-in-config.js';
 export {

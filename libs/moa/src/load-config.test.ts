@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, it, expect } from 'vitest';
-import { builtInConfig } from './built-in-config.js';
+import { builtInConfig, PRESET_CREATED_DEFAULT } from './built-in-config.js';
 import { ConfigError } from './config-error.js';
 import {
   contextWindowOf,
@@ -126,6 +126,7 @@ describe('parseMoaConfig', () => {
     });
     expect(config.presets.moa).toEqual({
       name: 'moa',
+      created: PRESET_CREATED_DEFAULT,
       layers: [
         [
           { model: QWEN, temperature: 0.7, maxTokens: 512 },
@@ -141,6 +142,7 @@ describe('parseMoaConfig', () => {
     expect(config.presets.fast).toEqual({
       name: 'fast',
       description: 'one layer of one model',
+      created: PRESET_CREATED_DEFAULT,
       layers: [
         [{ model: 'groq/llama-3.1-8b-instant', temperature: 0.7, maxTokens: 64, systemPrompt: 'Be terse.' }],
       ],
@@ -180,6 +182,25 @@ describe('parseMoaConfig', () => {
       () =>
         parseMoaConfig({ presets: { x: { layers, aggregator: { model: QWEN }, referenceFormat: 'xml' } } }),
       'presets.x.referenceFormat',
+    );
+  });
+
+  it("takes a preset's created as a date or epoch seconds, with a fixed default", () => {
+    const layers = [[{ model: QWEN }]];
+    const config = parseMoaConfig({
+      presets: {
+        dated: { layers, aggregator: { model: QWEN }, created: '2026-01-31' },
+        seconds: { layers, aggregator: { model: QWEN }, created: 1_770_000_000 },
+        plain: { layers, aggregator: { model: QWEN } },
+      },
+    });
+    expect(config.presets.dated?.created).toBe(Date.UTC(2026, 0, 31) / 1000);
+    expect(config.presets.seconds?.created).toBe(1_770_000_000);
+    expect(config.presets.plain?.created).toBe(PRESET_CREATED_DEFAULT);
+    expect(config.presets.moa?.created).toBe(PRESET_CREATED_DEFAULT);
+    expectConfigError(
+      () => parseMoaConfig({ presets: { x: { layers, aggregator: { model: QWEN }, created: 'yesterday' } } }),
+      'presets.x.created',
     );
   });
 

@@ -78,12 +78,20 @@ function toAgent(entry: AgentFile, defaultMaxTokens: number): AgentConfig {
   };
 }
 
+/** A preset's `created` (a date or epoch seconds) in epoch seconds. */
+function createdSeconds(created: PresetFile['created']): number {
+  if (created === undefined) return CONFIG_DEFAULTS.preset.created;
+  if (typeof created === 'number') return created;
+  return Date.parse(`${created}T00:00:00Z`) / 1000;
+}
+
 /** A preset with its defaults filled in. */
 function toPreset(name: string, entry: PresetFile): PresetConfig {
   const referenceFormat = entry.referenceFormat ?? CONFIG_DEFAULTS.preset.referenceFormat;
   return {
     name,
     ...(entry.description === undefined ? {} : { description: entry.description }),
+    created: createdSeconds(entry.created),
     layers: entry.layers.map((layer) =>
       layer.map((agent) => toAgent(agent, CONFIG_DEFAULTS.agent.proposerMaxTokens)),
     ),

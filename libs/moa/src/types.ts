@@ -20,6 +20,13 @@ export interface AgentConfig {
 export interface PresetConfig {
   name: string;
   description?: string;
+  /**
+   * Epoch seconds at which the preset was made: the `created` of its
+   * `/v1/models` entry, stable across restarts.
+   * Optional only for presets carried by jobs made before it existed.
+   * @defaultValue {@link PRESET_CREATED_DEFAULT}
+   */
+  created?: number;
   /** Proposer layers, in order; the first gets no references. */
   layers: AgentConfig[][];
   aggregator: AgentConfig;

@@ -21,7 +21,7 @@ import { canAccess, listScope, principalOf, type Principal } from '../principal.
 import { quotaExceeded } from '../quota-error.js';
 import { metadataSchema } from '../request-schema.js';
 import { parseOrThrow } from '../validation.js';
-import { pageFromIndex } from '../index-page.js';
+import { pageFromIndex, pageLimitSchema } from '../index-page.js';
 import type { BatchRouteDependencies } from './batch-options.js';
 
 /** How long a client refused by `maxActiveBatchItems` is told to wait: batch items end over minutes. */
@@ -41,12 +41,7 @@ const createBatchSchema = z.object(
 
 const listSchema = z.object({
   after: z.string().max(128).optional(),
-  limit: z.coerce
-    .number({ error: 'must be an integer' })
-    .int('must be an integer')
-    .min(1)
-    .max(100)
-    .optional(),
+  limit: pageLimitSchema(100),
 });
 
 function batchNotFound(id: string): ApiError {

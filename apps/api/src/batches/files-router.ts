@@ -15,7 +15,7 @@ import { ApiError } from '../api-error.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
 import { canAccess, listScope, principalOf, type Principal } from '../principal.js';
 import { parseOrThrow } from '../validation.js';
-import { pageFromIndex } from '../index-page.js';
+import { pageFromIndex, pageLimitSchema } from '../index-page.js';
 import type { BatchRouteDependencies } from './batch-options.js';
 import { receiveUpload } from './upload.js';
 import { attachmentDisposition } from './content-disposition.js';
@@ -46,12 +46,7 @@ function fileNotFound(id: string): ApiError {
 
 const listFilesSchema = z.object({
   purpose: z.string().max(64).optional(),
-  limit: z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be a whole number')
-    .min(1, 'must be at least 1')
-    .max(10_000, 'must be at most 10000')
-    .optional(),
+  limit: pageLimitSchema(10_000),
   after: z.string().max(128).optional(),
   order: z.enum(['asc', 'desc'], { error: 'must be "asc" or "desc"' }).optional(),
 });

@@ -14,6 +14,8 @@ import { methodNotAllowed } from '../middleware/error-handler.js';
 import {
   followRun,
   presetOf,
+  refuseRepeatedFailure,
+  rememberedFailure,
   runFailure,
   startRun,
   streamRestarted,
@@ -38,6 +40,8 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies) {
     .post(async (request, response) => {
       const body = parseOrThrow(chatCompletionSchema, request.body);
       const preset = presetOf(dependencies.config, body.model);
+      // Only a waiting request answers its failure as a status, which SDKs retry.
+      if (!body.stream) await refuseRepeatedFailure(dependencies, request, response);
       const run = await startRun(dependencies, response, {
         preset,
         messages: body.messages,
@@ -53,7 +57,13 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies) {
         const { snapshot, timedOut } = await followRun(dependencies, run);
         if (clientGone.aborted) return;
         if (snapshot?.status !== 'completed' || timedOut)
-          throw runFailure(snapshot, timedOut, dependencies.timeoutMs);
+          throw await rememberedFailure(
+            dependencies,
+            request,
+            response,
+            run,
+            runFailure(snapshot, timedOut, dependencies.timeoutMs),
+          );
         response.json(chatCompletionOf(jobView(snapshot)));
         return;
       }

@@ -1,16 +1,16 @@
-import type { MoaConfig } from '@moa-queue/moa';
+import { CONFIG_DEFAULTS, type MoaConfig } from '@moa-queue/moa';
 import { strictRouter } from '../strict-router.js';
 import { ApiError } from '../api-error.js';
 import { methodNotAllowed } from '../middleware/error-handler.js';
 
 /** `GET /v1/models`: presets as OpenAI model objects, so OpenAI clients can pick one. */
-export function modelsRouter(config: MoaConfig, startedAt: number) {
+export function modelsRouter(config: MoaConfig) {
   const router = strictRouter();
-  const created = Math.floor(startedAt / 1000);
   const modelObject = (name: string) => ({
     id: name,
     object: 'model' as const,
-    created,
+    // From the config: the same at every restart, unlike the process start it used to be.
+    created: config.presets[name]?.created ?? CONFIG_DEFAULTS.preset.created,
     owned_by: 'moa-queue',
     description: (Object.hasOwn(config.presets, name) && config.presets[name]?.description) || null,
   });

@@ -12,6 +12,8 @@ import { methodNotAllowed } from '../middleware/error-handler.js';
 import {
   followRun,
   presetOf,
+  refuseRepeatedFailure,
+  rememberedFailure,
   runFailure,
   startRun,
   streamRestarted,
@@ -37,6 +39,8 @@ export function responsesRouter(dependencies: MoaRunDependencies) {
       const body = parseOrThrow(responsesRequestSchema, request.body);
       const preset = presetOf(dependencies.config, body.model);
       const { messages, maxTokens, aggregatorOptions } = responsesRequestOf(body);
+      // Only a waiting request answers its failure as a status, which SDKs retry.
+      if (!body.stream) await refuseRepeatedFailure(dependencies, request, response);
       const run = await startRun(dependencies, response, {
         preset,
         messages,
@@ -53,7 +57,13 @@ export function responsesRouter(dependencies: MoaRunDependencies) {
         const { snapshot, timedOut } = await followRun(dependencies, run);
         if (clientGone.aborted) return;
         if (snapshot?.status !== 'completed' || timedOut)
-          throw runFailure(snapshot, timedOut, dependencies.timeoutMs);
+          throw await rememberedFailure(
+            dependencies,
+            request,
+            response,
+            run,
+            runFailure(snapshot, timedOut, dependencies.timeoutMs),
+          );
         response.json(responseOf(jobView(snapshot), echo));
         return;
       }

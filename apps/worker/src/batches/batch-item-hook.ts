@@ -1,4 +1,5 @@
 import {
+  DEFAULT_BATCH_ITEM_GRACE_MS,
   batchErrorLine,
   batchOutputLine,
   jobView,
@@ -21,6 +22,12 @@ export interface BatchItemHookDependencies {
   queues: MoaQueues;
   redis: Redis;
   logger: Logger;
+  /**
+   * How long an item's request stays readable after its line is recorded
+   * (`BATCH_ITEM_GRACE_MS`); then the sweeper removes it.
+   * @defaultValue DEFAULT_BATCH_ITEM_GRACE_MS (10 minutes)
+   */
+  batchItemGraceMs?: number;
 }
 
 /** How a request ended, as the orchestrator knows it. */
@@ -89,9 +96,12 @@ export async function recordBatchItemEnd(
   };
   const view = jobView(snapshot);
   const lineId = newBatchRequestId();
+  // The line promises what the record script schedules: the request goes at `forgetAt`, not before.
+  const forgetAt = Date.now() + (dependencies.batchItemGraceMs ?? DEFAULT_BATCH_ITEM_GRACE_MS);
+  const requestIdExpiresAt = Math.ceil(forgetAt / 1000);
   let line: string;
   if (end.status === 'completed') {
-    line = batchOutputLine(lineId, customId, snapshot);
+    line = batchOutputLine(lineId, customId, snapshot, requestIdExpiresAt);
   } else {
     const error = view.error ?? { message: 'the request failed', type: 'server_error', code: null };
     const cancelled = end.status === 'cancelled';
@@ -103,7 +113,7 @@ export async function recordBatchItemEnd(
         message: error.message,
         type: error.type,
       },
-      { statusCode: cancelled ? 409 : 502, requestId: data.requestId },
+      { statusCode: cancelled ? 409 : 502, requestId: data.requestId, requestIdExpiresAt },
     );
   }
   const { recorded, finalize } = await recordBatchItem(
@@ -119,6 +129,7 @@ export async function recordBatchItemEnd(
       promptTokens: view.usage.prompt_tokens,
       completionTokens: view.usage.completion_tokens,
       requestId: data.requestId,
+      forgetAt: requestIdExpiresAt * 1000,
     },
   );
   if (finalize) await queueBatchJob(dependencies.queues, 'finalize', batchId);

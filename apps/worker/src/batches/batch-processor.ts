@@ -4,6 +4,9 @@ import {
   batchErrorKey,
   batchErrorLine,
   batchItemRequestId,
+  batchItemsToForgetKey,
+  batchDoneRequestsKey,
+  DEFAULT_BATCH_ITEM_GRACE_MS,
   batchKey,
   batchJobDataSchema,
   batchOutputKey,
@@ -24,6 +27,7 @@ import {
   recordBatchItem,
   requestJobDataSchema,
   saveStoredFile,
+  settleBatchCounts,
   TERMINAL_BATCH_STATUSES,
   type BatchJobData,
   type MoaQueues,
@@ -43,6 +47,8 @@ export interface BatchProcessorDependencies {
   logger: Logger;
   /** Presets, which batch input lines name. */
   config: MoaConfig;
+  /** See `BatchItemHookDependencies`. @defaultValue DEFAULT_BATCH_ITEM_GRACE_MS (10 minutes) */
+  batchItemGraceMs?: number;
 }
 
 /** The states of a `validate` job that will never run again. */
@@ -87,10 +93,57 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
   // Each validation holds up to a chunk of lines; a worker process runs only a few at once.
   const validationSlot = semaphore(BATCH_VALIDATIONS_PER_PROCESS);
 
+  /**
+   * Before a forced finalization: every item whose request exists but was
+   * never recorded (it is still running, long after its cancel) is recorded
+   * as not run, under its own `custom_id`; whatever is still missing then
+   * is settled by `settleBatchCounts`.
+   */
+  async function recordUnreported(batchId: string, items: number): Promise<number> {
+    const forgetAt = Date.now() + (dependencies.batchItemGraceMs ?? DEFAULT_BATCH_ITEM_GRACE_MS);
+    let recorded = 0;
+    for (let start = 0; start < items; start += DRAIN_CHUNK) {
+      const ids = Array.from({ length: Math.min(DRAIN_CHUNK, items - start) }, (_, offset) =>
+        batchItemRequestId(batchId, start + offset),
+      );
+      const marked = await redis.smismember(batchDoneRequestsKey(prefix, batchId), ...ids);
+      for (const [index, id] of ids.entries()) {
+        if (marked[index] === 1) continue;
+        const job = (await Job.fromId(queues.requests, id)) as Job<RequestJobData> | undefined;
+        const data = itemData(job);
+        if (data?.batch?.id !== batchId || data.requestId !== id) continue;
+        const lineId = newBatchRequestId();
+        const outcome = await recordBatchItem(redis, prefix, batchId, {
+          customId: data.batch.customId,
+          kind: 'cancelled',
+          line: batchErrorLine(lineId, data.batch.customId, {
+            code: 'cancelled',
+            message: 'the request did not end before the batch was finalized',
+          }),
+          lineId,
+          costUsd: null,
+          promptTokens: 0,
+          completionTokens: 0,
+          requestId: id,
+          forgetAt,
+        });
+        if (outcome.recorded) recorded += 1;
+      }
+    }
+    return recorded;
+  }
+
   async function finalize(batchId: string, force: boolean): Promise<void> {
     const hash = await readBatchHash(redis, prefix, batchId);
     if (!hash || TERMINAL_BATCH_STATUSES.has(hash.status ?? '')) return;
     if (!force && hash.finalize !== '1') return;
+    if (force && hash.finalize !== '1') {
+      const unreported = await recordUnreported(batchId, Number(hash.items ?? 0));
+      const missing = await settleBatchCounts(redis, prefix, batchId);
+      if (unreported > 0 || missing > 0) {
+        logger.warn({ batchId, unreported, missing }, 'batch items had not reported: counted as not run');
+      }
+    }
     // File ids are chosen once, so a retried finalization rewrites the same files.
     const key = batchKey(prefix, batchId);
     await redis.hsetnx(key, 'output_file', newFileId());
@@ -132,8 +185,12 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
         batchItemRequestId(batchId, start + offset),
       );
       // The marker goes first: an item seen as waiting after it is set can only start as cancelled.
+      // Every item is also handed to the sweeper, which removes its marker and whatever is left of
+      // its request once it has ended and been recorded (an item still running then is put off).
+      const forgetAt = Date.now() + (dependencies.batchItemGraceMs ?? DEFAULT_BATCH_ITEM_GRACE_MS);
       const markers = redis.pipeline();
       for (const id of ids) markers.set(cancelKey(prefix, id), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);
+      markers.zadd(batchItemsToForgetKey(prefix), 'GT', ...ids.flatMap((id) => [forgetAt, id]));
       await markers.exec();
       const callIds: string[] = [];
       await Promise.all(
@@ -148,6 +205,7 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
             const lineId = newBatchRequestId();
             const { finalize } = await recordBatchItem(redis, prefix, batchId, {
               customId,
+              requestId: id,
               kind: 'cancelled',
               line: batchErrorLine(lineId, customId, {
                 code: 'cancelled',

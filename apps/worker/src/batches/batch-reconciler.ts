@@ -35,6 +35,8 @@ export interface BatchReconcilerDependencies {
   queues: MoaQueues;
   redis: Redis;
   logger: Logger;
+  /** See `BatchItemHookDependencies`. @defaultValue DEFAULT_BATCH_ITEM_GRACE_MS (10 minutes) */
+  batchItemGraceMs?: number;
 }
 
 /** What one pass did. */

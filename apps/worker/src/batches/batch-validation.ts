@@ -1,5 +1,4 @@
 import {
-  BATCH_ITEM_RETENTION,
   BATCH_LIMITS,
   BATCH_VALIDATION_CHUNK_BYTES,
   BATCH_VALIDATION_CHUNK_LINES,
@@ -287,8 +286,7 @@ export async function validateBatch(
           opts: {
             jobId: data.requestId,
             priority: batchItemPriority(itemIndex),
-            removeOnComplete: BATCH_ITEM_RETENTION,
-            removeOnFail: BATCH_ITEM_RETENTION,
+            // The queue's own retention (see DEFAULT_BATCH_ITEM_GRACE_MS): the sweeper removes items sooner.
           },
         })),
       );
