@@ -5,10 +5,11 @@ import type { ChatMessage } from './types.js';
  * The one place that measures prompts. It uses `gpt-tokenizer` (pure
  * JavaScript, no native build) with OpenAI's `o200k_base` encoding (GPT-4o
  * and later). Other models (Llama, Qwen, Mistral, DeepSeek…) have tokenizers
- * of their own, with vocabularies of 128k–152k entries, close in size to
- * `o200k_base`'s 200k, so their counts of ordinary English and code are
- * expected to be close; a budget keeps {@link CONTEXT_SAFETY_MARGIN} of every
- * window in reserve instead of loading each model's vocabulary.
+ * of their own (Llama 3 and DeepSeek about 128k entries, Qwen 2.5 about
+ * 152k, against `o200k_base`'s 200k; a smaller vocabulary tends to count
+ * more tokens for the same text), so a budget keeps
+ * {@link CONTEXT_SAFETY_MARGIN} of every window in reserve instead of
+ * loading each model's vocabulary.
  */
 export const TOKENIZER_ENCODING = 'o200k_base';
 
