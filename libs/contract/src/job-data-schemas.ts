@@ -137,6 +137,8 @@ export const presetConfigSchema = z.object({
   referencePrompt: z.string().max(L.maxPromptCharacters),
   // A request queued before presets had a format was built with the tagged layout: keep it.
   referenceFormat: z.enum(['tagged', 'paper']).default('tagged'),
+  earlyStop: z.object({ minAgreement: z.number().min(0).max(1) }).optional(),
+  maxCostUsd: z.number().positive().max(1e9).optional(),
 });
 
 /** A request's parameters for its aggregator call ({@link AggregatorOptions}), within OpenAI's ranges. */

@@ -45,6 +45,18 @@ export interface PlannedCall {
   agentIndex: number;
   agent: AgentConfig;
   messages: ChatMessage[];
+  /** The share of the reference budget this call's references were planned with, when not the whole. */
+  referenceShare?: number;
+}
+
+/** Options of {@link planLayer}. */
+export interface PlanLayerOptions {
+  /**
+   * The share (0..1] of the reference budget the layer's references get: 0.5
+   * when an aggregator is run again after exceeding its model's context.
+   * Carried on each planned call as a value. @defaultValue 1 (the whole budget)
+   */
+  referenceShare?: number;
 }
 
 /**
@@ -57,6 +69,7 @@ export function planLayer(
   layer: number,
   messages: ChatMessage[],
   previous: LayerRecord | undefined,
+  options: PlanLayerOptions = {},
 ): PlannedCall[] {
   const references = referencesFrom(previous);
   const truncated = truncatedReferencesFrom(previous);
@@ -71,5 +84,6 @@ export function planLayer(
       referenceFormat: preset.referenceFormat,
       truncated,
     }),
+    ...(options.referenceShare !== undefined ? { referenceShare: options.referenceShare } : {}),
   }));
 }
