@@ -1,6 +1,6 @@
 import {
-  callJobId,
-  cancelCallsChannel,
+  publishCallCancels,
+  requestCallIds,
   cancelKey,
   CANCEL_MARKER_TTL_SECONDS,
   indexTenantRequests,
@@ -10,7 +10,7 @@ import {
   type RequestJobData,
   type RequestSnapshot,
 } from '@moa-queue/contract';
-import { agentsOfLayer, layerCount, quotasOf, type MoaConfig } from '@moa-queue/moa';
+import { quotasOf, type MoaConfig } from '@moa-queue/moa';
 import type { Redis } from 'ioredis';
 import { createActiveJobQuota } from './active-job-quota.js';
 import { canAccess, type Principal } from './principal.js';
@@ -71,14 +71,12 @@ export function createRequestStore(queues: MoaQueues, redis: Redis, config: MoaC
         // workers; then BullMQ wakes the orchestrator, which sees the marker
         // and ends as cancelled without making another call.
         await job.removeUnprocessedChildren();
-        const { preset } = job.data;
-        const callIds: string[] = [];
-        for (let layer = 1; layer <= layerCount(preset); layer += 1) {
-          agentsOfLayer(preset, layer).forEach((_agent, index) =>
-            callIds.push(callJobId(requestId, layer, index)),
-          );
-        }
-        await redis.publish(cancelCallsChannel(queues.prefix), JSON.stringify(callIds));
+        await publishCallCancels(
+          redis,
+          queues.prefix,
+          requestCallIds(requestId, job.data.preset),
+          'cancelled',
+        );
       }
       return snapshotOf(queues, redis, { ...loaded, cancelled: true });
     },

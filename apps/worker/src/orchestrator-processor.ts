@@ -8,7 +8,6 @@ import {
   isInfrastructureError,
   jobIdFromKey,
   publishEvent,
-  type WebhookJobData,
   type CallJobData,
   type MoaQueues,
   type RequestJobData,
@@ -18,18 +17,17 @@ import {
 } from '@moa-queue/contract';
 import {
   callsCost,
+  cancelledCallError,
+  decideNext,
   failedCallRecord,
   finishedLayer,
-  layerCount,
-  LayerDeadlineError,
-  layerShortfall,
   parseModelId,
-  planLayer,
   priceOf,
-  roleOfLayer,
   totalCost,
   totalUsage,
   type CallRecord,
+  type LayerRecord,
+  type LayerStep,
   type MoaConfig,
   type MoaResult,
   type PlannedCall,
@@ -37,29 +35,12 @@ import {
 import { Job, UnrecoverableError, WaitingChildrenError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { recordBatchItemEnd } from './batches/batch-item-hook.js';
+import type { RequestEnd } from './batches/batch-item-hook.js';
 import { isLostJobError } from './infra-retry.js';
 import { metricLabelsFor } from './metric-labels.js';
 import type { WorkerMetrics } from './metrics.js';
 import { expectJobData, parseJobData } from './parse-job-data.js';
-
-/**
- * Queues the webhook of a request that is ending, once: the job id is
- * deterministic, so a re-run orchestrator cannot queue a second delivery.
- */
-export async function enqueueWebhook(queues: MoaQueues, data: RequestJobData): Promise<void> {
-  if (!data.webhook) return;
-  await queues.webhooks.add(
-    'webhook',
-    { requestId: data.requestId, url: data.webhook.url } satisfies WebhookJobData,
-    {
-      jobId: `${data.requestId}-webhook`,
-      // Bounded by webhooks.retryHorizonMs in the processor, not by this count.
-      attempts: 10_000,
-      backoff: { type: 'webhook' },
-    },
-  );
-}
+import { endRequest } from './request-end.js';
 
 /** Errors by which BullMQ is told where a job went (delayed, waiting for children), not that it failed. */
 const BULLMQ_SIGNALS = new Set(['DelayedError', 'WaitingChildrenError', 'WaitingError', 'RateLimitError']);
@@ -99,23 +80,27 @@ function savedProgress(progress: unknown): RequestProgress {
       currentLayer: value.currentLayer ?? null,
       layerStartedAt: value.layerStartedAt ?? {},
       error: value.error ?? null,
+      stopped: value.stopped ?? null,
     };
   }
-  return { layers: [], currentLayer: null, layerStartedAt: {}, error: null };
+  return { layers: [], currentLayer: null, layerStartedAt: {}, error: null, stopped: null };
 }
 
 /**
- * Processes one MoA request (the parent of all its calls). Each run derives
+ * Processes one MoA request (the parent of all its calls) by carrying out
+ * the decider's decisions (moa-decider.ts in libs/moa). Each run derives
  * where the request stands from the results BullMQ already holds for its
- * children, adds the missing calls of the current layer under deterministic
- * ids, and parks itself with `moveToWaitingChildren` until they finish, so a
- * retried or recovered run repeats no finished call. The last layer is the
- * aggregator; its call goes through the provider's queue like any other.
+ * children, adds the calls the decider plans under deterministic ids, and
+ * parks itself with `moveToWaitingChildren` until they finish, so a retried
+ * or recovered run repeats no finished call. The aggregator's call goes
+ * through the provider's queue like any other. Every end goes through
+ * `endRequest` (request-end.ts).
  */
 export function createOrchestratorProcessor(dependencies: OrchestratorDependencies) {
   const { queues, metrics, logger } = dependencies;
   const schemas = jobDataSchemasFor(dependencies.config);
   const labels = metricLabelsFor(dependencies.config);
+  const endDependencies = { queues, redis: dependencies.redis, metrics, labels, logger };
 
   async function recordOfFailedCall(planned: PlannedCall, key: string, reason: string): Promise<CallRecord> {
     const queueName = key.slice(0, key.lastIndexOf(':')).slice(queues.prefix.length + 1);
@@ -124,7 +109,8 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     const child = queueName === queue.name ? await Job.fromId(queue, jobIdFromKey(key)) : undefined;
     const recorded = child?.progress as CallRecord | undefined;
     if (recorded && typeof recorded === 'object' && recorded.status === 'failed') return recorded;
-    // No record: the call never ran to an answer (stalled too often, or cancelled before it started).
+    // No record: the call never ran to an answer (it stalled more often than allowed). A call
+    // stopped on purpose always leaves its record, its cause a code (call-processor.ts).
     const now = Date.now();
     return failedCallRecord({
       model: planned.agent.model,
@@ -132,11 +118,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       attempts: child?.attemptsMade ?? 1,
       startedAt: child?.processedOn ?? now,
       finishedAt: child?.finishedOn ?? now,
-      error: {
-        message: reason,
-        type: reason.startsWith('cancelled') ? 'cancelled' : 'server_error',
-        code: null,
-      },
+      error: { message: reason, type: 'server_error', code: null },
       pricing: priceOf(dependencies.config, planned.agent.model),
     });
   }
@@ -153,7 +135,6 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     // Fields of every line about this request (cheaper than a child logger per run).
     const about = { requestId, preset: preset.name };
     const progress = savedProgress(job.progress);
-    const lastLayer = layerCount(preset);
     // Batch items are read from their batch's files, never followed live: no event stream for them.
     const publish = (event: RequestEvent): Promise<void> =>
       data.source === 'batch'
@@ -161,172 +142,165 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         : publishEvent(dependencies.redis, queues.prefix, requestId, event);
     /** Writes sent but not yet awaited (events); awaited with the next batch of writes. */
     const background: Promise<unknown>[] = [];
-
-    const finish = async (
-      status: 'completed' | 'cancelled',
-      output: string | null,
-    ): Promise<RequestResult> => {
-      const result: MoaResult = {
-        status,
-        output,
-        layers: progress.layers,
-        usage: totalUsage(progress.layers),
-        costUsd: totalCost(progress.layers),
-        error:
-          status === 'cancelled'
-            ? { message: 'the request was cancelled', type: 'cancelled', code: 'cancelled' }
-            : null,
-      };
+    /** The request's end, with its final progress: every outcome goes through request-end.ts. */
+    const end = (ending: RequestEnd): Promise<void> => {
       progress.currentLayer = null;
-      // Every write of the request's end happens here, before the return: a Redis error
-      // makes the worker run the job again (infra-retry.ts), and each write is idempotent.
-      await Promise.all([
-        ...background.splice(0),
-        // The layers are stored once, here; the returned value leaves them out.
-        job.updateProgress(progress),
-        publish({ type: 'done', status }),
-        enqueueWebhook(queues, data),
-      ]);
-      await recordBatchItemEnd(dependencies, data, { status, result });
-      metrics.jobsFinished.inc({ preset: presetLabel, outcome: status });
-      metrics.jobDuration.observe(
-        { preset: presetLabel, outcome: status },
-        (Date.now() - data.createdAt) / 1000,
-      );
-      if (result.costUsd !== null && status === 'completed') {
-        metrics.jobCost.observe({ preset: presetLabel }, result.costUsd);
-      }
-      logger.info({ ...about, status, costUsd: result.costUsd, usage: result.usage }, 'request finished');
-      const { layers: _layers, ...stored } = result;
-      return stored;
-    };
-
-    /**
-     * The writes of a request that ends as failed: the `done` event, the
-     * webhook, the batch item's error line. Made by the run whose error ends
-     * the request (unrecoverable, or its last attempt), before it throws.
-     */
-    const endFailed = async (error: unknown): Promise<void> => {
-      const record = progress.error ?? {
-        message: (error instanceof Error && error.message) || 'the request failed',
-        type: 'server_error',
-        code: null,
-      };
-      await Promise.all([
-        ...background.splice(0),
-        publish({ type: 'done', status: 'failed' }),
-        enqueueWebhook(queues, data),
-      ]);
-      await recordBatchItemEnd(dependencies, data, { status: 'failed', progress, error: record });
-      metrics.jobsFinished.inc({ preset: presetLabel, outcome: 'failed' });
-      metrics.jobDuration.observe(
-        { preset: presetLabel, outcome: 'failed' },
-        (Date.now() - data.createdAt) / 1000,
-      );
-      logger.warn({ ...about, error: record }, 'request failed');
+      return endRequest(endDependencies, data, ending, {
+        writes: [...background.splice(0), job.updateProgress(progress)],
+      });
     };
 
     try {
       return await run();
     } catch (error) {
-      if (endsRequest(job, error)) await endFailed(error);
+      // Unrecoverable (a failure the decider decided), or an error on the job's last attempt.
+      if (endsRequest(job, error)) {
+        const record = progress.error ?? {
+          message: (error instanceof Error && error.message) || 'the request failed',
+          type: 'server_error',
+          code: null,
+        };
+        await end({ status: 'failed', progress, error: record });
+      }
       throw error;
     }
 
+    /** Carries out the decider's decisions (moa-decider.ts) until the request ends or waits for calls. */
     async function run(): Promise<RequestResult> {
       for (;;) {
-        const layer = progress.layers.length + 1;
-        const state = await readState(job, requestId, layer);
-        if (state.cancelled) {
-          await job.removeUnprocessedChildren();
-          return finish('cancelled', null);
-        }
-        if (layer > lastLayer) return finish('completed', progress.layers.at(-1)?.calls[0]?.output ?? '');
-        const role = roleOfLayer(preset, layer);
-        const planned = planLayer(preset, layer, data.messages, progress.layers.at(-1));
-        const finishedById = state.finished;
-        const pending = planned.filter(
-          (call) => !finishedById.has(callJobId(requestId, layer, call.agentIndex)),
-        );
-
-        // Past the layer's deadline the unfinished calls are abandoned, never re-added.
-        if (pending.length > 0 && !state.deadlinePassed) {
-          const writes: Promise<unknown>[] = background.splice(0);
-          if (progress.layerStartedAt[layer] === undefined || progress.currentLayer !== layer) {
-            progress.layerStartedAt[layer] ??= Date.now();
-            progress.currentLayer = layer;
-            logger.debug({ ...about, layer, role, calls: planned.length }, 'layer started');
-            // One write records the previous layer's result and this layer's start;
-            // it goes out together with the calls, not before them.
-            writes.push(
-              job.updateProgress(progress),
-              publish({
-                type: 'layer_started',
-                layer,
-                role,
-                calls: planned.length,
-              }),
-            );
-          }
-          writes.push(addCalls(job, data, layer, role, pending));
-          if (role === 'proposer' && preset.layerTimeoutMs > 0) {
-            writes.push(
-              scheduleDeadline(
-                requestId,
-                layer,
-                planned,
-                progress.layerStartedAt[layer]! + preset.layerTimeoutMs,
-                preset.layerTimeoutMs,
-              ),
-            );
-          }
-          await Promise.all(writes);
-          if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
-          continue; // every call finished while we were adding: read them now
-        }
-
-        const calls = await Promise.all(
-          planned.map(async (call) => {
-            const finished = finishedById.get(callJobId(requestId, layer, call.agentIndex));
-            if (finished?.value) return finished.value;
-            if (!finished)
-              return abandonedCallRecord(call, preset.layerTimeoutMs, progress.layerStartedAt[layer]);
-            return recordOfFailedCall(call, finished.key, finished.reason ?? 'unknown failure');
-          }),
-        );
-        const record = finishedLayer(layer, role, progress.layerStartedAt[layer] ?? Date.now(), calls);
-        const layerLabels = { preset: presetLabel, layer: String(layer), role };
-        metrics.layerDuration.observe(layerLabels, record.durationMs / 1000);
-        const layerCost = callsCost(calls);
-        if (layerCost !== null) metrics.layerCost.observe(layerLabels, layerCost);
-        // Assigned by position, never appended: a run that overlaps a stalled one cannot duplicate a layer.
-        progress.layers.splice(layer - 1, progress.layers.length, record);
-        progress.currentLayer = null;
-        const failedCalls = calls.filter((call) => call.status === 'failed').length;
-        logger.info(
-          { ...about, layer, role, durationMs: record.durationMs, failed: failedCalls },
-          'layer finished',
-        );
-        // Sent now, awaited with the next writes: commands on one connection keep their order.
-        const finishedEvent = publish({
-          type: 'layer_finished',
-          layer,
-          role,
-          duration_ms: record.durationMs,
-          succeeded: calls.length - failedCalls,
-          failed: failedCalls,
+        const state = await readState(job, requestId, progress.currentLayer);
+        const decision = decideNext({
+          preset,
+          messages: data.messages,
+          layers: progress.layers,
+          finished: new Set([...state.finished.keys()].map((id) => id.slice(requestId.length + 1))),
+          ...(state.deadlinePassed && progress.currentLayer !== null
+            ? { layersPastDeadline: new Set([progress.currentLayer]) }
+            : {}),
+          cancelled: state.cancelled,
+          priceOf: (model) => priceOf(dependencies.config, model),
         });
-        finishedEvent.catch(() => undefined); // observed when awaited; never an unhandled rejection meanwhile
-        background.push(finishedEvent);
-        const shortfall = layerShortfall(preset, record);
-        if (shortfall) {
-          progress.error = shortfall;
-          await Promise.all([...background.splice(0), job.updateProgress(progress)]);
-          // Unrecoverable: the catch above writes the request's end before it leaves.
-          throw new UnrecoverableError(shortfall.message);
+        switch (decision.type) {
+          case 'cancel':
+            await job.removeUnprocessedChildren();
+            return finish({ status: 'cancelled', output: null, error: decision.error, stopped: null });
+          case 'finish':
+            return finish({
+              status: 'completed',
+              output: decision.output,
+              error: null,
+              stopped: decision.stopped,
+            });
+          case 'fail':
+            progress.error = decision.error;
+            progress.stopped = decision.stopped;
+            // Unrecoverable: the catch above ends the request before it leaves.
+            throw new UnrecoverableError(decision.error.message);
+          case 'run_layer':
+            if (await startCalls(decision.step, decision.calls)) throw new WaitingChildrenError();
+            continue; // every call finished while we were adding: read them now
+          case 'close_layer':
+            await closeLayer(decision.step, decision.finished, decision.abandoned, state.finished);
+            continue;
         }
-        // No progress write here: the next layer's start (or the result) records this layer.
       }
+    }
+
+    async function finish(
+      outcome: Pick<MoaResult, 'status' | 'output' | 'error' | 'stopped'>,
+    ): Promise<RequestResult> {
+      const result: MoaResult = {
+        ...outcome,
+        layers: progress.layers,
+        usage: totalUsage(progress.layers),
+        costUsd: totalCost(progress.layers),
+      };
+      progress.stopped = outcome.stopped ?? null;
+      // Every write of the request's end happens before the return: a Redis error makes the
+      // worker run the job again (infra-retry.ts), and each write is idempotent.
+      await end({ status: outcome.status as 'completed' | 'cancelled', result });
+      // The layers are stored once, in the progress; the returned value leaves them out.
+      const { layers: _layers, ...stored } = result;
+      return stored;
+    }
+
+    /** Adds a step's unfinished calls and parks the job until they finish; false when none is left to wait for. */
+    async function startCalls(step: LayerStep, calls: PlannedCall[]): Promise<boolean> {
+      const writes: Promise<unknown>[] = background.splice(0);
+      if (progress.currentLayer !== step.layer) {
+        progress.layerStartedAt[step.layer] = Date.now();
+        progress.currentLayer = step.layer;
+        logger.debug(
+          { ...about, layer: step.layer, role: step.role, calls: step.planned.length },
+          'layer started',
+        );
+        // One write records the previous layer's result and this layer's start;
+        // it goes out together with the calls, not before them.
+        writes.push(
+          job.updateProgress(progress),
+          publish({ type: 'layer_started', layer: step.layer, role: step.role, calls: step.planned.length }),
+        );
+      }
+      writes.push(addCalls(job, data, step, calls));
+      if (step.role === 'proposer' && preset.layerTimeoutMs > 0) {
+        writes.push(
+          scheduleDeadline(
+            requestId,
+            step.layer,
+            step.planned,
+            progress.layerStartedAt[step.layer]! + preset.layerTimeoutMs,
+            preset.layerTimeoutMs,
+          ),
+        );
+      }
+      await Promise.all(writes);
+      return job.moveToWaitingChildren(token ?? '');
+    }
+
+    /** Records a step's layer from its calls' results (and its abandoned calls), in the position the decider gave. */
+    async function closeLayer(
+      step: LayerStep,
+      finished: PlannedCall[],
+      abandoned: PlannedCall[],
+      results: Map<string, FinishedCall>,
+    ): Promise<void> {
+      const { layer, role } = step;
+      const startedAt = progress.layerStartedAt[layer];
+      const calls = await Promise.all([
+        ...finished.map(async (call) => {
+          const result = results.get(callJobId(requestId, layer, call.agentIndex, step.round))!;
+          return result.value ?? recordOfFailedCall(call, result.key, result.reason ?? 'unknown failure');
+        }),
+        ...abandoned.map((call) => abandonedCallRecord(call, preset.layerTimeoutMs, startedAt)),
+      ]);
+      const record: LayerRecord = {
+        ...finishedLayer(layer, role, startedAt ?? Date.now(), calls),
+        ...(step.referenceShare !== undefined ? { referenceShare: step.referenceShare } : {}),
+      };
+      const layerLabels = { preset: presetLabel, layer: String(layer), role };
+      metrics.layerDuration.observe(layerLabels, record.durationMs / 1000);
+      const layerCost = callsCost(calls);
+      if (layerCost !== null) metrics.layerCost.observe(layerLabels, layerCost);
+      // Assigned by position, never appended: a run that overlaps a stalled one cannot duplicate a layer.
+      progress.layers.splice(step.index, progress.layers.length, record);
+      progress.currentLayer = null;
+      const failedCalls = calls.filter((call) => call.status === 'failed').length;
+      logger.info(
+        { ...about, layer, role, durationMs: record.durationMs, failed: failedCalls },
+        'layer finished',
+      );
+      // Sent now, awaited with the next writes: commands on one connection keep their order.
+      const finishedEvent = publish({
+        type: 'layer_finished',
+        layer,
+        role,
+        duration_ms: record.durationMs,
+        succeeded: calls.length - failedCalls,
+        failed: failedCalls,
+      });
+      finishedEvent.catch(() => undefined); // observed when awaited; never an unhandled rejection meanwhile
+      background.push(finishedEvent);
+      // No progress write here: the next layer's start (or the request's end) records this layer.
     }
   };
 
@@ -335,15 +309,20 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
    * markers and the results BullMQ holds for this request's calls (the same
    * hashes `getChildrenValues` and `getIgnoredChildrenFailures` read).
    */
-  async function readState(job: Job<RequestJobData, RequestResult>, requestId: string, layer: number) {
+  async function readState(
+    job: Job<RequestJobData, RequestResult>,
+    requestId: string,
+    layer: number | null,
+  ): Promise<{ cancelled: boolean; deadlinePassed: boolean; finished: Map<string, FinishedCall> }> {
     // Issued together: the connection auto-pipelines them into one round trip.
     const [cancelled, deadlinePassed, processed, failed] = await Promise.all([
       dependencies.redis.exists(cancelKey(queues.prefix, requestId)),
-      dependencies.redis.exists(deadlineKey(queues.prefix, requestId, layer)),
+      // Only a layer in flight can have a deadline.
+      layer === null ? 0 : dependencies.redis.exists(deadlineKey(queues.prefix, requestId, layer)),
       dependencies.redis.hgetall(queues.requests.toKey(`${job.id}:processed`)),
       dependencies.redis.hgetall(queues.requests.toKey(`${job.id}:failed`)),
     ]);
-    const finished = new Map<string, { key: string; value?: CallRecord; reason?: string }>();
+    const finished = new Map<string, FinishedCall>();
     for (const [key, value] of Object.entries(processed)) {
       finished.set(jobIdFromKey(key), { key, value: JSON.parse(value) as CallRecord });
     }
@@ -364,7 +343,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       attempts: 1,
       startedAt: layerStartedAt ?? now,
       finishedAt: now,
-      error: new LayerDeadlineError(layerTimeoutMs).toRecord(),
+      error: cancelledCallError('layer_deadline', layerTimeoutMs).toRecord(),
       pricing: priceOf(dependencies.config, call.agent.model),
     });
   }
@@ -395,10 +374,10 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
   async function addCalls(
     parent: Job<RequestJobData, RequestResult>,
     data: RequestJobData,
-    layer: number,
-    role: 'proposer' | 'aggregator',
+    step: LayerStep,
     calls: PlannedCall[],
   ): Promise<void> {
+    const { layer, role, round } = step;
     const byProvider = new Map<string, PlannedCall[]>();
     for (const call of calls) {
       const provider = parseModelId(call.agent.model).provider;
@@ -423,9 +402,10 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
               ...(role === 'aggregator' && data.aggregatorOptions
                 ? { aggregatorOptions: data.aggregatorOptions }
                 : {}),
+              ...(round > 0 ? { round } : {}),
             } satisfies CallJobData,
             opts: {
-              jobId: callJobId(data.requestId, layer, call.agentIndex),
+              jobId: callJobId(data.requestId, layer, call.agentIndex, round),
               parent: { id: parent.id as string, queue: parent.queueQualifiedName },
               // Without a failure option a failed call would leave its request waiting forever.
               ignoreDependencyOnFailure: true,
@@ -440,4 +420,11 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       }),
     );
   }
+}
+
+/** A call of the request that BullMQ reports finished: its record, or the key and reason of its failure. */
+interface FinishedCall {
+  key: string;
+  value?: CallRecord;
+  reason?: string;
 }

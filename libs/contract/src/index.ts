@@ -23,12 +23,22 @@ export {
   CALL_RETENTION_FAILED,
   BATCH_ITEM_RETENTION,
 } from './retention.js';
-export { cancelKey, deadlineKey, cancelCallsChannel, CANCEL_MARKER_TTL_SECONDS } from './cancel-marker.js';
+export {
+  cancelKey,
+  deadlineKey,
+  cancelCallsChannel,
+  publishCallCancels,
+  parseCallCancels,
+  requestCallIds,
+  CANCEL_MARKER_TTL_SECONDS,
+  type CallCancels,
+} from './cancel-marker.js';
 export { createMoaQueues, type MoaQueues, type MoaQueuesOptions } from './moa-queues.js';
 export {
   jobView,
   layerView,
   type JobView,
+  type StoppedView,
   type LayerView,
   type CallView,
   type RequestSnapshot,

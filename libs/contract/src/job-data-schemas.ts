@@ -235,6 +235,7 @@ export const callJobDataSchema = z.object({
   messages: z.array(chatMessageSchema(L.maxCallContentCharacters)).min(1).max(L.maxCallMessages),
   stream: z.boolean().optional(),
   aggregatorOptions: aggregatorOptionsSchema.optional(),
+  round: z.int().min(1).max(1).optional(),
 });
 
 /** Data of a layer-deadline job ({@link DeadlineJobData}); every call named must be one of the request's layer. */
@@ -350,6 +351,10 @@ export function jobDataSchemasFor(config: MoaConfig): JobDataSchemas {
     call: checkedAgainst<CallJobData>(callJobDataSchema, (data, context) => {
       checkPresetName(data.presetName, ['presetName'], context);
       checkAgent(data.agent, ['agent'], context);
+      // Only an aggregator is ever run again (with halved references after exceeding its context).
+      if (data.round !== undefined && data.role !== 'aggregator') {
+        context.addIssue({ code: 'custom', path: ['round'], message: 'is for an aggregator call only' });
+      }
       // A request's parameters are for its aggregator only: proposers keep their preset's sampling.
       if (data.aggregatorOptions && data.role !== 'aggregator') {
         context.addIssue({

@@ -8,8 +8,8 @@ import {
   batchJobDataSchema,
   batchOutputKey,
   beginBatchExpiry,
-  callJobId,
-  cancelCallsChannel,
+  publishCallCancels,
+  requestCallIds,
   cancelKey,
   CANCEL_MARKER_TTL_SECONDS,
   completeBatch,
@@ -29,7 +29,7 @@ import {
   type MoaQueues,
   type RequestJobData,
 } from '@moa-queue/contract';
-import { agentsOfLayer, layerCount, type MoaConfig } from '@moa-queue/moa';
+import { type MoaConfig } from '@moa-queue/moa';
 import { Job, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -164,16 +164,11 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
             const data = itemData(job);
             if (!job || !data) return;
             if (state === 'waiting-children') await job.removeUnprocessedChildren();
-            const { preset } = data;
-            for (let layer = 1; layer <= layerCount(preset); layer += 1) {
-              agentsOfLayer(preset, layer).forEach((_agent, index) =>
-                callIds.push(callJobId(id, layer, index)),
-              );
-            }
+            callIds.push(...requestCallIds(id, data.preset));
           }
         }),
       );
-      if (callIds.length > 0) await redis.publish(cancelCallsChannel(prefix), JSON.stringify(callIds));
+      await publishCallCancels(redis, prefix, callIds, 'cancelled');
     }
     logger.info({ batchId, items, removed }, 'batch drained');
     // Running items end as cancelled within moments; whatever never reports is given up on later.
