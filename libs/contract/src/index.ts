@@ -147,6 +147,10 @@ export {
   requestIssueCode,
   aggregatorOptionsOf,
   maxTokensOf,
+  moaPoliciesSchema,
+  policyOverridesOf,
+  withPolicies,
+  type PolicyOverrides,
   type RequestOptionsBody,
 } from './request-options.js';
 export { newRequestData, type NewRequestOptions } from './new-request.js';

@@ -36,7 +36,7 @@ export function responsesRouter(dependencies: MoaRunDependencies) {
     .post(async (request, response) => {
       const body = parseOrThrow(responsesRequestSchema, request.body);
       const preset = presetOf(dependencies.config, body.model);
-      const { messages, maxTokens, aggregatorOptions } = responsesRequestOf(body);
+      const { messages, maxTokens, aggregatorOptions, policies } = responsesRequestOf(body);
       const run = await startRun(dependencies, response, {
         preset,
         messages,
@@ -45,6 +45,7 @@ export function responsesRouter(dependencies: MoaRunDependencies) {
         source: 'chat',
         maxTokens,
         aggregatorOptions,
+        policies,
       });
       const { data, clientGone } = run;
       const echo = responseEchoOf(body);

@@ -7,6 +7,7 @@ import {
   batchItemPriority,
   batchItemRequestId,
   aggregatorOptionsOf,
+  policyOverridesOf,
   chatCompletionSchema,
   claimBatchCustomIds,
   commitValidationChunk,
@@ -160,6 +161,7 @@ function parseLine(
           messages: body.messages,
           maxTokens: maxTokensOf(body),
           aggregatorOptions: aggregatorOptionsOf(body),
+          policies: policyOverridesOf(body.moa),
         };
   const data: RequestJobData = {
     ...newRequestData({
@@ -170,6 +172,7 @@ function parseLine(
       source: 'batch',
       maxTokens: request.maxTokens,
       aggregatorOptions: request.aggregatorOptions,
+      policies: request.policies,
     }),
     requestId: batchItemRequestId(batch.id, index),
     batch: { id: batch.id, customId, ...('input' in body ? { response: responseEchoOf(body) } : {}) },

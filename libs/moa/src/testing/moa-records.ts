@@ -9,7 +9,7 @@ export function testAgent(model: string, maxTokens = 512): AgentConfig {
 
 /** A preset of `layers` proposer layers of `width` agents each (`p/L<k>A<i>`) and an aggregator `p/agg`. */
 export function testPreset(
-  shape: { layers?: number; width?: number } & Partial<PresetConfig> = {},
+  shape: { layers?: number; width?: number } & Partial<Omit<PresetConfig, 'layers'>> = {},
 ): PresetConfig {
   const { layers = 2, width = 2, ...rest } = shape;
   return {
