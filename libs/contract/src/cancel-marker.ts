@@ -5,7 +5,7 @@ import {
   type CancelCause,
   type PresetConfig,
 } from '@moa-queue/moa';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { callJobId } from './job-ids.js';
 
 /** Redis key whose presence marks a request as cancelled. */
@@ -15,6 +15,18 @@ export function cancelKey(prefix: string, requestId: string): string {
 
 /** The cancel marker outlives the request's retention, so a late worker still sees it. */
 export const CANCEL_MARKER_TTL_SECONDS = 8 * 24 * 3600;
+
+/**
+ * Marks a request cancelled (on a connection or a pipeline): every later
+ * look at the request, by its orchestrator or one of its calls, sees it.
+ */
+export function markCancelled(
+  redis: Pick<Redis, 'set'> | Pick<ChainableCommander, 'set'>,
+  prefix: string,
+  requestId: string,
+): unknown {
+  return redis.set(cancelKey(prefix, requestId), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);
+}
 
 /** Redis key whose presence says a layer's straggler deadline has passed. */
 export function deadlineKey(prefix: string, requestId: string, layer: number): string {

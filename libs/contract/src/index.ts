@@ -27,6 +27,7 @@ export {
   cancelKey,
   deadlineKey,
   cancelCallsChannel,
+  markCancelled,
   publishCallCancels,
   parseCallCancels,
   requestCallIds,

@@ -8,10 +8,9 @@ import {
   batchJobDataSchema,
   batchOutputKey,
   beginBatchExpiry,
+  markCancelled,
   publishCallCancels,
   requestCallIds,
-  cancelKey,
-  CANCEL_MARKER_TTL_SECONDS,
   completeBatch,
   failBatch,
   isInfrastructureError,
@@ -133,7 +132,7 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
       );
       // The marker goes first: an item seen as waiting after it is set can only start as cancelled.
       const markers = redis.pipeline();
-      for (const id of ids) markers.set(cancelKey(prefix, id), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);
+      for (const id of ids) markCancelled(markers, prefix, id);
       await markers.exec();
       const callIds: string[] = [];
       await Promise.all(
