@@ -230,6 +230,8 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       if (progress.currentLayer !== step.layer) {
         progress.layerStartedAt[step.layer] = Date.now();
         progress.currentLayer = step.layer;
+        // A policy's skip shows on the running job as soon as the aggregator starts.
+        if (step.stopped) progress.stopped = step.stopped;
         logger.debug(
           { ...about, layer: step.layer, role: step.role, calls: step.planned.length },
           'layer started',
