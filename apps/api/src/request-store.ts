@@ -1,8 +1,7 @@
 import {
-  requestCallJobIds,
-  cancelCallsChannel,
-  cancelKey,
-  CANCEL_MARKER_TTL_SECONDS,
+  markCancelled,
+  publishCallCancels,
+  requestCallIds,
   indexTenantRequests,
   loadRequest,
   snapshotOf,
@@ -65,14 +64,18 @@ export function createRequestStore(queues: MoaQueues, redis: Redis, config: MoaC
       if (!loaded || !canAccess(caller, loaded.job.data.tenant)) return undefined;
       const { job, state } = loaded;
       if (state === 'completed' || state === 'failed') return snapshotOf(queues, redis, loaded);
-      await redis.set(cancelKey(queues.prefix, requestId), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);
+      await markCancelled(redis, queues.prefix, requestId);
       if (state === 'waiting-children') {
         // Calls not yet started are removed and running ones aborted by their
         // workers; then BullMQ wakes the orchestrator, which sees the marker
         // and ends as cancelled without making another call.
         await job.removeUnprocessedChildren();
-        const callIds = requestCallJobIds(requestId, job.data.preset);
-        await redis.publish(cancelCallsChannel(queues.prefix), JSON.stringify(callIds));
+        await publishCallCancels(
+          redis,
+          queues.prefix,
+          requestCallIds(requestId, job.data.preset),
+          'cancelled',
+        );
       }
       return snapshotOf(queues, redis, { ...loaded, cancelled: true });
     },

@@ -8,12 +8,13 @@ import {
   type CallJobResult,
 } from '@moa-queue/contract';
 import {
+  abortedCallError,
   asProviderError,
   attemptCall,
-  CallCancelledError,
+  cancelledCallError,
   completedCallRecord,
   failedCallRecord,
-  ProviderRateLimitError,
+  retryDecision,
   type ModelRegistry,
   type MoaConfig,
 } from '@moa-queue/moa';
@@ -63,9 +64,9 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
     // Nothing of the job is used before its data is validated: anything that reaches Redis can add a job.
     const data = parseJobData(schemas.call, job.data);
     expectJobData(
-      job.id === callJobId(data.requestId, data.layer, data.agentIndex, data.replan),
+      job.id === callJobId(data.requestId, data.layer, data.agentIndex, data.round),
       'requestId',
-      'the request id, layer, agent index and replan do not make the id of this job',
+      'the request id, layer, agent index and round do not make the id of this job',
     );
     const model = dependencies.models.resolve(data.agent.model);
     // A call is made on its provider's queue only, under that provider's rate limit and concurrency.
@@ -91,6 +92,19 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
     };
 
     if (await dependencies.redis.exists(cancelKey(dependencies.prefix, data.requestId))) {
+      // Recorded like any call's failure, its cause as a code: the request reads the record, never the text.
+      const now = Date.now();
+      await job.updateProgress(
+        failedCallRecord({
+          model: model.modelId,
+          agentIndex: data.agentIndex,
+          attempts,
+          startedAt: now,
+          finishedAt: now,
+          error: cancelledCallError('cancelled').toRecord(),
+          pricing: model.pricing,
+        }),
+      );
       throw new UnrecoverableError('cancelled: the request was cancelled before this call started');
     }
 
@@ -151,23 +165,27 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
     return completedCallRecord(model.modelId, data.agentIndex, result, attempts);
 
     async function failed(thrown: unknown): Promise<never> {
-      const error = signal?.aborted
-        ? new CallCancelledError(String(signal.reason ?? 'aborted'))
-        : asProviderError(thrown);
+      // An aborted call fails for the cause its abort carried (cancel-listener.ts passes the code).
+      const error = signal?.aborted ? abortedCallError(signal.reason) : asProviderError(thrown);
       const finishedAt = Date.now();
       metrics.llmRequestDuration.observe({ ...labels, outcome: 'error' }, (finishedAt - startedAt) / 1000);
 
-      if (error instanceof ProviderRateLimitError && !signal?.aborted) {
-        const waitMs = error.retryAfterMs ?? dependencies.defaultRateLimitWaitMs ?? 1000;
-        metrics.llmRetries.inc({ provider: labels.provider, model: labels.model, reason: 'rate_limit' });
-        logger.warn({ ...about, waitMs }, 'provider rate limited: pausing its queue');
-        await dependencies.queueOf(model.provider).rateLimit(waitMs);
+      // Attempts are BullMQ's: a 429 puts the job back without spending one, a retry is a rethrow.
+      const decision = retryDecision({
+        error,
+        attempts,
+        maxAttempts: job.opts.attempts ?? 1,
+        defaultRateLimitWaitMs: dependencies.defaultRateLimitWaitMs,
+        aborted: signal?.aborted === true,
+      });
+      if (decision.action === 'wait') {
+        metrics.llmRetries.inc({ provider: labels.provider, model: labels.model, reason: decision.reason });
+        logger.warn({ ...about, waitMs: decision.delayMs }, 'provider rate limited: pausing its queue');
+        await dependencies.queueOf(model.provider).rateLimit(decision.delayMs);
         throw new RateLimitError();
       }
-
-      const final = !error.retryable || attempts >= (job.opts.attempts ?? 1) || signal?.aborted === true;
-      if (!final) {
-        metrics.llmRetries.inc({ provider: labels.provider, model: labels.model, reason: error.type });
+      if (decision.action === 'retry') {
+        metrics.llmRetries.inc({ provider: labels.provider, model: labels.model, reason: decision.reason });
         logger.warn({ ...about, error: error.toRecord() }, 'call failed: will retry');
         throw error;
       }

@@ -1,4 +1,4 @@
-import { cancelCallsChannel } from '@moa-queue/contract';
+import { cancelCallsChannel, parseCallCancels } from '@moa-queue/contract';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 /**
  * Listens for call jobs to abort (a cancelled request, a passed layer
  * deadline) and aborts those this process is running, through the AbortSignal
- * BullMQ hands each processor. Other processes ignore ids they do not hold.
+ * BullMQ hands each processor, its reason the cause's code. Other processes
+ * ignore ids they do not hold.
  */
 export async function listenForCancels(
   connection: Redis,
@@ -21,18 +22,13 @@ export async function listenForCancels(
   const channel = cancelCallsChannel(prefix);
   subscriber.on('message', (received, message) => {
     if (received !== channel) return;
-    let ids: unknown;
-    try {
-      ids = JSON.parse(message);
-    } catch {
-      return;
-    }
-    if (!Array.isArray(ids)) return;
-    for (const id of ids) {
-      if (typeof id !== 'string') continue;
+    const cancels = parseCallCancels(message);
+    if (!cancels) return;
+    for (const id of cancels.ids) {
       for (const worker of workers) {
-        if (worker.cancelJob(id, 'the request was cancelled or its layer deadline passed')) {
-          logger.info({ jobId: id }, 'aborted a running call');
+        // The cause code becomes the call's abort reason: the call records it (cancellation.ts).
+        if (worker.cancelJob(id, cancels.cause)) {
+          logger.info({ jobId: id, cause: cancels.cause }, 'aborted a running call');
         }
       }
     }

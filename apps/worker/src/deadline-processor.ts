@@ -1,5 +1,5 @@
 import {
-  cancelCallsChannel,
+  publishCallCancels,
   CANCEL_MARKER_TTL_SECONDS,
   deadlineKey,
   jobDataSchemasFor,
@@ -46,7 +46,7 @@ export function createDeadlineProcessor(dependencies: DeadlineDependencies) {
       if (state !== 'active') await child.remove().catch(() => undefined);
     }
     if (abandoned.length > 0) {
-      await redis.publish(cancelCallsChannel(queues.prefix), JSON.stringify(abandoned));
+      await publishCallCancels(redis, queues.prefix, abandoned, 'layer_deadline');
       dependencies.logger.info(
         { requestId, layer, abandoned: abandoned.length, layerTimeoutMs },
         'layer deadline: abandoned unfinished calls',

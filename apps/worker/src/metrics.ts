@@ -19,6 +19,7 @@ export interface WorkerMetrics {
   jobsFinished: Counter<'preset' | 'outcome'>;
   jobDuration: Histogram<'preset' | 'outcome'>;
   jobCost: Histogram<'preset'>;
+  policyStops: Counter<'preset' | 'reason'>;
   webhookDeliveries: Counter<'outcome'>;
 }
 
@@ -79,6 +80,12 @@ export function createWorkerMetrics(): WorkerMetrics {
       labelNames: ['preset', 'layer', 'role'],
       buckets: COST_BUCKETS,
       registers,
+    }),
+    policyStops: new Counter({
+      name: 'moa_policy_stops_total',
+      help: 'Requests whose layers a policy cut short (early stop on agreement, or the cost cap), by reason',
+      labelNames: ['preset', 'reason'],
+      registers: [registry],
     }),
     jobsFinished: new Counter({
       name: 'moa_jobs_finished_total',

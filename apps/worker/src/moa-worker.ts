@@ -10,17 +10,16 @@ import {
   isInfrastructureError,
   jobDataSchemasFor,
   llmQueueName,
-  publishEvent,
   REQUESTS_QUEUE,
   WEBHOOKS_QUEUE,
   type RequestJobData,
   type RequestResult,
 } from '@moa-queue/contract';
-import { backoffDelayMs, createModelRegistry, ProviderError, type ModelRegistry } from '@moa-queue/moa';
+import { createModelRegistry, ProviderError, retryDelayMs, type ModelRegistry } from '@moa-queue/moa';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { recordBatchItemEnd, requestEndOf } from './batches/batch-item-hook.js';
+import { requestEndOf } from './batches/batch-item-hook.js';
 import { createBatchProcessor } from './batches/batch-processor.js';
 import { createBatchItemSweeper } from './batches/batch-item-sweeper.js';
 import { createBatchReconciler, RECONCILE_QUEUE } from './batches/batch-reconciler.js';
@@ -32,7 +31,8 @@ import { metricLabelsFor } from './metric-labels.js';
 import { startMetricsServer } from './metrics-server.js';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
 import { INFRA_RETRY_POLICY, isLostJobError, withInfraRetry, type Processor } from './infra-retry.js';
-import { createOrchestratorProcessor, enqueueWebhook } from './orchestrator-processor.js';
+import { createOrchestratorProcessor } from './orchestrator-processor.js';
+import { endRequest } from './request-end.js';
 import { INVALID_JOB_DATA } from './parse-job-data.js';
 import { createStallForgiveness } from './stall-forgiveness.js';
 import type { Resolver } from './webhooks/deliver-webhook.js';
@@ -177,11 +177,9 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
         ? { max: providerConfig.requestsPerMinute, duration: 60_000 }
         : { max: 1_000_000_000, duration: 1000 },
       settings: {
-        // Honour a provider's Retry-After on 5xx too; otherwise exponential backoff with jitter.
+        // The retry rule's delay (retry-rule.ts): a provider's Retry-After, else exponential backoff.
         backoffStrategy: (attemptsMade: number, _type?: string, error?: Error) =>
-          error instanceof ProviderError && error.retryAfterMs !== undefined
-            ? error.retryAfterMs
-            : backoffDelayMs(attemptsMade),
+          retryDelayMs(error instanceof ProviderError ? error : { retryAfterMs: undefined }, attemptsMade),
       },
     });
   });
@@ -216,11 +214,19 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     },
   );
   const requestSchema = jobDataSchemasFor(config.moa).request;
-  const labels = metricLabelsFor(config.moa);
+  const endDependencies = {
+    queues,
+    redis: commands,
+    metrics,
+    labels: metricLabelsFor(config.moa),
+    logger,
+    batchItemGraceMs,
+  };
   /**
    * A request that BullMQ failed without our processor writing its end: failed without running
    * (stalled more often than allowed), or a Redis error past the retry horizon on the last
-   * attempt. Its writes are retried here until they land; the batch reconciler covers a batch
+   * attempt. It ends through the same endRequest as every other request, retried here until its
+   * writes land; the batch reconciler covers a batch
    * item should this process die first. Every other failure was written by the run that threw it.
    */
   orchestrator.on('failed', (job, error) => {
@@ -246,14 +252,8 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     const startedAt = Date.now();
     for (let attempt = 0; ; attempt += 1) {
       try {
-        await Promise.all([
-          enqueueWebhook(queues, data),
-          data.source === 'batch'
-            ? undefined
-            : publishEvent(commands, queues.prefix, data.requestId, { type: 'done', status: 'failed' }),
-        ]);
-        await recordBatchItemEnd({ queues, redis: commands, logger, batchItemGraceMs }, data, end);
-        break;
+        await endRequest(endDependencies, data, end);
+        return;
       } catch (failure) {
         if (!reportRedisError(failure) || Date.now() - startedAt > INFRA_RETRY_POLICY.horizonMs)
           throw failure;
@@ -261,12 +261,6 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
         await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 500 * 2 ** attempt)));
       }
     }
-    metrics.jobsFinished.inc({ preset: labels.preset(data.preset.name), outcome: 'failed' });
-    metrics.jobDuration.observe(
-      { preset: labels.preset(data.preset.name), outcome: 'failed' },
-      (Date.now() - data.createdAt) / 1000,
-    );
-    logger.warn({ requestId: data.requestId, error: job.failedReason }, 'request failed');
   }
   // Batch jobs: validation of input files, finalization, cancel and expiry drains.
   const batchWorker = new Worker(

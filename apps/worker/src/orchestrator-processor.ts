@@ -8,7 +8,6 @@ import {
   isInfrastructureError,
   jobIdFromKey,
   publishEvent,
-  type WebhookJobData,
   type CallJobData,
   type MoaQueues,
   type RequestJobData,
@@ -18,57 +17,34 @@ import {
 } from '@moa-queue/contract';
 import {
   callsCost,
+  cancelledCallError,
   contextWindowOf,
+  decideNext,
   failedCallRecord,
   finishedLayer,
-  HALVED_REFERENCE_SHARE,
-  layerCount,
-  LayerDeadlineError,
-  layerShortfall,
-  needsHalvedReferences,
   parseModelId,
-  planLayer,
   priceOf,
-  recordAfterHalvedReferences,
-  referencesFrom,
-  roleOfLayer,
   totalCost,
   totalUsage,
+  recordAfterHalvedReferences,
   unsentCallRecord,
   withContextFit,
   type CallRecord,
   type LayerRecord,
+  type LayerStep,
   type MoaConfig,
   type MoaResult,
-  type PlanLayerOptions,
   type PlannedCall,
 } from '@moa-queue/moa';
 import { Job, UnrecoverableError, WaitingChildrenError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { recordBatchItemEnd } from './batches/batch-item-hook.js';
+import type { RequestEnd } from './batches/batch-item-hook.js';
 import { isLostJobError } from './infra-retry.js';
 import { metricLabelsFor } from './metric-labels.js';
 import type { WorkerMetrics } from './metrics.js';
 import { expectJobData, parseJobData } from './parse-job-data.js';
-
-/**
- * Queues the webhook of a request that is ending, once: the job id is
- * deterministic, so a re-run orchestrator cannot queue a second delivery.
- */
-export async function enqueueWebhook(queues: MoaQueues, data: RequestJobData): Promise<void> {
-  if (!data.webhook) return;
-  await queues.webhooks.add(
-    'webhook',
-    { requestId: data.requestId, url: data.webhook.url } satisfies WebhookJobData,
-    {
-      jobId: `${data.requestId}-webhook`,
-      // Bounded by webhooks.retryHorizonMs in the processor, not by this count.
-      attempts: 10_000,
-      backoff: { type: 'webhook' },
-    },
-  );
-}
+import { endRequest } from './request-end.js';
 
 /** Errors by which BullMQ is told where a job went (delayed, waiting for children), not that it failed. */
 const BULLMQ_SIGNALS = new Set(['DelayedError', 'WaitingChildrenError', 'WaitingError', 'RateLimitError']);
@@ -97,7 +73,11 @@ export interface OrchestratorDependencies {
   config: MoaConfig;
   metrics: WorkerMetrics;
   logger: Logger;
-  /** See `BatchItemHookDependencies`. @defaultValue DEFAULT_BATCH_ITEM_GRACE_MS (10 minutes) */
+  /**
+   * How long a batch item's request stays readable after its line is
+   * recorded (`BATCH_ITEM_GRACE_MS`); then the sweeper removes it.
+   * @defaultValue DEFAULT_BATCH_ITEM_GRACE_MS (10 minutes)
+   */
   batchItemGraceMs?: number;
 }
 
@@ -110,27 +90,38 @@ function savedProgress(progress: unknown): RequestProgress {
       currentLayer: value.currentLayer ?? null,
       layerStartedAt: value.layerStartedAt ?? {},
       error: value.error ?? null,
+      stopped: value.stopped ?? null,
     };
   }
-  return { layers: [], currentLayer: null, layerStartedAt: {}, error: null };
+  return { layers: [], currentLayer: null, layerStartedAt: {}, error: null, stopped: null };
 }
 
 /**
- * Processes one MoA request (the parent of all its calls). Each run derives
+ * Processes one MoA request (the parent of all its calls) by carrying out
+ * the decider's decisions (moa-decider.ts in libs/moa). Each run derives
  * where the request stands from the results BullMQ already holds for its
- * children, adds the missing calls of the current layer under deterministic
- * ids, and parks itself with `moveToWaitingChildren` until they finish, so a
- * retried or recovered run repeats no finished call. The last layer is the
- * aggregator; its call goes through the provider's queue like any other.
+ * children, adds the calls the decider plans under deterministic ids, and
+ * parks itself with `moveToWaitingChildren` until they finish, so a retried
+ * or recovered run repeats no finished call. The aggregator's call goes
+ * through the provider's queue like any other. Every end goes through
+ * `endRequest` (request-end.ts).
  */
 export function createOrchestratorProcessor(dependencies: OrchestratorDependencies) {
   const { queues, metrics, logger } = dependencies;
   const schemas = jobDataSchemasFor(dependencies.config);
   const labels = metricLabelsFor(dependencies.config);
-  // Every prompt is fitted into its model's context window as this worker's config gives it.
-  const planOptions: PlanLayerOptions = {
-    contextWindowOf: (modelId) => contextWindowOf(dependencies.config, modelId),
+  const endDependencies = {
+    queues,
+    redis: dependencies.redis,
+    metrics,
+    labels,
+    logger,
+    ...(dependencies.batchItemGraceMs === undefined
+      ? {}
+      : { batchItemGraceMs: dependencies.batchItemGraceMs }),
   };
+  // Every prompt is fitted into its model's context window as this worker's config gives it.
+  const windowOf = (modelId: string) => contextWindowOf(dependencies.config, modelId);
 
   async function recordOfFailedCall(planned: PlannedCall, key: string, reason: string): Promise<CallRecord> {
     const queueName = key.slice(0, key.lastIndexOf(':')).slice(queues.prefix.length + 1);
@@ -139,7 +130,8 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     const child = queueName === queue.name ? await Job.fromId(queue, jobIdFromKey(key)) : undefined;
     const recorded = child?.progress as CallRecord | undefined;
     if (recorded && typeof recorded === 'object' && recorded.status === 'failed') return recorded;
-    // No record: the call never ran to an answer (stalled too often, or cancelled before it started).
+    // No record: the call never ran to an answer (it stalled more often than allowed). A call
+    // stopped on purpose always leaves its record, its cause a code (call-processor.ts).
     const now = Date.now();
     return failedCallRecord({
       model: planned.agent.model,
@@ -147,11 +139,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       attempts: child?.attemptsMade ?? 1,
       startedAt: child?.processedOn ?? now,
       finishedAt: child?.finishedOn ?? now,
-      error: {
-        message: reason,
-        type: reason.startsWith('cancelled') ? 'cancelled' : 'server_error',
-        code: null,
-      },
+      error: { message: reason, type: 'server_error', code: null },
       pricing: priceOf(dependencies.config, planned.agent.model),
     });
   }
@@ -168,7 +156,6 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     // Fields of every line about this request (cheaper than a child logger per run).
     const about = { requestId, preset: preset.name };
     const progress = savedProgress(job.progress);
-    const lastLayer = layerCount(preset);
     // Batch items are read from their batch's files, never followed live: no event stream for them.
     const publish = (event: RequestEvent): Promise<void> =>
       data.source === 'batch'
@@ -176,206 +163,192 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         : publishEvent(dependencies.redis, queues.prefix, requestId, event);
     /** Writes sent but not yet awaited (events); awaited with the next batch of writes. */
     const background: Promise<unknown>[] = [];
-
-    const finish = async (
-      status: 'completed' | 'cancelled',
-      output: string | null,
-    ): Promise<RequestResult> => {
-      const result: MoaResult = {
-        status,
-        output,
-        layers: progress.layers,
-        usage: totalUsage(progress.layers),
-        costUsd: totalCost(progress.layers),
-        error:
-          status === 'cancelled'
-            ? { message: 'the request was cancelled', type: 'cancelled', code: 'cancelled' }
-            : null,
-      };
+    /** The request's end, with its final progress: every outcome goes through request-end.ts. */
+    const end = (ending: RequestEnd): Promise<void> => {
       progress.currentLayer = null;
-      // Every write of the request's end happens here, before the return: a Redis error
-      // makes the worker run the job again (infra-retry.ts), and each write is idempotent.
-      await Promise.all([
-        ...background.splice(0),
-        // The layers are stored once, here; the returned value leaves them out.
-        job.updateProgress(progress),
-        publish({ type: 'done', status }),
-        enqueueWebhook(queues, data),
-      ]);
-      await recordBatchItemEnd(dependencies, data, { status, result });
-      metrics.jobsFinished.inc({ preset: presetLabel, outcome: status });
-      metrics.jobDuration.observe(
-        { preset: presetLabel, outcome: status },
-        (Date.now() - data.createdAt) / 1000,
-      );
-      if (result.costUsd !== null && status === 'completed') {
-        metrics.jobCost.observe({ preset: presetLabel }, result.costUsd);
-      }
-      logger.info({ ...about, status, costUsd: result.costUsd, usage: result.usage }, 'request finished');
-      const { layers: _layers, ...stored } = result;
-      return stored;
-    };
-
-    /**
-     * The writes of a request that ends as failed: the `done` event, the
-     * webhook, the batch item's error line. Made by the run whose error ends
-     * the request (unrecoverable, or its last attempt), before it throws.
-     */
-    const endFailed = async (error: unknown): Promise<void> => {
-      const record = progress.error ?? {
-        message: (error instanceof Error && error.message) || 'the request failed',
-        type: 'server_error',
-        code: null,
-      };
-      await Promise.all([
-        ...background.splice(0),
-        publish({ type: 'done', status: 'failed' }),
-        enqueueWebhook(queues, data),
-      ]);
-      await recordBatchItemEnd(dependencies, data, { status: 'failed', progress, error: record });
-      metrics.jobsFinished.inc({ preset: presetLabel, outcome: 'failed' });
-      metrics.jobDuration.observe(
-        { preset: presetLabel, outcome: 'failed' },
-        (Date.now() - data.createdAt) / 1000,
-      );
-      logger.warn({ ...about, error: record }, 'request failed');
+      return endRequest(endDependencies, data, ending, {
+        writes: [...background.splice(0), job.updateProgress(progress)],
+      });
     };
 
     try {
       return await run();
     } catch (error) {
-      if (endsRequest(job, error)) await endFailed(error);
+      // Unrecoverable (a failure the decider decided), or an error on the job's last attempt.
+      if (endsRequest(job, error)) {
+        const record = progress.error ?? {
+          message: (error instanceof Error && error.message) || 'the request failed',
+          type: 'server_error',
+          code: null,
+        };
+        await end({ status: 'failed', progress, error: record });
+      }
       throw error;
     }
 
+    /** Carries out the decider's decisions (moa-decider.ts) until the request ends or waits for calls. */
     async function run(): Promise<RequestResult> {
       for (;;) {
-        const layer = progress.layers.length + 1;
-        const state = await readState(job, requestId, layer);
-        if (state.cancelled) {
-          await job.removeUnprocessedChildren();
-          return finish('cancelled', null);
+        const state = await readState(job, requestId, progress.currentLayer);
+        const decision = decideNext({
+          preset,
+          messages: data.messages,
+          layers: progress.layers,
+          finished: new Set([...state.finished.keys()].map((id) => id.slice(requestId.length + 1))),
+          ...(state.deadlinePassed && progress.currentLayer !== null
+            ? { layersPastDeadline: new Set([progress.currentLayer]) }
+            : {}),
+          cancelled: state.cancelled,
+          priceOf: (model) => priceOf(dependencies.config, model),
+          contextWindowOf: windowOf,
+        });
+        switch (decision.type) {
+          case 'cancel':
+            await job.removeUnprocessedChildren();
+            return finish({ status: 'cancelled', output: null, error: decision.error, stopped: null });
+          case 'finish':
+            return finish({
+              status: 'completed',
+              output: decision.output,
+              error: null,
+              stopped: decision.stopped,
+            });
+          case 'fail':
+            progress.error = decision.error;
+            progress.stopped = decision.stopped;
+            // Unrecoverable: the catch above ends the request before it leaves.
+            throw new UnrecoverableError(decision.error.message);
+          case 'run_layer':
+            if (await startCalls(decision.step, decision.calls)) throw new WaitingChildrenError();
+            continue; // every call finished while we were adding: read them now
+          case 'close_layer':
+            await closeLayer(decision.step, decision.finished, decision.abandoned, state.finished);
+            continue;
         }
-        if (layer > lastLayer) return finish('completed', progress.layers.at(-1)?.calls[0]?.output ?? '');
-        const role = roleOfLayer(preset, layer);
-        const previous = progress.layers.at(-1);
-        const planned = planLayer(preset, layer, data.messages, previous, planOptions);
-        const finishedById = state.finished;
-        // A call whose prompt cannot fit its model's window is never added: it fails unsent.
-        const sendable = planned.filter((call) => call.notSent === undefined);
-        const pending = sendable.filter(
-          (call) => !finishedById.has(callJobId(requestId, layer, call.agentIndex)),
+      }
+    }
+
+    async function finish(
+      outcome: Pick<MoaResult, 'status' | 'output' | 'error' | 'stopped'>,
+    ): Promise<RequestResult> {
+      const result: MoaResult = {
+        ...outcome,
+        layers: progress.layers,
+        usage: totalUsage(progress.layers),
+        costUsd: totalCost(progress.layers),
+      };
+      progress.stopped = outcome.stopped ?? null;
+      // Every write of the request's end happens before the return: a Redis error makes the
+      // worker run the job again (infra-retry.ts), and each write is idempotent.
+      await end({ status: outcome.status as 'completed' | 'cancelled', result });
+      // The layers are stored once, in the progress; the returned value leaves them out.
+      const { layers: _layers, ...stored } = result;
+      return stored;
+    }
+
+    /** Adds a step's unfinished calls and parks the job until they finish; false when none is left to wait for. */
+    async function startCalls(step: LayerStep, calls: PlannedCall[]): Promise<boolean> {
+      const writes: Promise<unknown>[] = background.splice(0);
+      if (progress.currentLayer !== step.layer) {
+        progress.layerStartedAt[step.layer] = Date.now();
+        progress.currentLayer = step.layer;
+        // A policy's skip shows on the running job as soon as the aggregator starts.
+        if (step.stopped) progress.stopped = step.stopped;
+        logger.debug(
+          { ...about, layer: step.layer, role: step.role, calls: step.planned.length },
+          'layer started',
         );
+        // One write records the previous layer's result and this layer's start;
+        // it goes out together with the calls, not before them.
+        writes.push(
+          job.updateProgress(progress),
+          publish({ type: 'layer_started', layer: step.layer, role: step.role, calls: step.planned.length }),
+        );
+      }
+      writes.push(addCalls(job, data, step, calls));
+      if (step.role === 'proposer' && preset.layerTimeoutMs > 0) {
+        writes.push(
+          scheduleDeadline(
+            requestId,
+            step.layer,
+            step.planned,
+            progress.layerStartedAt[step.layer]! + preset.layerTimeoutMs,
+            preset.layerTimeoutMs,
+          ),
+        );
+      }
+      await Promise.all(writes);
+      return job.moveToWaitingChildren(token ?? '');
+    }
 
-        if (sendable.length === 0 && progress.layerStartedAt[layer] === undefined) {
-          // No call of the layer fits its model's window: it starts and ends at once, unsent.
-          progress.layerStartedAt[layer] = Date.now();
-          const started = publish({ type: 'layer_started', layer, role, calls: planned.length });
-          started.catch(() => undefined); // observed when awaited with the next writes
-          background.push(started);
-        }
-
-        // Past the layer's deadline the unfinished calls are abandoned, never re-added.
-        if (pending.length > 0 && !state.deadlinePassed) {
-          const writes: Promise<unknown>[] = background.splice(0);
-          if (progress.layerStartedAt[layer] === undefined || progress.currentLayer !== layer) {
-            progress.layerStartedAt[layer] ??= Date.now();
-            progress.currentLayer = layer;
-            logger.debug({ ...about, layer, role, calls: planned.length }, 'layer started');
-            // One write records the previous layer's result and this layer's start;
-            // it goes out together with the calls, not before them.
-            writes.push(
-              job.updateProgress(progress),
-              publish({
-                type: 'layer_started',
-                layer,
-                role,
-                calls: planned.length,
-              }),
+    /** Records a step's layer from its calls' results (and its abandoned calls), in the position the decider gave. */
+    async function closeLayer(
+      step: LayerStep,
+      finished: PlannedCall[],
+      abandoned: PlannedCall[],
+      results: Map<string, FinishedCall>,
+    ): Promise<void> {
+      const { layer, role } = step;
+      if (progress.layerStartedAt[layer] === undefined) {
+        // No call of the layer fits its model's window, so none was added: it starts and ends at once.
+        progress.layerStartedAt[layer] = Date.now();
+        const started = publish({ type: 'layer_started', layer, role, calls: step.planned.length });
+        started.catch(() => undefined); // observed when awaited with the next writes
+        background.push(started);
+      }
+      const startedAt = progress.layerStartedAt[layer];
+      const calls = await Promise.all([
+        ...finished.map(async (call) => {
+          // A prompt that cannot fit its model's window was never sent: it fails unsent.
+          if (call.notSent) {
+            return unsentCallRecord(
+              { ...call, notSent: call.notSent },
+              priceOf(dependencies.config, call.agent.model),
+              startedAt ?? Date.now(),
             );
           }
-          writes.push(addCalls(job, data, layer, role, pending));
-          if (role === 'proposer' && preset.layerTimeoutMs > 0) {
-            writes.push(
-              scheduleDeadline(
-                requestId,
-                layer,
-                sendable,
-                progress.layerStartedAt[layer]! + preset.layerTimeoutMs,
-                preset.layerTimeoutMs,
-              ),
-            );
-          }
-          await Promise.all(writes);
-          if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
-          continue; // every call finished while we were adding: read them now
-        }
-
-        let calls = await Promise.all(
-          planned.map(async (call) => {
-            if (call.notSent) {
-              const at = progress.layerStartedAt[layer] ?? Date.now();
-              return unsentCallRecord(
-                { ...call, notSent: call.notSent },
-                priceOf(dependencies.config, call.agent.model),
-                at,
-              );
-            }
-            const finished = finishedById.get(callJobId(requestId, layer, call.agentIndex));
-            if (!finished)
-              return abandonedCallRecord(call, preset.layerTimeoutMs, progress.layerStartedAt[layer]);
-            return withContextFit(await recordOfFinishedCall(call, finished), call);
-          }),
-        );
-        if (role === 'aggregator') {
-          const retried = await withHalvedReferences(
-            job,
-            data,
-            layer,
-            previous,
-            planned,
-            calls,
-            finishedById,
-          );
-          if (retried === 'added') {
-            if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
-            continue; // the retry finished while we were adding it: read it now
-          }
-          calls = retried;
-        }
-        const record = finishedLayer(layer, role, progress.layerStartedAt[layer] ?? Date.now(), calls);
-        const layerLabels = { preset: presetLabel, layer: String(layer), role };
-        metrics.layerDuration.observe(layerLabels, record.durationMs / 1000);
-        const layerCost = callsCost(calls);
-        if (layerCost !== null) metrics.layerCost.observe(layerLabels, layerCost);
-        // Assigned by position, never appended: a run that overlaps a stalled one cannot duplicate a layer.
-        progress.layers.splice(layer - 1, progress.layers.length, record);
-        progress.currentLayer = null;
-        const failedCalls = calls.filter((call) => call.status === 'failed').length;
-        logger.info(
-          { ...about, layer, role, durationMs: record.durationMs, failed: failedCalls },
-          'layer finished',
-        );
-        // Sent now, awaited with the next writes: commands on one connection keep their order.
-        const finishedEvent = publish({
-          type: 'layer_finished',
+          const result = results.get(callJobId(requestId, layer, call.agentIndex, step.round))!;
+          const record =
+            result.value ?? (await recordOfFailedCall(call, result.key, result.reason ?? 'unknown failure'));
+          return withContextFit(record, call);
+        }),
+        ...abandoned.map((call) => abandonedCallRecord(call, preset.layerTimeoutMs, startedAt)),
+      ]);
+      // A round after the first replaces its refused round, whose attempts it keeps counting.
+      const refused = step.round > 0 ? progress.layers[step.index]?.calls[0] : undefined;
+      const record: LayerRecord = {
+        ...finishedLayer(
           layer,
           role,
-          duration_ms: record.durationMs,
-          succeeded: calls.length - failedCalls,
-          failed: failedCalls,
-        });
-        finishedEvent.catch(() => undefined); // observed when awaited; never an unhandled rejection meanwhile
-        background.push(finishedEvent);
-        const shortfall = layerShortfall(preset, record);
-        if (shortfall) {
-          progress.error = shortfall;
-          await Promise.all([...background.splice(0), job.updateProgress(progress)]);
-          // Unrecoverable: the catch above writes the request's end before it leaves.
-          throw new UnrecoverableError(shortfall.message);
-        }
-        // No progress write here: the next layer's start (or the result) records this layer.
-      }
+          startedAt ?? Date.now(),
+          step.round > 0 ? calls.map((call) => recordAfterHalvedReferences(refused, call)) : calls,
+        ),
+        ...(step.referenceShare !== undefined ? { referenceShare: step.referenceShare } : {}),
+      };
+      const layerLabels = { preset: presetLabel, layer: String(layer), role };
+      metrics.layerDuration.observe(layerLabels, record.durationMs / 1000);
+      const layerCost = callsCost(calls);
+      if (layerCost !== null) metrics.layerCost.observe(layerLabels, layerCost);
+      // Assigned by position, never appended: a run that overlaps a stalled one cannot duplicate a layer.
+      progress.layers.splice(step.index, progress.layers.length, record);
+      progress.currentLayer = null;
+      const failedCalls = calls.filter((call) => call.status === 'failed').length;
+      logger.info(
+        { ...about, layer, role, durationMs: record.durationMs, failed: failedCalls },
+        'layer finished',
+      );
+      // Sent now, awaited with the next writes: commands on one connection keep their order.
+      const finishedEvent = publish({
+        type: 'layer_finished',
+        layer,
+        role,
+        duration_ms: record.durationMs,
+        succeeded: calls.length - failedCalls,
+        failed: failedCalls,
+      });
+      finishedEvent.catch(() => undefined); // observed when awaited; never an unhandled rejection meanwhile
+      background.push(finishedEvent);
+      // No progress write here: the next layer's start (or the request's end) records this layer.
     }
   };
 
@@ -384,81 +357,25 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
    * markers and the results BullMQ holds for this request's calls (the same
    * hashes `getChildrenValues` and `getIgnoredChildrenFailures` read).
    */
-  async function readState(job: Job<RequestJobData, RequestResult>, requestId: string, layer: number) {
+  async function readState(
+    job: Job<RequestJobData, RequestResult>,
+    requestId: string,
+    layer: number | null,
+  ): Promise<{ cancelled: boolean; deadlinePassed: boolean; finished: Map<string, FinishedCall> }> {
     // Issued together: the connection auto-pipelines them into one round trip.
     const [cancelled, deadlinePassed, processed, failed] = await Promise.all([
       dependencies.redis.exists(cancelKey(queues.prefix, requestId)),
-      dependencies.redis.exists(deadlineKey(queues.prefix, requestId, layer)),
+      // Only a layer in flight can have a deadline.
+      layer === null ? 0 : dependencies.redis.exists(deadlineKey(queues.prefix, requestId, layer)),
       dependencies.redis.hgetall(queues.requests.toKey(`${job.id}:processed`)),
       dependencies.redis.hgetall(queues.requests.toKey(`${job.id}:failed`)),
     ]);
-    const finished = new Map<string, { key: string; value?: CallRecord; reason?: string }>();
+    const finished = new Map<string, FinishedCall>();
     for (const [key, value] of Object.entries(processed)) {
       finished.set(jobIdFromKey(key), { key, value: JSON.parse(value) as CallRecord });
     }
     for (const [key, reason] of Object.entries(failed)) finished.set(jobIdFromKey(key), { key, reason });
     return { cancelled: cancelled === 1, deadlinePassed: deadlinePassed === 1, finished };
-  }
-
-  /** The record of a call job that finished: its return value, or the record a failed one left. */
-  async function recordOfFinishedCall(
-    call: PlannedCall,
-    finished: { key: string; value?: CallRecord; reason?: string },
-  ): Promise<CallRecord> {
-    if (finished.value) return finished.value;
-    return recordOfFailedCall(call, finished.key, finished.reason ?? 'unknown failure');
-  }
-
-  /**
-   * The aggregator's records once each call its provider refused for context
-   * length was made again, once, with halved references
-   * (`needsHalvedReferences`), under its own job id (replan 1). `'added'`
-   * when such a call was only now added: the run waits for it. The decision
-   * is taken anew on each run from the finished calls, so a re-run adds the
-   * same call id, which BullMQ ignores.
-   */
-  async function withHalvedReferences(
-    parent: Job<RequestJobData, RequestResult>,
-    data: RequestJobData,
-    layer: number,
-    previous: LayerRecord | undefined,
-    planned: PlannedCall[],
-    calls: CallRecord[],
-    finishedById: Map<string, { key: string; value?: CallRecord; reason?: string }>,
-  ): Promise<CallRecord[] | 'added'> {
-    const referenceCount = referencesFrom(previous).length;
-    const refused = (index: number) =>
-      needsHalvedReferences(planned[index] as PlannedCall, calls[index] as CallRecord, referenceCount);
-    if (!calls.some((_call, index) => refused(index))) return calls;
-    const halved = planLayer(data.preset, layer, data.messages, previous, {
-      ...planOptions,
-      referenceShare: HALVED_REFERENCE_SHARE,
-    });
-    const retries = halved.filter((call, index) => refused(index) && call.notSent === undefined);
-    const pending = retries.filter(
-      (call) => !finishedById.has(callJobId(data.requestId, layer, call.agentIndex, 1)),
-    );
-    if (pending.length > 0) {
-      logger.info(
-        { requestId: data.requestId, layer, calls: pending.length },
-        'aggregator refused for context length: retrying once with halved references',
-      );
-      await addCalls(parent, data, layer, 'aggregator', pending, 1);
-      return 'added';
-    }
-    return Promise.all(
-      calls.map(async (record, index) => {
-        if (!refused(index)) return record;
-        const call = halved[index] as PlannedCall;
-        if (call.notSent) {
-          const unsent = unsentCallRecord({ ...call, notSent: call.notSent }, undefined, record.finishedAt);
-          return recordAfterHalvedReferences(record, unsent);
-        }
-        const finished = finishedById.get(callJobId(data.requestId, layer, call.agentIndex, 1));
-        const retried = finished ? await recordOfFinishedCall(call, finished) : record;
-        return recordAfterHalvedReferences(record, withContextFit(retried, call));
-      }),
-    );
   }
 
   /** A call cut off by the layer deadline: it produced nothing the request can use. */
@@ -474,7 +391,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       attempts: 1,
       startedAt: layerStartedAt ?? now,
       finishedAt: now,
-      error: new LayerDeadlineError(layerTimeoutMs).toRecord(),
+      error: cancelledCallError('layer_deadline', layerTimeoutMs).toRecord(),
       pricing: priceOf(dependencies.config, call.agent.model),
     });
   }
@@ -505,11 +422,10 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
   async function addCalls(
     parent: Job<RequestJobData, RequestResult>,
     data: RequestJobData,
-    layer: number,
-    role: 'proposer' | 'aggregator',
+    step: LayerStep,
     calls: PlannedCall[],
-    replan = 0,
   ): Promise<void> {
+    const { layer, role, round } = step;
     const byProvider = new Map<string, PlannedCall[]>();
     for (const call of calls) {
       const provider = parseModelId(call.agent.model).provider;
@@ -529,15 +445,15 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
               agentIndex: call.agentIndex,
               agent: call.agent,
               messages: call.messages,
-              ...(replan > 0 ? { replan } : {}),
               ...(role === 'aggregator' && data.stream ? { stream: true } : {}),
               // The request's sampling and response_format shape the answer it gets: the aggregator's only.
               ...(role === 'aggregator' && data.aggregatorOptions
                 ? { aggregatorOptions: data.aggregatorOptions }
                 : {}),
+              ...(round > 0 ? { round } : {}),
             } satisfies CallJobData,
             opts: {
-              jobId: callJobId(data.requestId, layer, call.agentIndex, replan),
+              jobId: callJobId(data.requestId, layer, call.agentIndex, round),
               parent: { id: parent.id as string, queue: parent.queueQualifiedName },
               // Without a failure option a failed call would leave its request waiting forever.
               ignoreDependencyOnFailure: true,
@@ -552,4 +468,11 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       }),
     );
   }
+}
+
+/** A call of the request that BullMQ reports finished: its record, or the key and reason of its failure. */
+interface FinishedCall {
+  key: string;
+  value?: CallRecord;
+  reason?: string;
 }

@@ -7,7 +7,6 @@ export {
   llmQueueName,
 } from './queue-names.js';
 export { newRequestId, callJobId, parseCallJobId, jobIdFromKey, REQUEST_ID_PATTERN } from './job-ids.js';
-export { requestCallJobIds } from './request-call-ids.js';
 export type {
   RequestJobData,
   CallJobData,
@@ -24,12 +23,23 @@ export {
   CALL_RETENTION_FAILED,
   DEFAULT_BATCH_ITEM_GRACE_MS,
 } from './retention.js';
-export { cancelKey, deadlineKey, cancelCallsChannel, CANCEL_MARKER_TTL_SECONDS } from './cancel-marker.js';
+export {
+  cancelKey,
+  deadlineKey,
+  cancelCallsChannel,
+  markCancelled,
+  publishCallCancels,
+  parseCallCancels,
+  requestCallIds,
+  CANCEL_MARKER_TTL_SECONDS,
+  type CallCancels,
+} from './cancel-marker.js';
 export { createMoaQueues, type MoaQueues, type MoaQueuesOptions } from './moa-queues.js';
 export {
   jobView,
   layerView,
   type JobView,
+  type StoppedView,
   type LayerView,
   type CallView,
   type ReferenceCutView,
@@ -144,6 +154,10 @@ export {
   requestIssueCode,
   aggregatorOptionsOf,
   maxTokensOf,
+  moaPoliciesSchema,
+  policyOverridesOf,
+  withPolicies,
+  type PolicyOverrides,
   type RequestOptionsBody,
 } from './request-options.js';
 export { newRequestData, type NewRequestOptions } from './new-request.js';

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { batchItemRequestId } from './batch-keys.js';
 import { callJobId, parseCallJobId } from './job-ids.js';
-import { requestCallJobIds } from './request-call-ids.js';
+import { requestCallIds } from './cancel-marker.js';
 import {
   batchJobDataSchema,
   callJobDataSchema,
@@ -290,31 +290,31 @@ describe('job data checked against the config', () => {
     expect(paths).toEqual(['preset.name', 'preset.layers.0.0.model', 'preset.aggregator.model']);
   });
 
-  it('takes replan 1 on an aggregator call only', () => {
-    const aggregator = callData({ layer: 2, role: 'aggregator', replan: 1 });
-    expect(schemas.call.parse(aggregator)).toMatchObject({ replan: 1 });
-    expect(pathsOf(schemas.call, callData({ replan: 1 }))).toEqual(['replan']);
-    expect(pathsOf(schemas.call, { ...aggregator, replan: 2 })).toEqual(['replan']);
-    expect(pathsOf(schemas.call, { ...aggregator, replan: 0 })).toEqual(['replan']);
+  it('takes round 1 on an aggregator call only', () => {
+    const aggregator = callData({ layer: 2, role: 'aggregator', round: 1 });
+    expect(schemas.call.parse(aggregator)).toMatchObject({ round: 1 });
+    expect(pathsOf(schemas.call, callData({ round: 1 }))).toEqual(['round']);
+    expect(pathsOf(schemas.call, { ...aggregator, round: 2 })).toEqual(['round']);
+    expect(pathsOf(schemas.call, { ...aggregator, round: 0 })).toEqual(['round']);
   });
 });
 
 describe('call job ids', () => {
-  it('round-trip, a call planned again carrying its replan', () => {
+  it('round-trip, an aggregator run again carrying its round', () => {
     expect(callJobId('job_a', 3, 0)).toBe('job_a-L3-A0');
     expect(callJobId('job_a', 3, 0, 1)).toBe('job_a-L3-A0-R1');
-    expect(parseCallJobId('job_a-L3-A0')).toEqual({ requestId: 'job_a', layer: 3, agentIndex: 0, replan: 0 });
+    expect(parseCallJobId('job_a-L3-A0')).toEqual({ requestId: 'job_a', layer: 3, agentIndex: 0, round: 0 });
     expect(parseCallJobId('job_a-L3-A0-R1')).toEqual({
       requestId: 'job_a',
       layer: 3,
       agentIndex: 0,
-      replan: 1,
+      round: 1,
     });
     expect(parseCallJobId('job_a-L3-A0-R0')).toBeUndefined();
   });
 
-  it("lists every call a request may have, the aggregator's replan included", () => {
-    expect(requestCallJobIds('job_a', preset())).toEqual([
+  it("lists every call a request may have, the aggregator's round included", () => {
+    expect(requestCallIds('job_a', preset())).toEqual([
       'job_a-L1-A0',
       'job_a-L1-A1',
       'job_a-L2-A0',

@@ -56,8 +56,8 @@ export const JOB_DATA_LIMITS = {
   maxUrlCharacters: 2048,
   /** A batch line's `custom_id`. */
   maxCustomIdCharacters: 512,
-  /** Times one call is planned again within its layer: once, the aggregator with halved references. */
-  maxReplans: 1,
+  /** Rounds of one call after its first: once, the aggregator with halved references. */
+  maxRounds: 1,
   /** A call job id: a request id and its layer and agent numbers. */
   maxJobIdCharacters: 128,
 } as const;
@@ -140,6 +140,8 @@ export const presetConfigSchema = z.object({
   referencePrompt: z.string().max(L.maxPromptCharacters),
   // A request queued before presets had a format was built with the tagged layout: keep it.
   referenceFormat: z.enum(['tagged', 'paper']).default('tagged'),
+  earlyStop: z.object({ minAgreement: z.number().min(0).max(1) }).optional(),
+  maxCostUsd: z.number().positive().max(1e9).optional(),
 });
 
 /** A request's parameters for its aggregator call ({@link AggregatorOptions}), within OpenAI's ranges. */
@@ -234,9 +236,9 @@ export const callJobDataSchema = z.object({
   agentIndex: agentIndexSchema,
   agent: agentConfigSchema,
   messages: z.array(chatMessageSchema(L.maxCallContentCharacters)).min(1).max(L.maxCallMessages),
-  replan: z.int().min(1).max(L.maxReplans).optional(),
   stream: z.boolean().optional(),
   aggregatorOptions: aggregatorOptionsSchema.optional(),
+  round: z.int().min(1).max(L.maxRounds).optional(),
 });
 
 /** Data of a layer-deadline job ({@link DeadlineJobData}); every call named must be one of the request's layer. */
@@ -352,6 +354,10 @@ export function jobDataSchemasFor(config: MoaConfig): JobDataSchemas {
     call: checkedAgainst<CallJobData>(callJobDataSchema, (data, context) => {
       checkPresetName(data.presetName, ['presetName'], context);
       checkAgent(data.agent, ['agent'], context);
+      // Only an aggregator is ever run again (with halved references after exceeding its context).
+      if (data.round !== undefined && data.role !== 'aggregator') {
+        context.addIssue({ code: 'custom', path: ['round'], message: 'is for an aggregator call only' });
+      }
       // A request's parameters are for its aggregator only: proposers keep their preset's sampling.
       if (data.aggregatorOptions && data.role !== 'aggregator') {
         context.addIssue({
@@ -359,10 +365,6 @@ export function jobDataSchemasFor(config: MoaConfig): JobDataSchemas {
           path: ['aggregatorOptions'],
           message: 'is for an aggregator call only',
         });
-      }
-      // Only the aggregator is planned again (with halved references).
-      if (data.replan !== undefined && data.role !== 'aggregator') {
-        context.addIssue({ code: 'custom', path: ['replan'], message: 'is for an aggregator call only' });
       }
     }),
     deadline: checkedAgainst<DeadlineJobData>(deadlineJobDataSchema, (data, context) => {

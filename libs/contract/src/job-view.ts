@@ -1,5 +1,13 @@
 import type { RequestJobData, RequestProgress, RequestResult, RequestStatus } from './payloads.js';
-import { totalCost, totalUsage, type CallRecord, type ErrorRecord, type LayerRecord } from '@moa-queue/moa';
+import {
+  cancelledRequestError,
+  totalCost,
+  totalUsage,
+  type CallRecord,
+  type ErrorRecord,
+  type LayerRecord,
+  type StopRecord,
+} from '@moa-queue/moa';
 
 /** A call as the API shows it (DESIGN §4). */
 export interface CallView {
@@ -44,6 +52,17 @@ export interface LayerView {
   role: 'proposer' | 'aggregator';
   duration_ms: number;
   calls: CallView[];
+  /**
+   * Present on an aggregator layer run again with halved references after
+   * its first run exceeded the model's context: the share it was given (0.5).
+   */
+  reference_share?: number;
+}
+
+/** Which policy cut a request's layers short, and after which layer (0: before any). */
+export interface StoppedView {
+  reason: 'agreement' | 'cost_cap';
+  after_layer: number;
 }
 
 /** The job object of DESIGN §4. */
@@ -60,6 +79,8 @@ export interface JobView {
   cost_usd: number | null;
   metadata: Record<string, string>;
   error: ErrorRecord | null;
+  /** Present only when a policy (early stop, cost cap) skipped layers or ended the request. */
+  stopped?: StoppedView;
   webhook: { url: string; deliveries: WebhookDeliveryView[] } | null;
 }
 
@@ -118,6 +139,7 @@ export function layerView(layer: LayerRecord): LayerView {
     role: layer.role,
     duration_ms: layer.durationMs,
     calls: [...layer.calls].sort((left, right) => left.agentIndex - right.agentIndex).map(callView),
+    ...(layer.referenceShare === undefined ? {} : { reference_share: layer.referenceShare }),
   };
 }
 
@@ -133,6 +155,11 @@ function deliveryView(entry: WebhookDeliveryView): WebhookDeliveryView {
   };
 }
 
+/** The job object's `stopped` field, as a spread: absent when no policy acted (DESIGN §4's object as it is). */
+function stoppedView(stopped: StopRecord | null): { stopped?: StoppedView } {
+  return stopped ? { stopped: { reason: stopped.reason, after_layer: stopped.afterLayer } } : {};
+}
+
 /** Builds the job object of DESIGN §4 from a request snapshot: the API's answer and the webhook's body. */
 export function jobView(snapshot: RequestSnapshot): JobView {
   const { data, result, progress } = snapshot;
@@ -142,9 +169,7 @@ export function jobView(snapshot: RequestSnapshot): JobView {
   if (snapshot.status === 'failed' && !error) {
     error = { message: snapshot.failedReason ?? 'the request failed', type: 'server_error', code: null };
   }
-  if (snapshot.status === 'cancelled' && !error) {
-    error = { message: 'the request was cancelled', type: 'cancelled', code: 'cancelled' };
-  }
+  if (snapshot.status === 'cancelled' && !error) error = cancelledRequestError();
   const finished =
     snapshot.status === 'completed' || snapshot.status === 'failed' || snapshot.status === 'cancelled';
   return {
@@ -164,6 +189,7 @@ export function jobView(snapshot: RequestSnapshot): JobView {
     cost_usd: totalCost(layers),
     metadata: data.metadata,
     error: snapshot.status === 'completed' ? null : error,
+    ...stoppedView(result?.stopped ?? progress?.stopped ?? null),
     webhook: data.webhook
       ? { url: data.webhook.url, deliveries: (snapshot.deliveries ?? []).map(deliveryView) }
       : null,

@@ -1,6 +1,7 @@
 import type { AggregatorOptions, ChatMessage, PresetConfig } from '@moa-queue/moa';
 import { newRequestId } from './job-ids.js';
 import type { RequestJobData } from './payloads.js';
+import { withPolicies, type PolicyOverrides } from './request-options.js';
 
 /** What a new request is made of, whichever route (or batch validation) accepted it. */
 export interface NewRequestOptions {
@@ -16,6 +17,8 @@ export interface NewRequestOptions {
   maxTokens?: number;
   /** The request's sampling parameters and `response_format`, for its aggregator call. */
   aggregatorOptions?: AggregatorOptions;
+  /** The request's `moa` object: its overrides of the preset's policies. */
+  policies?: PolicyOverrides;
 }
 
 /**
@@ -24,9 +27,11 @@ export interface NewRequestOptions {
  * the worker for batch items (it validates batch input files).
  */
 export function newRequestData(options: NewRequestOptions): RequestJobData {
-  const preset: PresetConfig = options.maxTokens
+  const sized: PresetConfig = options.maxTokens
     ? { ...options.preset, aggregator: { ...options.preset.aggregator, maxTokens: options.maxTokens } }
     : options.preset;
+  // The snapshot carries the policies the request runs with: the preset's, as its `moa` object overrode them.
+  const preset = withPolicies(sized, options.policies);
   return {
     requestId: newRequestId(),
     tenant: options.tenant,

@@ -8,6 +8,7 @@ import type {
   MoaResult,
   LayerRecord,
   PresetConfig,
+  StopRecord,
 } from '@moa-queue/moa';
 
 /** Data of an orchestrator job (queue `moa-requests`, job id = request id). Never holds a secret. */
@@ -53,16 +54,12 @@ export interface CallJobData {
   /** As sent: its `maxTokens` lowered when the prompt needed the room (`planLayer`). */
   agent: AgentConfig;
   messages: ChatMessage[];
-  /**
-   * Set on a call planned again within its layer (part of its job id, see
-   * `callJobId`): 1 for the aggregator with halved references after its
-   * provider refused the prompt for context length.
-   */
-  replan?: number;
   /** Stream the answer and publish each delta to the request's event stream. */
   stream?: boolean;
   /** On an aggregator call: the request's parameters, which override the agent's. */
   aggregatorOptions?: AggregatorOptions;
+  /** Set (1) on an aggregator call run again with halved references; part of the job id. */
+  round?: number;
 }
 
 /** A finished call job returns its record; a failed one leaves it as its progress. */
@@ -77,6 +74,8 @@ export interface RequestProgress {
   /** Epoch milliseconds at which each layer's calls were added, by layer number. */
   layerStartedAt: Record<string, number>;
   error: ErrorRecord | null;
+  /** Which policy skipped layers, after which layer; absent or null when none did. */
+  stopped?: StopRecord | null;
 }
 
 /** Status of a request as the API reports it. */

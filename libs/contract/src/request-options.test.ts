@@ -6,7 +6,9 @@ import { newRequestData } from './new-request.js';
 import {
   aggregatorOptionsOf,
   maxTokensOf,
+  policyOverridesOf,
   requestIssueCode,
+  withPolicies,
   UNSUPPORTED_PARAMETER,
   UNSUPPORTED_PARAMETER_NAMES,
 } from './request-options.js';
@@ -248,5 +250,65 @@ describe('aggregator options in job data', () => {
         agent: config.presets.duo!.aggregator,
       }).success,
     ).toBe(true);
+  });
+});
+
+describe('the moa object: per-request policy overrides', () => {
+  const config = parseMoaConfig({
+    providers: { p: { baseURL: 'http://127.0.0.1:1/v1' } },
+    presets: {
+      capped: {
+        layers: [[{ model: 'p/a' }]],
+        aggregator: { model: 'p/b' },
+        maxCostUsd: 0.05,
+        earlyStop: { minAgreement: 0.9 },
+      },
+    },
+  });
+  const preset = config.presets.capped!;
+
+  it('names the field of a bad value', () => {
+    expect(firstIssue({ moa: { max_cost_usd: -1 } })).toMatchObject({
+      path: 'moa.max_cost_usd',
+      message: 'must be a number of USD greater than 0, or null',
+    });
+    expect(firstIssue({ moa: { early_stop: { min_agreement: 2 } } })).toMatchObject({
+      path: 'moa.early_stop.min_agreement',
+    });
+    expect(firstIssue({ moa: 'cheap' })).toMatchObject({
+      path: 'moa',
+      message: 'must be an object with max_cost_usd and/or early_stop',
+    });
+  });
+
+  it('replaces a policy with a value, turns it off with null, keeps it when absent', () => {
+    const parse = (moa: unknown) =>
+      policyOverridesOf(chatCompletionSchema.parse({ model: 'capped', messages: MESSAGES, moa }).moa);
+    expect(withPolicies(preset, parse({ max_cost_usd: 0.01 }))).toMatchObject({
+      maxCostUsd: 0.01,
+      earlyStop: { minAgreement: 0.9 },
+    });
+    const off = withPolicies(preset, parse({ max_cost_usd: null, early_stop: null }));
+    expect(off).not.toHaveProperty('maxCostUsd');
+    expect(off).not.toHaveProperty('earlyStop');
+    expect(withPolicies(preset, parse({ early_stop: { min_agreement: 0.5 } })).earlyStop).toEqual({
+      minAgreement: 0.5,
+    });
+    expect(parse({})).toBeUndefined();
+    expect(parse(null)).toBeUndefined();
+    expect(withPolicies(preset, parse(undefined))).toBe(preset);
+  });
+
+  it("puts the request's policies on its preset snapshot, which job data accepts", () => {
+    const data = newRequestData({
+      tenant: 'default',
+      preset,
+      messages: [{ role: 'user', content: 'hi' }],
+      source: 'jobs',
+      policies: { maxCostUsd: null, earlyStop: { minAgreement: 0.3 } },
+    });
+    expect(data.preset).not.toHaveProperty('maxCostUsd');
+    expect(data.preset.earlyStop).toEqual({ minAgreement: 0.3 });
+    expect(jobDataSchemasFor(config).request.parse(data).preset.earlyStop).toEqual({ minAgreement: 0.3 });
   });
 });

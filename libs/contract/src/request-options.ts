@@ -1,4 +1,4 @@
-import type { AggregatorOptions, ResponseFormat } from '@moa-queue/moa';
+import type { AggregatorOptions, PresetConfig, ResponseFormat } from '@moa-queue/moa';
 import { z } from 'zod';
 
 /*
@@ -86,6 +86,60 @@ const stopSequence = z
   .max(LIMITS.maxStopCharacters, `sequences must be at most ${LIMITS.maxStopCharacters} characters`);
 
 /**
+ * The `moa` object: one request's overrides of its preset's policies
+ * (DESIGN §4). A value replaces the preset's, `null` turns the preset's
+ * policy off, an absent key keeps it.
+ */
+export const moaPoliciesSchema = z.strictObject(
+  {
+    max_cost_usd: z
+      .number({ error: onlyForWrongType('must be a number of USD greater than 0, or null') })
+      .positive('must be a number of USD greater than 0, or null')
+      .max(1_000_000, 'must be at most 1000000')
+      .nullish(),
+    early_stop: z
+      .strictObject(
+        { min_agreement: bounded(0, 1) },
+        { error: onlyForWrongType('must be an object {"min_agreement": <0..1>}, or null') },
+      )
+      .nullish(),
+  },
+  { error: onlyForWrongType('must be an object with max_cost_usd and/or early_stop') },
+);
+
+/** A request's overrides of its preset's policies: a value replaces, null turns off, absent keeps. */
+export interface PolicyOverrides {
+  maxCostUsd?: number | null;
+  earlyStop?: { minAgreement: number } | null;
+}
+
+/** The policy overrides of a `moa` object; undefined when it has none. */
+export function policyOverridesOf(
+  moa: z.output<typeof moaPoliciesSchema> | null | undefined,
+): PolicyOverrides | undefined {
+  if (!moa) return undefined;
+  const overrides: PolicyOverrides = {};
+  if (moa.max_cost_usd !== undefined) overrides.maxCostUsd = moa.max_cost_usd;
+  if (moa.early_stop !== undefined) {
+    overrides.earlyStop = moa.early_stop === null ? null : { minAgreement: moa.early_stop.min_agreement };
+  }
+  return Object.keys(overrides).length > 0 ? overrides : undefined;
+}
+
+/** A preset with a request's policy overrides applied: the snapshot the request runs with. */
+export function withPolicies(preset: PresetConfig, overrides: PolicyOverrides | undefined): PresetConfig {
+  if (!overrides) return preset;
+  const { earlyStop, maxCostUsd, ...rest } = preset;
+  const nextEarlyStop = overrides.earlyStop === undefined ? earlyStop : overrides.earlyStop;
+  const nextMaxCostUsd = overrides.maxCostUsd === undefined ? maxCostUsd : overrides.maxCostUsd;
+  return {
+    ...rest,
+    ...(nextEarlyStop ? { earlyStop: nextEarlyStop } : {}),
+    ...(nextMaxCostUsd !== undefined && nextMaxCostUsd !== null ? { maxCostUsd: nextMaxCostUsd } : {}),
+  };
+}
+
+/**
  * The request options every MoA request body may carry, as OpenAI names and
  * bounds them. `n` accepts 1 only (more is refused as unsupported before
  * this shape is checked).
@@ -117,6 +171,7 @@ export const requestOptionsShape = {
     .int('must be an integer')
     .min(1, 'must be at least 1')
     .nullish(),
+  moa: moaPoliciesSchema.nullish(),
 };
 
 /** The request options as parsed by {@link requestOptionsShape}. */

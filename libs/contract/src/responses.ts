@@ -5,8 +5,10 @@ import { finishReasonOf, moaExtension } from './chat-completion.js';
 import type { JobView } from './job-view.js';
 import {
   aggregatorOptionsOf,
+  policyOverridesOf,
   REQUEST_OPTION_LIMITS,
   requestOptionsShape,
+  type PolicyOverrides,
   tokenLimitSchema,
   UNSUPPORTED_PARAMETER,
 } from './request-options.js';
@@ -189,6 +191,7 @@ export const responsesRequestSchema = z.preprocess(
       text: z.object({ format: textFormatSchema.nullish() }, { error: 'must be an object' }).nullish(),
       metadata: metadataSchema.nullish(),
       stream: z.boolean({ error: 'must be a boolean' }).nullish(),
+      moa: requestOptionsShape.moa,
     },
     { error: 'request body must be a JSON object' },
   ),
@@ -215,6 +218,7 @@ export function responsesRequestOf(body: ResponsesRequestBody): {
   messages: { role: 'system' | 'developer' | 'user' | 'assistant'; content: string }[];
   maxTokens: number | undefined;
   aggregatorOptions: AggregatorOptions | undefined;
+  policies: PolicyOverrides | undefined;
 } {
   const messages: { role: 'system' | 'developer' | 'user' | 'assistant'; content: string }[] = [];
   if (body.instructions) messages.push({ role: 'system', content: body.instructions });
@@ -228,6 +232,7 @@ export function responsesRequestOf(body: ResponsesRequestBody): {
       top_p: body.top_p,
       response_format: body.text?.format ? responseFormatOf(body.text.format) : undefined,
     }),
+    policies: policyOverridesOf(body.moa),
   };
 }
 

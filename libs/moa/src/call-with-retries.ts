@@ -1,13 +1,12 @@
 import { abortableSleep } from './abortable-sleep.js';
 import type { AggregatorOptions } from './aggregator-options.js';
-import { backoffDelayMs } from './backoff.js';
 import { attemptCall } from './call-attempt.js';
 import { completedCallRecord, failedCallRecord } from './call-records.js';
+import { abortedCallError } from './cancellation.js';
 import { asProviderError } from './errors/as-provider-error.js';
-import { CallCancelledError } from './errors/call-cancelled-error.js';
-import { ProviderError } from './errors/provider-error.js';
-import { ProviderRateLimitError } from './errors/rate-limit-error.js';
+import type { ProviderError } from './errors/provider-error.js';
 import type { ResolvedModel } from './model-registry.js';
+import { retryDecision } from './retry-rule.js';
 import type { AgentConfig, CallRecord, ChatMessage } from './types.js';
 
 /** Options of {@link callWithRetries}. */
@@ -58,34 +57,34 @@ export async function callWithRetries(
       });
       return completedCallRecord(model.modelId, options.agentIndex, result, attempts);
     } catch (thrown) {
-      const error = options.signal?.aborted ? abortError(options.signal.reason) : asProviderError(thrown);
-      let delayMs: number | undefined;
-      if (!options.signal?.aborted) {
-        if (error instanceof ProviderRateLimitError && rateLimitWaits < (options.maxRateLimitWaits ?? 20)) {
-          rateLimitWaits += 1;
-          attempts -= 1;
-          delayMs = error.retryAfterMs ?? options.defaultRateLimitWaitMs ?? 1000;
-        } else if (error.retryable && attempts < maxAttempts) {
-          delayMs = error.retryAfterMs ?? backoffDelayMs(attempts);
-        }
+      const error = options.signal?.aborted
+        ? abortedCallError(options.signal.reason)
+        : asProviderError(thrown);
+      const decision = retryDecision({
+        error,
+        attempts,
+        maxAttempts,
+        rateLimitWaits,
+        maxRateLimitWaits: options.maxRateLimitWaits ?? 20,
+        defaultRateLimitWaitMs: options.defaultRateLimitWaitMs,
+        aborted: options.signal?.aborted === true,
+      });
+      if (decision.action === 'wait') {
+        rateLimitWaits += 1;
+        attempts -= 1;
       }
-      if (delayMs !== undefined) {
-        options.onRetry?.(error instanceof ProviderRateLimitError ? 'rate_limit' : error.type, delayMs);
+      if (decision.action !== 'fail') {
+        options.onRetry?.(decision.reason, decision.delayMs);
         try {
-          await sleep(delayMs, options.signal);
+          await sleep(decision.delayMs, options.signal);
           continue;
         } catch (aborted) {
-          return failedRecord(model, options.agentIndex, attempts, startedAt, abortError(aborted));
+          return failedRecord(model, options.agentIndex, attempts, startedAt, abortedCallError(aborted));
         }
       }
       return failedRecord(model, options.agentIndex, attempts, startedAt, error);
     }
   }
-}
-
-/** Why a call was aborted: a layer deadline says so itself; anything else is a cancel. */
-function abortError(reason: unknown): ProviderError {
-  return reason instanceof ProviderError ? reason : new CallCancelledError('the request was cancelled');
 }
 
 function failedRecord(

@@ -70,6 +70,21 @@ export const presetFileSchema = z.strictObject({
   layerTimeoutMs: z.int().min(0).optional(),
   referencePrompt: z.string().optional(),
   referenceFormat: z.enum(['tagged', 'paper']).optional(),
+  earlyStop: z
+    .strictObject(
+      {
+        minAgreement: z
+          .number({ error: 'must be a number from 0 to 1' })
+          .min(0, 'must be a number from 0 to 1')
+          .max(1, 'must be a number from 0 to 1'),
+      },
+      { error: 'must be an object { minAgreement: <0..1> }' },
+    )
+    .optional(),
+  maxCostUsd: z
+    .number({ error: 'must be a number of USD greater than 0' })
+    .positive('must be a number of USD greater than 0')
+    .optional(),
 });
 
 /** Webhook settings; each field given replaces the default. */

@@ -2,11 +2,10 @@ import { describe, it, expect } from 'vitest';
 import { failedCallRecord } from './call-records.js';
 import { CONTEXT_LENGTH_EXCEEDED } from './errors/context-length-exceeded.js';
 import { needsHalvedReferences, recordAfterHalvedReferences } from './halved-references.js';
-import { planLayer, type PlannedCall } from './moa-plan.js';
+import { planLayer } from './moa-plan.js';
 import type { CallRecord, LayerRecord, PresetConfig } from './types.js';
 
 const agent = { model: 'p/agg', temperature: 0.7, maxTokens: 512 };
-const sent: PlannedCall = { agentIndex: 0, agent, messages: [], contextFit: {} };
 
 function refused(code: string | null = CONTEXT_LENGTH_EXCEEDED): CallRecord {
   return failedCallRecord({
@@ -22,15 +21,13 @@ function refused(code: string | null = CONTEXT_LENGTH_EXCEEDED): CallRecord {
 
 describe('needsHalvedReferences', () => {
   it('is true of a sent call with references that its provider refused for context length', () => {
-    expect(needsHalvedReferences(sent, refused(), 3)).toBe(true);
+    expect(needsHalvedReferences(refused(), 3)).toBe(true);
   });
 
-  it('is false without references, after halving, for a call never sent, or for another failure', () => {
-    expect(needsHalvedReferences(sent, refused(), 0)).toBe(false);
-    expect(needsHalvedReferences({ ...sent, contextFit: { referenceShare: 0.5 } }, refused(), 3)).toBe(false);
-    const notSent = { ...sent, notSent: refused().error! };
-    expect(needsHalvedReferences(notSent, refused(), 3)).toBe(false);
-    expect(needsHalvedReferences(sent, refused('invalid_value'), 3)).toBe(false);
+  it('is false without references, for a call never sent, or for another failure', () => {
+    expect(needsHalvedReferences(refused(), 0)).toBe(false);
+    expect(needsHalvedReferences({ ...refused(), attempts: 0 }, 3)).toBe(false);
+    expect(needsHalvedReferences(refused('invalid_value'), 3)).toBe(false);
   });
 });
 
@@ -38,6 +35,7 @@ describe('recordAfterHalvedReferences', () => {
   it("is the retry's record, counting the refused call's attempts", () => {
     const retried = { ...refused(), attempts: 1, referenceShare: 0.5 };
     expect(recordAfterHalvedReferences(refused(), retried)).toEqual({ ...retried, attempts: 2 });
+    expect(recordAfterHalvedReferences(undefined, retried)).toBe(retried);
   });
 });
 

@@ -16,6 +16,8 @@ export type {
   ContextFitRecord,
   ReferenceCutRecord,
   LayerRecord,
+  EarlyStopPolicy,
+  StopRecord,
 } from './types.js';
 
 export { ConfigError, type ConfigIssue, type ConfigErrorOptions } from './config-error.js';
@@ -161,6 +163,36 @@ export {
   type PlannedCall,
   type PlanLayerOptions,
 } from './moa-plan.js';
+export { callKey, type CallIdentity } from './call-key.js';
+export {
+  decideNext,
+  isTerminal,
+  reachesAgreement,
+  stepCallKey,
+  type MoaState,
+  type MoaDecision,
+  type LayerStep,
+  type TerminalDecision,
+} from './moa-decider.js';
+export { agreementOf, jaccard, tokenSet } from './agreement.js';
+export {
+  estimatePromptTokens,
+  worstCaseCallCostUsd,
+  worstCaseLayerCostUsd,
+  spentUsd,
+  CHARACTERS_PER_TOKEN_ESTIMATE,
+  type PriceLookup,
+} from './cost-projection.js';
+export { retryDecision, retryDelayMs, type RetryDecision, type RetryRuleInput } from './retry-rule.js';
+export {
+  abortedCallError,
+  cancelCauseOf,
+  cancelledCallError,
+  cancelledRequestError,
+  isCancelCause,
+  CANCEL_CAUSES,
+  type CancelCause,
+} from './cancellation.js';
 export {
   totalUsage,
   totalCost,

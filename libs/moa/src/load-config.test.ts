@@ -287,6 +287,43 @@ describe('parseMoaConfig', () => {
     expect(error.message).toMatch(/<=\s*2/);
   });
 
+  it("takes a preset's earlyStop and maxCostUsd, and leaves them unset when absent", () => {
+    const config = parseMoaConfig({
+      presets: {
+        capped: {
+          layers: [[{ model: QWEN }]],
+          aggregator: { model: QWEN },
+          earlyStop: { minAgreement: 0.9 },
+          maxCostUsd: 0.05,
+        },
+        plain: { layers: [[{ model: QWEN }]], aggregator: { model: QWEN } },
+      },
+    });
+    expect(config.presets.capped).toMatchObject({ earlyStop: { minAgreement: 0.9 }, maxCostUsd: 0.05 });
+    expect(config.presets.plain).not.toHaveProperty('earlyStop');
+    expect(config.presets.plain).not.toHaveProperty('maxCostUsd');
+  });
+
+  it('reports a bad earlyStop or maxCostUsd naming the field', () => {
+    const preset = (extra: Record<string, unknown>) => ({
+      presets: { x: { layers: [[{ model: QWEN }]], aggregator: { model: QWEN }, ...extra } },
+    });
+    const agreement = expectConfigError(
+      () => parseMoaConfig(preset({ earlyStop: { minAgreement: 1.5 } })),
+      'presets.x.earlyStop.minAgreement',
+    );
+    expect(agreement.message).toContain('must be a number from 0 to 1');
+    // The config's spelling is camelCase: the snake_case of the HTTP API is refused, and says why.
+    const snake = expectConfigError(
+      () => parseMoaConfig(preset({ earlyStop: { min_agreement: 0.5 } })),
+      'presets.x.earlyStop.minAgreement',
+    );
+    expect(snake.message).toContain('unknown key "min_agreement"');
+    const cost = expectConfigError(() => parseMoaConfig(preset({ maxCostUsd: 0 })), 'presets.x.maxCostUsd');
+    expect(cost.message).toContain('must be a number of USD greater than 0');
+    expectConfigError(() => parseMoaConfig(preset({ maxCostUsd: '0.05' })), 'presets.x.maxCostUsd');
+  });
+
   it('reports an unknown key by name', () => {
     const error = expectConfigError(
       () => parseMoaConfig({ providers: { together: { concurency: 4 } } }),

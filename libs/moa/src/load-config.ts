@@ -104,6 +104,8 @@ function toPreset(name: string, entry: PresetFile): PresetConfig {
       entry.referencePrompt ??
       (referenceFormat === 'paper' ? PAPER_REFERENCE_PROMPT : DEFAULT_REFERENCE_PROMPT),
     referenceFormat,
+    ...(entry.earlyStop === undefined ? {} : { earlyStop: { minAgreement: entry.earlyStop.minAgreement } }),
+    ...(entry.maxCostUsd === undefined ? {} : { maxCostUsd: entry.maxCostUsd }),
   };
 }
 

@@ -1,5 +1,5 @@
 import { sumCosts } from './cost.js';
-import type { CallRecord, ErrorRecord, LayerRecord, PresetConfig, Usage } from './types.js';
+import type { CallRecord, ErrorRecord, LayerRecord, PresetConfig, StopRecord, Usage } from './types.js';
 
 /** The outcome of a whole MoA request, in process or distributed. */
 export interface MoaResult {
@@ -11,6 +11,8 @@ export interface MoaResult {
   /** USD over every call; null when a call that used tokens has no price. */
   costUsd: number | null;
   error: ErrorRecord | null;
+  /** Which policy skipped layers, after which layer; null or absent when none did. */
+  stopped?: StopRecord | null;
 }
 
 /** A finished layer's record, its duration from `startedAt` to now. */

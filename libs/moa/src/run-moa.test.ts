@@ -4,7 +4,9 @@ import type { ChatRequest, ChatResult } from './chat-model.js';
 import { InvalidRequestError } from './errors/invalid-request-error.js';
 import { ProviderRateLimitError } from './errors/rate-limit-error.js';
 import { ProviderServerError } from './errors/server-error.js';
-import { parseMoaConfig, resolvePreset } from './load-config.js';
+import { spentUsd, worstCaseLayerCostUsd } from './cost-projection.js';
+import { parseMoaConfig, priceOf as priceOfConfig, resolvePreset } from './load-config.js';
+import { planLayer } from './moa-plan.js';
 import type { MoaEvent } from './moa-events.js';
 import { createModelRegistry } from './model-registry.js';
 import { closingReferenceTag, openingReferenceTag, referenceTagName } from './reference-boundary.js';
@@ -35,6 +37,8 @@ interface PresetShape {
   aggregator?: string;
   minProposers?: number;
   layerTimeoutMs?: number;
+  earlyStop?: { minAgreement: number };
+  maxCostUsd?: number;
 }
 
 /** A config with the `mem` provider, priced models and a `test` preset (2 layers × 3 agents + aggregator by default). */
@@ -519,6 +523,110 @@ describe('runMoa', () => {
     expect(result.status).toBe('completed');
     expect(result.layers[0]?.calls[1]).toMatchObject({ status: 'failed', costUsd: null });
     expect(typeof result.costUsd).toBe('number');
+  });
+});
+
+describe('runMoa carries out the policies', () => {
+  /** The standard preset with a small aggregator budget, so that it costs less than a proposer layer. */
+  function cheapAggregator(extra: Partial<PresetConfig> = {}) {
+    const base = setup();
+    return {
+      config: base.config,
+      preset: { ...base.preset, aggregator: { ...base.preset.aggregator, maxTokens: 100 }, ...extra },
+    };
+  }
+  const priceOf = (config: MoaConfig) => (model: string) => priceOfConfig(config, model);
+
+  it('skips the remaining proposer layers when layer 1 agrees, and says so', async () => {
+    const model = memModel({
+      respond: (request, layer) =>
+        layer === 1 ? `The answer is ${request.model === 'c' ? 'FORTY-TWO' : 'forty-two'}.` : undefined,
+    });
+    const { result, events } = await run(setup({ earlyStop: { minAgreement: 0.9 } }), model);
+    expect(result.status).toBe('completed');
+    expect(result.stopped).toEqual({ reason: 'agreement', afterLayer: 1 });
+    expect(result.layers.map((layer) => [layer.layer, layer.role])).toEqual([
+      [1, 'proposer'],
+      [3, 'aggregator'],
+    ]);
+    expect(model.calls).toHaveLength(4);
+    expect(
+      events
+        .filter((event) => event.type === 'layer_started')
+        .map((event) => 'layer' in event && event.layer),
+    ).toEqual([1, 3]);
+  });
+
+  it('runs every layer when the answers disagree', async () => {
+    const { result, events } = await run(setup({ earlyStop: { minAgreement: 0.9 } }), memModel());
+    expect(result.stopped).toBeNull();
+    expect(result.layers).toHaveLength(3);
+    expect(events.at(-1)).toEqual({ type: 'done', status: 'completed' });
+  });
+
+  it('skips to the aggregator when layer 2 would pass the cost cap', async () => {
+    const plain = cheapAggregator();
+    const prices = priceOf(plain.config);
+    const uncapped = await run(plain, memModel());
+    const layer1 = uncapped.result.layers[0]!;
+    const worstLayer1 = worstCaseLayerCostUsd(planLayer(plain.preset, 1, MESSAGES, undefined), prices);
+    const worstLayer2 = worstCaseLayerCostUsd(planLayer(plain.preset, 2, MESSAGES, layer1), prices);
+    const worstAggregator = worstCaseLayerCostUsd(planLayer(plain.preset, 3, MESSAGES, layer1), prices);
+    // Layer 1 fits; after it, the aggregator does and layer 2 (its prompt now holds references) does not.
+    const cap = Math.max(worstLayer1, spentUsd([layer1]) + worstAggregator);
+    expect(spentUsd([layer1]) + worstLayer2).toBeGreaterThan(cap);
+    const model = memModel();
+    const { result } = await run(cheapAggregator({ maxCostUsd: cap }), model);
+    expect(result.status).toBe('completed');
+    expect(result.stopped).toEqual({ reason: 'cost_cap', afterLayer: 1 });
+    expect(result.layers.map((layer) => layer.layer)).toEqual([1, 3]);
+    expect(model.calls).toHaveLength(4);
+  });
+
+  it('fails with cost_cap_exceeded, keeping layer 1, when not even the aggregator fits', async () => {
+    const plain = setup();
+    const cap = worstCaseLayerCostUsd(planLayer(plain.preset, 1, MESSAGES, undefined), priceOf(plain.config));
+    const model = memModel();
+    const { result, events } = await run({ ...plain, preset: { ...plain.preset, maxCostUsd: cap } }, model);
+    expect(result.status).toBe('failed');
+    expect(result.error).toMatchObject({ type: 'moa_error', code: 'cost_cap_exceeded' });
+    expect(result.stopped).toEqual({ reason: 'cost_cap', afterLayer: 1 });
+    expect(result.layers.map((layer) => layer.layer)).toEqual([1]);
+    expect(model.calls).toHaveLength(3);
+    expect(events.at(-1)).toEqual({ type: 'done', status: 'failed' });
+  });
+
+  it('runs the aggregator again with half the references after context_length_exceeded', async () => {
+    let aggregatorCalls = 0;
+    const model = memModel({
+      respond: (_request, layer) => {
+        if (layer !== 3) return undefined;
+        aggregatorCalls += 1;
+        return aggregatorCalls === 1
+          ? new InvalidRequestError('too long', { status: 400, code: 'context_length_exceeded' })
+          : 'the short answer';
+      },
+    });
+    const { result } = await run(setup(), model);
+    expect(result.status).toBe('completed');
+    expect(result.output).toBe('the short answer');
+    expect(result.layers).toHaveLength(3);
+    expect(result.layers[2]).toMatchObject({ layer: 3, role: 'aggregator', referenceShare: 0.5 });
+    expect(result.layers[2]?.calls).toHaveLength(1);
+    expect(model.calls).toHaveLength(8);
+  });
+
+  it('fails when the second aggregator run exceeds the context too', async () => {
+    const model = memModel({
+      respond: (_request, layer) =>
+        layer === 3
+          ? new InvalidRequestError('too long', { status: 400, code: 'context_length_exceeded' })
+          : undefined,
+    });
+    const { result } = await run(setup(), model);
+    expect(result.error?.code).toBe('aggregator_failed');
+    expect(result.layers[2]?.referenceShare).toBe(0.5);
+    expect(model.calls).toHaveLength(8);
   });
 });
 

@@ -1,20 +1,18 @@
 import type { AggregatorOptions } from './aggregator-options.js';
 import { unsentCallRecord, withContextFit } from './call-records.js';
+import { recordAfterHalvedReferences } from './halved-references.js';
 import { callWithRetries } from './call-with-retries.js';
 import { LayerDeadlineError } from './errors/layer-deadline-error.js';
-import {
-  HALVED_REFERENCE_SHARE,
-  needsHalvedReferences,
-  recordAfterHalvedReferences,
-} from './halved-references.js';
 import type { MoaEvent } from './moa-events.js';
-import { layerCount, planLayer, referencesFrom, roleOfLayer, type PlannedCall } from './moa-plan.js';
-import { finishedLayer, layerShortfall, totalCost, totalUsage, type MoaResult } from './moa-result.js';
+import { decideNext, stepCallKey, type LayerStep, type TerminalDecision } from './moa-decider.js';
+import type { PlannedCall } from './moa-plan.js';
+import { finishedLayer, totalCost, totalUsage, type MoaResult } from './moa-result.js';
 import type { ModelRegistry, ResolvedModel } from './model-registry.js';
 import type { CallRecord, ChatMessage, LayerRecord, PresetConfig } from './types.js';
 
 /** Options of {@link runMoa}. */
 export interface RunMoaOptions {
+  /** The preset, its policies (`earlyStop`, `maxCostUsd`) included. */
   preset: PresetConfig;
   messages: ChatMessage[];
   models: ModelRegistry;
@@ -31,57 +29,120 @@ export interface RunMoaOptions {
 }
 
 /**
- * Runs a MoA request in this process: each proposer layer's calls in
- * parallel (the first without references, the next with the previous
- * layer's outputs), then the aggregator. The same semantics as the
- * distributed path (minProposers, layer deadline, retries, cost), and the
- * baseline that benchmarks compare it against.
+ * Runs a MoA request in this process by carrying out the decider's
+ * decisions (moa-decider.ts): each layer's calls in parallel, then the
+ * aggregator, with the same rules as the distributed path (minProposers,
+ * layer deadline, retries, policies, cost), and the baseline that
+ * benchmarks compare it against.
  */
 export async function runMoa(options: RunMoaOptions): Promise<MoaResult> {
   const { preset } = options;
   const layers: LayerRecord[] = [];
-  const finish = (result: Omit<MoaResult, 'usage' | 'costUsd' | 'layers'>): MoaResult => {
-    options.onEvent?.({ type: 'done', status: result.status });
-    return { ...result, layers, usage: totalUsage(layers), costUsd: totalCost(layers) };
-  };
-
-  for (let layer = 1; layer <= layerCount(preset); layer += 1) {
-    if (options.signal?.aborted) {
-      return finish({
-        status: 'cancelled',
-        output: null,
-        error: { message: 'the request was cancelled', type: 'cancelled', code: 'cancelled' },
-      });
-    }
-    const record = await runLayer(options, layer, layers.at(-1));
-    layers.push(record);
-    const shortfall = layerShortfall(preset, record);
-    if (shortfall) {
-      if (options.signal?.aborted) {
-        return finish({
-          status: 'cancelled',
-          output: null,
-          error: { message: 'the request was cancelled', type: 'cancelled', code: 'cancelled' },
+  const records = new Map<string, CallRecord>();
+  let layerStartedAt = Date.now();
+  // The step (`L<layer>-R<round>`) whose calls were last made.
+  let startedStep: string | undefined;
+  // An unknown provider fails its call; neither the cap nor the context budget can measure it.
+  const priceOf = (model: string) => resolvedOrUndefined(options.models, model)?.pricing;
+  const contextWindowOf = (model: string) => resolvedOrUndefined(options.models, model)?.contextWindow;
+  for (;;) {
+    const decision = decideNext({
+      preset,
+      messages: options.messages,
+      layers,
+      finished: new Set(records.keys()),
+      cancelled: options.signal?.aborted === true,
+      priceOf,
+      contextWindowOf,
+    });
+    switch (decision.type) {
+      case 'run_layer': {
+        const { step } = decision;
+        options.onEvent?.({
+          type: 'layer_started',
+          layer: step.layer,
+          role: step.role,
+          calls: step.planned.length,
         });
+        layerStartedAt = Date.now();
+        startedStep = `L${step.layer}-R${step.round}`;
+        const calls = await runCalls(options, step, decision.calls);
+        decision.calls.forEach((call, index) => records.set(stepCallKey(step, call), calls[index]!));
+        break;
       }
-      return finish({ status: 'failed', output: null, error: shortfall });
+      case 'close_layer': {
+        const { step } = decision;
+        // In process every call ends (a deadline aborts the stragglers): nothing is abandoned.
+        if (startedStep !== `L${step.layer}-R${step.round}`) {
+          // No call of the step fits its model's window, so none was made: it starts and ends at once.
+          options.onEvent?.({
+            type: 'layer_started',
+            layer: step.layer,
+            role: step.role,
+            calls: step.planned.length,
+          });
+          layerStartedAt = Date.now();
+        }
+        const calls = decision.finished.map(
+          (call) =>
+            records.get(stepCallKey(step, call)) ??
+            unsentCallRecord(
+              { ...call, notSent: call.notSent! },
+              resolvedOrUndefined(options.models, call.agent.model)?.pricing,
+              layerStartedAt,
+            ),
+        );
+        // A round after the first replaces its refused round, whose attempts it keeps counting.
+        const refused = step.round > 0 ? layers[step.index]?.calls[0] : undefined;
+        const record: LayerRecord = {
+          ...finishedLayer(
+            step.layer,
+            step.role,
+            layerStartedAt,
+            step.round > 0 ? calls.map((call) => recordAfterHalvedReferences(refused, call)) : calls,
+          ),
+          ...(step.referenceShare !== undefined ? { referenceShare: step.referenceShare } : {}),
+        };
+        layers.splice(step.index, layers.length, record);
+        options.onEvent?.({
+          type: 'layer_finished',
+          layer: step.layer,
+          role: step.role,
+          durationMs: record.durationMs,
+          succeeded: calls.filter((call) => call.status === 'completed').length,
+          failed: calls.filter((call) => call.status === 'failed').length,
+        });
+        break;
+      }
+      default:
+        return resultOf(decision, layers, options);
     }
   }
-  const aggregator = layers.at(-1)?.calls[0];
-  return finish({ status: 'completed', output: aggregator?.output ?? '', error: null });
 }
 
-async function runLayer(
-  options: RunMoaOptions,
-  layer: number,
-  previous: LayerRecord | undefined,
-): Promise<LayerRecord> {
-  const { preset } = options;
-  const role = roleOfLayer(preset, layer);
-  const contextWindowOf = (modelId: string) => resolvedOrUndefined(options.models, modelId)?.contextWindow;
-  const planned = planLayer(preset, layer, options.messages, previous, { contextWindowOf });
-  options.onEvent?.({ type: 'layer_started', layer, role, calls: planned.length });
+/** The request's result for a terminal decision. */
+function resultOf(decision: TerminalDecision, layers: LayerRecord[], options: RunMoaOptions): MoaResult {
+  const status = decision.type === 'finish' ? 'completed' : decision.type === 'fail' ? 'failed' : 'cancelled';
+  options.onEvent?.({ type: 'done', status });
+  return {
+    status,
+    output: decision.type === 'finish' ? decision.output : null,
+    layers,
+    usage: totalUsage(layers),
+    costUsd: totalCost(layers),
+    error: decision.type === 'finish' ? null : decision.error,
+    stopped: decision.type === 'cancel' ? null : decision.stopped,
+  };
+}
 
+/** Makes a step's calls in parallel, under the request's cancel and the layer's straggler deadline. */
+async function runCalls(
+  options: RunMoaOptions,
+  step: LayerStep,
+  planned: PlannedCall[],
+): Promise<CallRecord[]> {
+  const { preset } = options;
+  const { role } = step;
   // One controller per layer: the request's cancel and the straggler deadline both abort it.
   const controller = new AbortController();
   const onRequestAbort = () => controller.abort(options.signal?.reason);
@@ -93,71 +154,30 @@ async function runLayer(
           preset.layerTimeoutMs,
         )
       : undefined;
-
-  const startedAt = Date.now();
-  const makeCall = async (call: PlannedCall): Promise<CallRecord> => {
-    if (call.notSent) {
-      return unsentCallRecord(
-        { ...call, notSent: call.notSent },
-        resolvedOrUndefined(options.models, call.agent.model)?.pricing,
-        Date.now(),
-      );
-    }
-    const record = await callWithRetries(
-      options.models.resolve(call.agent.model),
-      call.agent,
-      call.messages,
-      {
-        agentIndex: call.agentIndex,
-        signal: controller.signal,
-        onDelta: role === 'aggregator' ? options.onAggregatorDelta : undefined,
-        ...(role === 'aggregator' && options.aggregatorOptions
-          ? { callOptions: options.aggregatorOptions }
-          : {}),
-        onRetry: (reason) => options.onRetry?.(call.agent.model, reason),
-        sleep: options.sleep,
-      },
-    );
-    return withContextFit(record, call);
-  };
   try {
-    let calls = await Promise.all(planned.map(makeCall));
-    if (role === 'aggregator') calls = await retriedWithHalvedReferences(calls);
-    const record = finishedLayer(layer, role, startedAt, calls);
-    options.onEvent?.({
-      type: 'layer_finished',
-      layer,
-      role,
-      durationMs: record.durationMs,
-      succeeded: calls.filter((call) => call.status === 'completed').length,
-      failed: calls.filter((call) => call.status === 'failed').length,
-    });
-    return record;
+    return await Promise.all(
+      planned.map(async (call) => {
+        const record = await callWithRetries(
+          options.models.resolve(call.agent.model),
+          call.agent,
+          call.messages,
+          {
+            agentIndex: call.agentIndex,
+            signal: controller.signal,
+            onDelta: role === 'aggregator' ? options.onAggregatorDelta : undefined,
+            ...(role === 'aggregator' && options.aggregatorOptions
+              ? { callOptions: options.aggregatorOptions }
+              : {}),
+            onRetry: (reason) => options.onRetry?.(call.agent.model, reason),
+            sleep: options.sleep,
+          },
+        );
+        return withContextFit(record, call);
+      }),
+    );
   } finally {
     if (deadline) clearTimeout(deadline);
     options.signal?.removeEventListener('abort', onRequestAbort);
-  }
-
-  /**
-   * The aggregator's calls, each refused by its provider for context length
-   * made once more with its references halved (see `needsHalvedReferences`).
-   */
-  async function retriedWithHalvedReferences(calls: CallRecord[]): Promise<CallRecord[]> {
-    const referenceCount = referencesFrom(previous).length;
-    if (!calls.some((record, index) => needsHalvedReferences(planned[index]!, record, referenceCount))) {
-      return calls;
-    }
-    const halved = planLayer(preset, layer, options.messages, previous, {
-      contextWindowOf,
-      referenceShare: HALVED_REFERENCE_SHARE,
-    });
-    return Promise.all(
-      calls.map(async (record, index) =>
-        needsHalvedReferences(planned[index]!, record, referenceCount) && !controller.signal.aborted
-          ? recordAfterHalvedReferences(record, await makeCall(halved[index]!))
-          : record,
-      ),
-    );
   }
 }
 

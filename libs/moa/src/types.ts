@@ -47,6 +47,32 @@ export interface PresetConfig {
    * @defaultValue 'tagged'
    */
   referenceFormat: ReferenceFormat;
+  /**
+   * Skip the remaining proposer layers once a layer's answers agree this much
+   * (see `agreement.ts`); unset: every layer runs.
+   */
+  earlyStop?: EarlyStopPolicy;
+  /**
+   * USD the request may spend: a layer whose worst-case cost would pass it is
+   * never started (see `cost-projection.ts`); unset: no cap.
+   */
+  maxCostUsd?: number;
+}
+
+/** The early-stop policy of a preset. */
+export interface EarlyStopPolicy {
+  /** Agreement (0..1) of a proposer layer's successful answers at which the aggregator runs next. */
+  minAgreement: number;
+}
+
+/**
+ * Why a request skipped layers of its preset: `agreement` (early stop) or
+ * `cost_cap` (`maxCostUsd`), and the last layer that ran before it (0 when
+ * none had).
+ */
+export interface StopRecord {
+  reason: 'agreement' | 'cost_cap';
+  afterLayer: number;
 }
 
 /**
@@ -204,4 +230,9 @@ export interface LayerRecord {
   finishedAt: number;
   durationMs: number;
   calls: CallRecord[];
+  /**
+   * Set on an aggregator layer run again after its call exceeded the model's
+   * context: the share of the reference budget its references were given (0.5).
+   */
+  referenceShare?: number;
 }

@@ -1,5 +1,6 @@
 import {
   aggregatorOptionsOf,
+  policyOverridesOf,
   chatChunk,
   chatCompletionOf,
   finishReasonOf,
@@ -50,6 +51,7 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies) {
         source: 'chat',
         maxTokens: maxTokensOf(body),
         aggregatorOptions: aggregatorOptionsOf(body),
+        policies: policyOverridesOf(body.moa),
       });
       const { data, clientGone } = run;
 

@@ -1,5 +1,6 @@
 import {
   aggregatorOptionsOf,
+  policyOverridesOf,
   compileAllowList,
   jobView,
   literalWebhookAddressBlocked,
@@ -133,6 +134,7 @@ export function jobsRouter(dependencies: JobsRouteDependencies) {
         source: 'jobs',
         maxTokens: maxTokensOf(body),
         aggregatorOptions: aggregatorOptionsOf(body),
+        policies: policyOverridesOf(body.moa),
       });
       const idempotencyKey = request.get('idempotency-key');
       let claim: IdempotencyClaim | undefined;

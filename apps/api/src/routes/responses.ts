@@ -38,7 +38,7 @@ export function responsesRouter(dependencies: MoaRunDependencies) {
     .post(async (request, response) => {
       const body = parseOrThrow(responsesRequestSchema, request.body);
       const preset = presetOf(dependencies.config, body.model);
-      const { messages, maxTokens, aggregatorOptions } = responsesRequestOf(body);
+      const { messages, maxTokens, aggregatorOptions, policies } = responsesRequestOf(body);
       // Only a waiting request answers its failure as a status, which SDKs retry.
       if (!body.stream) await refuseRepeatedFailure(dependencies, request, response);
       const run = await startRun(dependencies, response, {
@@ -49,6 +49,7 @@ export function responsesRouter(dependencies: MoaRunDependencies) {
         source: 'chat',
         maxTokens,
         aggregatorOptions,
+        policies,
       });
       const { data, clientGone } = run;
       const echo = responseEchoOf(body);

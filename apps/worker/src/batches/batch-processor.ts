@@ -11,10 +11,9 @@ import {
   batchJobDataSchema,
   batchOutputKey,
   beginBatchExpiry,
-  requestCallJobIds,
-  cancelCallsChannel,
-  cancelKey,
-  CANCEL_MARKER_TTL_SECONDS,
+  markCancelled,
+  publishCallCancels,
+  requestCallIds,
   completeBatch,
   failBatch,
   isInfrastructureError,
@@ -33,7 +32,7 @@ import {
   type MoaQueues,
   type RequestJobData,
 } from '@moa-queue/contract';
-import type { MoaConfig } from '@moa-queue/moa';
+import { type MoaConfig } from '@moa-queue/moa';
 import { Job, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -189,7 +188,7 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
       // its request once it has ended and been recorded (an item still running then is put off).
       const forgetAt = Date.now() + (dependencies.batchItemGraceMs ?? DEFAULT_BATCH_ITEM_GRACE_MS);
       const markers = redis.pipeline();
-      for (const id of ids) markers.set(cancelKey(prefix, id), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);
+      for (const id of ids) markCancelled(markers, prefix, id);
       markers.zadd(batchItemsToForgetKey(prefix), 'GT', ...ids.flatMap((id) => [forgetAt, id]));
       await markers.exec();
       const callIds: string[] = [];
@@ -222,11 +221,11 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
             const data = itemData(job);
             if (!job || !data) return;
             if (state === 'waiting-children') await job.removeUnprocessedChildren();
-            callIds.push(...requestCallJobIds(id, data.preset));
+            callIds.push(...requestCallIds(id, data.preset));
           }
         }),
       );
-      if (callIds.length > 0) await redis.publish(cancelCallsChannel(prefix), JSON.stringify(callIds));
+      await publishCallCancels(redis, prefix, callIds, 'cancelled');
     }
     logger.info({ batchId, items, removed }, 'batch drained');
     // Running items end as cancelled within moments; whatever never reports is given up on later.

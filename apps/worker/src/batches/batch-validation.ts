@@ -6,6 +6,7 @@ import {
   batchItemPriority,
   batchItemRequestId,
   aggregatorOptionsOf,
+  policyOverridesOf,
   chatCompletionSchema,
   claimBatchCustomIds,
   commitValidationChunk,
@@ -159,6 +160,7 @@ function parseLine(
           messages: body.messages,
           maxTokens: maxTokensOf(body),
           aggregatorOptions: aggregatorOptionsOf(body),
+          policies: policyOverridesOf(body.moa),
         };
   const data: RequestJobData = {
     ...newRequestData({
@@ -169,6 +171,7 @@ function parseLine(
       source: 'batch',
       maxTokens: request.maxTokens,
       aggregatorOptions: request.aggregatorOptions,
+      policies: request.policies,
     }),
     requestId: batchItemRequestId(batch.id, index),
     batch: { id: batch.id, customId, ...('input' in body ? { response: responseEchoOf(body) } : {}) },

@@ -9,7 +9,13 @@ export class LayerDeadlineError extends ProviderError {
   readonly type = 'timeout_error' as const;
   readonly retryable = false;
 
-  constructor(layerTimeoutMs: number) {
-    super(`abandoned at the layer deadline (layerTimeoutMs ${layerTimeoutMs})`, { code: 'layer_deadline' });
+  /** @param layerTimeoutMs the deadline, when the one who stops the call knows it */
+  constructor(layerTimeoutMs?: number) {
+    super(
+      layerTimeoutMs === undefined
+        ? 'abandoned at the layer deadline'
+        : `abandoned at the layer deadline (layerTimeoutMs ${layerTimeoutMs})`,
+      { code: 'layer_deadline' },
+    );
   }
 }
