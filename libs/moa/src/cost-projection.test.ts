@@ -5,18 +5,19 @@ import {
   worstCaseCallCostUsd,
   worstCaseLayerCostUsd,
 } from './cost-projection.js';
+import { CONTEXT_SAFETY_MARGIN, countPromptTokens } from './count-tokens.js';
 import { planLayer } from './moa-plan.js';
 import { answered, layerOf, testPreset } from './testing/moa-records.js';
 
 describe('cost projection', () => {
-  it('estimates a prompt at one token per 3 characters, rounded up, plus 4 per message', () => {
-    expect(estimatePromptTokens([{ role: 'user', content: 'abcdefg' }])).toBe(3 + 4);
-    expect(
-      estimatePromptTokens([
-        { role: 'system', content: '' },
-        { role: 'user', content: 'abc' },
-      ]),
-    ).toBe(4 + 5);
+  it("estimates a prompt at its token count plus the context budgets' margin, rounded up", () => {
+    const messages = [
+      { role: 'system' as const, content: 'Be brief.' },
+      { role: 'user' as const, content: 'What is a mixture of agents? '.repeat(40) },
+    ];
+    const counted = countPromptTokens(messages);
+    expect(estimatePromptTokens(messages)).toBe(Math.ceil(counted * (1 + CONTEXT_SAFETY_MARGIN)));
+    expect(estimatePromptTokens(messages)).toBeGreaterThan(counted);
   });
 
   it('projects a call at its prompt estimate and its whole maxTokens', () => {

@@ -1,35 +1,25 @@
+import { CONTEXT_SAFETY_MARGIN, countPromptTokens } from './count-tokens.js';
 import type { PlannedCall } from './moa-plan.js';
 import type { ChatMessage, LayerRecord, ModelPricing } from './types.js';
 
 /*
  * The cost cap's arithmetic. Before a layer starts, its worst case is
  * projected: for every call, its prompt at the model's input price plus its
- * whole `maxTokens` at the output price. Prompt tokens are estimated from
- * characters (no tokenizer is bundled): see {@link estimatePromptTokens}.
+ * whole `maxTokens` at the output price. Prompt tokens are counted with a
+ * margin: see {@link estimatePromptTokens}.
  * A model with no price is projected at 0 (and costs 0 in what was spent):
  * the cap bounds what can be priced, and an unpriced call is reported with
  * `cost_usd: null` and counted in `moa_llm_cost_unknown_total`.
  */
 
-/** Characters per token assumed by {@link estimatePromptTokens}: fewer than any tokenizer's usual 4, so the estimate runs high. */
-export const CHARACTERS_PER_TOKEN_ESTIMATE = 3;
-
-/** Tokens a chat message costs beyond its text (role and separators), as OpenAI counts them. */
-const TOKENS_PER_MESSAGE = 4;
-
 /**
- * A conservative estimate of a prompt's tokens: its characters divided by
- * {@link CHARACTERS_PER_TOKEN_ESTIMATE}, rounded up, plus a few per message.
- * English runs about 4 characters per token, so this overestimates ordinary
- * text by about a third; text in scripts that tokenize densely (CJK) can
- * still exceed it. The one place to plug in a real tokenizer.
+ * A prompt's tokens for the worst case: counted with the tokenizer of the
+ * context budgets (`count-tokens.ts`, o200k_base), plus the same
+ * {@link CONTEXT_SAFETY_MARGIN} they allow for models whose own tokenizer
+ * counts more, rounded up. The one place the cap measures a prompt.
  */
 export function estimatePromptTokens(messages: readonly ChatMessage[]): number {
-  let tokens = 0;
-  for (const message of messages) {
-    tokens += Math.ceil(message.content.length / CHARACTERS_PER_TOKEN_ESTIMATE) + TOKENS_PER_MESSAGE;
-  }
-  return tokens;
+  return Math.ceil(countPromptTokens(messages) * (1 + CONTEXT_SAFETY_MARGIN));
 }
 
 /** How a model's price is looked up: undefined when it has none. */

@@ -180,7 +180,6 @@ export {
   worstCaseCallCostUsd,
   worstCaseLayerCostUsd,
   spentUsd,
-  CHARACTERS_PER_TOKEN_ESTIMATE,
   type PriceLookup,
 } from './cost-projection.js';
 export { retryDecision, retryDelayMs, type RetryDecision, type RetryRuleInput } from './retry-rule.js';
