@@ -50,6 +50,8 @@ export interface ApiConfig {
   uploadTimeoutMs: number;
   /** Open connections per API process (`MOA_MAX_CONNECTIONS`). */
   maxConnections: number;
+  /** `MOA_FILES_DIR`: batch files' content on disk there (the workers must have the same); undefined keeps it in Redis. */
+  filesDir: string | undefined;
   logLevel: string;
   moa: MoaConfig;
 }
@@ -81,6 +83,7 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env): Api
     bodyTimeoutMs: values.MOA_BODY_TIMEOUT_MS,
     uploadTimeoutMs: values.MOA_UPLOAD_TIMEOUT_MS,
     maxConnections: values.MOA_MAX_CONNECTIONS,
+    filesDir: values.MOA_FILES_DIR,
     logLevel: values.LOG_LEVEL,
     moa: loadMoaConfig(values.MOA_CONFIG),
   };

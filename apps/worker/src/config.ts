@@ -30,6 +30,8 @@ export interface WorkerConfig {
   reconcileIntervalMs?: number;
   logLevel: string;
   webhookSecret: string | undefined;
+  /** `MOA_FILES_DIR`: batch files' content on disk there; undefined keeps it in Redis. */
+  filesDir?: string | undefined;
   moa: MoaConfig;
 }
 
@@ -52,6 +54,7 @@ export function loadWorkerConfig(environment: NodeJS.ProcessEnv = process.env): 
     reconcileIntervalMs: values.WORKER_RECONCILE_INTERVAL_MS,
     logLevel: values.LOG_LEVEL,
     webhookSecret: values.MOA_WEBHOOK_SECRET,
+    filesDir: values.MOA_FILES_DIR,
     moa: loadMoaConfig(values.MOA_CONFIG),
   };
 }

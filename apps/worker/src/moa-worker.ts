@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import {
   BATCHES_QUEUE,
   createConnectionStateLogger,
+  createFileStore,
   createMoaQueues,
   DEADLINES_QUEUE,
   isInfrastructureError,
@@ -123,6 +124,8 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   /** A processor whose Redis errors cost no attempt (infra-retry.ts). */
   const retrying = <Data, Result>(queueName: string, processor: Processor<Data, Result>) =>
     withInfraRetry(queueName, processor, infraRetry);
+  // Batch files: in MOA_FILES_DIR when set (the API must be given the same), else in Redis.
+  const files = createFileStore({ redis: commands, prefix: config.queuePrefix, directory: config.filesDir });
   const metrics = createWorkerMetrics();
   const models = options.models ?? createModelRegistry(config.moa);
 
@@ -143,7 +146,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     REQUESTS_QUEUE,
     retrying(
       REQUESTS_QUEUE,
-      createOrchestratorProcessor({ queues, redis: commands, config: config.moa, metrics, logger }),
+      createOrchestratorProcessor({ queues, redis: commands, files, config: config.moa, metrics, logger }),
     ),
     workerOptions,
   );
@@ -242,7 +245,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
             ? undefined
             : publishEvent(commands, queues.prefix, data.requestId, { type: 'done', status: 'failed' }),
         ]);
-        await recordBatchItemEnd({ queues, redis: commands, logger }, data, end);
+        await recordBatchItemEnd({ queues, redis: commands, files, logger }, data, end);
         break;
       } catch (failure) {
         if (!reportRedisError(failure) || Date.now() - startedAt > INFRA_RETRY_POLICY.horizonMs)
@@ -261,7 +264,10 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   // Batch jobs: validation of input files, finalization, cancel and expiry drains.
   const batchWorker = new Worker(
     BATCHES_QUEUE,
-    retrying(BATCHES_QUEUE, createBatchProcessor({ queues, redis: commands, logger, config: config.moa })),
+    retrying(
+      BATCHES_QUEUE,
+      createBatchProcessor({ queues, redis: commands, files, logger, config: config.moa }),
+    ),
     workerOptions,
   );
   // The batch reconciler: one pass per interval across all workers, on a queue of its own. Every
@@ -273,7 +279,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     defaultJobOptions: { removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } },
   });
   reconcileQueue.on('error', onRedisError('queue connection error'));
-  const reconcile = createBatchReconciler({ queues, redis: commands, logger });
+  const reconcile = createBatchReconciler({ queues, redis: commands, files, logger });
   const reconcileWorker = new Worker(
     RECONCILE_QUEUE,
     async () => {
@@ -343,6 +349,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
       providers,
       concurrency: config.concurrency,
       metricsPort: (server?.address() as AddressInfo | null)?.port,
+      fileStore: files.kind,
     },
     'worker started',
   );

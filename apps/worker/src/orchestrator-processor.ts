@@ -10,6 +10,7 @@ import {
   publishEvent,
   type WebhookJobData,
   type CallJobData,
+  type FileStore,
   type MoaQueues,
   type RequestJobData,
   type RequestProgress,
@@ -85,6 +86,8 @@ export interface OrchestratorDependencies {
   queues: MoaQueues;
   /** A plain connection with auto-pipelining, for our own commands (not BullMQ's). */
   redis: Redis;
+  /** Where a batch item's output or error line goes (see batch-item-hook.ts). */
+  files: FileStore;
   config: MoaConfig;
   metrics: WorkerMetrics;
   logger: Logger;

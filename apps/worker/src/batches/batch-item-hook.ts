@@ -5,6 +5,7 @@ import {
   newBatchRequestId,
   queueBatchJob,
   recordBatchItem,
+  type FileStore,
   type MoaQueues,
   type RequestJobData,
   type RequestProgress,
@@ -20,6 +21,8 @@ import type { Logger } from 'pino';
 export interface BatchItemHookDependencies {
   queues: MoaQueues;
   redis: Redis;
+  /** Where an item's output or error line waits for the batch's finalization (see `FileStore.spoolLine`). */
+  files: FileStore;
   logger: Logger;
 }
 
@@ -106,6 +109,8 @@ export async function recordBatchItemEnd(
       { statusCode: cancelled ? 409 : 502, requestId: data.requestId },
     );
   }
+  // The line is durable before the item is recorded: a recorded item always has its line.
+  const entry = await dependencies.files.spoolLine(batchId, lineId, line);
   const { recorded, finalize } = await recordBatchItem(
     dependencies.redis,
     dependencies.queues.prefix,
@@ -113,7 +118,7 @@ export async function recordBatchItemEnd(
     {
       customId,
       kind: end.status,
-      line,
+      line: entry,
       lineId,
       costUsd: view.cost_usd,
       promptTokens: view.usage.prompt_tokens,
@@ -121,6 +126,8 @@ export async function recordBatchItemEnd(
       requestId: data.requestId,
     },
   );
+  // Recorded already (a re-run) or the batch has ended: no list refers to this line.
+  if (!recorded) await dependencies.files.discardSpooled(batchId, entry);
   if (finalize) await queueBatchJob(dependencies.queues, 'finalize', batchId);
   dependencies.logger.debug(
     { batchId, customId, status: end.status, recorded, finalize },
