@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import { recordBatchItemEnd, requestEndOf } from './batches/batch-item-hook.js';
 import { createBatchProcessor } from './batches/batch-processor.js';
 import { createBatchReconciler, RECONCILE_QUEUE } from './batches/batch-reconciler.js';
+import { createFileSweep } from './batches/file-sweep.js';
 import { createCallProcessor } from './call-processor.js';
 import { listenForCancels } from './cancel-listener.js';
 import { createDeadlineProcessor } from './deadline-processor.js';
@@ -280,6 +281,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   });
   reconcileQueue.on('error', onRedisError('queue connection error'));
   const reconcile = createBatchReconciler({ queues, redis: commands, files, logger });
+  const sweepFiles = createFileSweep({ redis: commands, prefix: config.queuePrefix, files, logger });
   const reconcileWorker = new Worker(
     RECONCILE_QUEUE,
     async () => {
@@ -288,6 +290,12 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
       } catch (error) {
         // The next pass comes soon enough: a failed pass is logged, never retried.
         if (!reportRedisError(error)) logger.error({ error: String(error) }, 'batch reconciliation failed');
+      }
+      // At most hourly across the cluster: files whose metadata Redis has expired, and other leftovers.
+      try {
+        await sweepFiles();
+      } catch (error) {
+        if (!reportRedisError(error)) logger.error({ error: String(error) }, 'file store sweep failed');
       }
     },
     { ...workerOptions, concurrency: 1 },

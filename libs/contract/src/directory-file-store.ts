@@ -1,9 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { BATCH_ID_PATTERN, FILE_ID_PATTERN } from './batch-keys.js';
 import { checkedBatchId, checkedFileId, checkedLineId } from './file-id.js';
 import { FileStoreError } from './file-store-error.js';
-import { isInlineEntry, type FileReadOptions, type FileStore, type FileWriter } from './file-store.js';
+import {
+  isInlineEntry,
+  type FileReadOptions,
+  type FileStore,
+  type FileSweepOptions,
+  type FileSweepReport,
+  type FileWriter,
+} from './file-store.js';
 
 /** Options of {@link DirectoryFileStore}. */
 export interface DirectoryFileStoreOptions {
@@ -246,9 +254,64 @@ export class DirectoryFileStore implements FileStore {
     await rm(this.spoolPath(batchId), { recursive: true, force: true });
   }
 
-  /** The ids of the committed files (for the sweep of files whose metadata expired). */
-  async fileIds(): Promise<string[]> {
+  async sweep(options: FileSweepOptions): Promise<FileSweepReport> {
     await this.prepare();
-    return (await readdir(this.filesDirectory)).filter((name) => !name.startsWith('.'));
+    const now = options.now ?? Date.now();
+    const settled = now - (options.graceMs ?? SWEEP_GRACE_MS);
+    const report: FileSweepReport = { files: 0, partials: 0, spools: 0 };
+    const files: string[] = [];
+    for (const name of await readdir(this.filesDirectory)) {
+      const modified = await modifiedAt(join(this.filesDirectory, name));
+      if (modified === undefined) continue;
+      if (name.endsWith(PARTIAL_SUFFIX)) {
+        if (modified < now - ABANDONED_WRITE_MS) {
+          await rm(join(this.filesDirectory, name), { force: true });
+          report.partials += 1;
+        }
+      } else if (FILE_ID_PATTERN.test(name) && modified < settled) files.push(name);
+    }
+    for (let start = 0; start < files.length; start += SWEEP_BATCH) {
+      const ids = files.slice(start, start + SWEEP_BATCH);
+      const known = await options.haveMetadata(ids);
+      for (const [index, fileId] of ids.entries()) {
+        if (known[index]) continue;
+        await rm(join(this.filesDirectory, fileId), { force: true });
+        report.files += 1;
+      }
+    }
+    const batches: string[] = [];
+    for (const name of await readdir(this.spoolDirectory)) {
+      const modified = await modifiedAt(join(this.spoolDirectory, name));
+      if (modified !== undefined && BATCH_ID_PATTERN.test(name) && modified < settled) batches.push(name);
+    }
+    for (let start = 0; start < batches.length; start += SWEEP_BATCH) {
+      const ids = batches.slice(start, start + SWEEP_BATCH);
+      const running = await options.areRunning(ids);
+      for (const [index, batchId] of ids.entries()) {
+        if (running[index]) continue;
+        await this.dropSpool(batchId);
+        report.spools += 1;
+      }
+    }
+    return report;
+  }
+}
+
+/** The default grace of a sweep: an hour. */
+const SWEEP_GRACE_MS = 3600_000;
+
+/** A write not committed within a day is abandoned (an upload may take at most `MOA_UPLOAD_TIMEOUT_MS`). */
+const ABANDONED_WRITE_MS = 24 * 3600_000;
+
+/** Ids a sweep asks about at once. */
+const SWEEP_BATCH = 500;
+
+/** When a path last changed, in ms; undefined when it is gone meanwhile. */
+async function modifiedAt(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).mtimeMs;
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
   }
 }

@@ -57,6 +57,41 @@ export interface FileStore {
 
   /** Forgets every spooled line of a batch (once its files are committed, or it has ended). */
   dropSpool(batchId: string): Promise<void>;
+
+  /**
+   * Deletes what nothing refers to any more: content whose file's metadata
+   * is gone (Redis expired it, or a process died between commit and saving
+   * it), writes abandoned more than a day ago, and the spools of batches
+   * that have ended or are gone. The Redis store has nothing to do (Redis
+   * expires its keys itself).
+   */
+  sweep(options: FileSweepOptions): Promise<FileSweepReport>;
+}
+
+/** What {@link FileStore.sweep} asks its caller (which knows Redis). */
+export interface FileSweepOptions {
+  /** For each file id, whether its metadata exists (it is a file for the API). */
+  haveMetadata(fileIds: readonly string[]): Promise<boolean[]>;
+  /** For each batch id, whether the batch still runs (it may spool or finalize lines). */
+  areRunning(batchIds: readonly string[]): Promise<boolean[]>;
+  /**
+   * Anything changed more recently than this is left alone: a file just
+   * committed whose metadata is being saved, a spool being started.
+   * @defaultValue 3600000 (an hour)
+   */
+  graceMs?: number;
+  /** The time to compare with. @defaultValue Date.now() */
+  now?: number;
+}
+
+/** What a sweep deleted. */
+export interface FileSweepReport {
+  /** Committed files without metadata. */
+  files: number;
+  /** Abandoned writes (older than a day). */
+  partials: number;
+  /** Spools of batches no longer running. */
+  spools: number;
 }
 
 /** Options of {@link FileStore.read}. */

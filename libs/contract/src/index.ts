@@ -90,7 +90,14 @@ export {
   type FileObject,
   type StoredFile,
 } from './batch-files.js';
-export { isInlineEntry, type FileStore, type FileWriter, type FileReadOptions } from './file-store.js';
+export {
+  isInlineEntry,
+  type FileStore,
+  type FileWriter,
+  type FileReadOptions,
+  type FileSweepOptions,
+  type FileSweepReport,
+} from './file-store.js';
 export { FileStoreError, type FileStoreErrorCode } from './file-store-error.js';
 export { RedisFileStore, type RedisFileStoreOptions } from './redis-file-store.js';
 export { DirectoryFileStore, type DirectoryFileStoreOptions } from './directory-file-store.js';

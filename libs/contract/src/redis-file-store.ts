@@ -3,7 +3,13 @@ import type { Redis } from 'ioredis';
 import { BATCH_RETENTION_SECONDS, FILE_CHUNK_BYTES, fileChunksKey } from './batch-keys.js';
 import { checkedBatchId, checkedFileId, checkedLineId } from './file-id.js';
 import { FileStoreError } from './file-store-error.js';
-import { isInlineEntry, type FileReadOptions, type FileStore, type FileWriter } from './file-store.js';
+import {
+  isInlineEntry,
+  type FileReadOptions,
+  type FileStore,
+  type FileSweepReport,
+  type FileWriter,
+} from './file-store.js';
 
 /** Options of {@link RedisFileStore}. */
 export interface RedisFileStoreOptions {
@@ -157,5 +163,10 @@ export class RedisFileStore implements FileStore {
 
   async dropSpool(batchId: string): Promise<void> {
     checkedBatchId(batchId);
+  }
+
+  /** Nothing to do: committed chunks expire with their metadata, unfinished writes within a day. */
+  async sweep(): Promise<FileSweepReport> {
+    return { files: 0, partials: 0, spools: 0 };
   }
 }
