@@ -20,6 +20,10 @@ export interface BenchStackOptions {
   workerConcurrency?: number;
   /** More of the config file (e.g. `quotas`), merged over the bench's providers, models and preset. */
   config?: Record<string, unknown>;
+  /** Words of every fake answer. @defaultValue 40 */
+  outputWords?: number;
+  /** `MOA_FILES_DIR` of the API and the workers: `temporary` for one that `stop` removes. @defaultValue unset (files in Redis) */
+  filesDir?: string | 'temporary';
 }
 
 /** Every process of a benchmark run: its own redis-server, fake provider, API and workers. */
@@ -57,7 +61,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
     '--latency-ms',
     String(options.latencyMs),
     '--output-words',
-    '40',
+    String(options.outputWords ?? 40),
   ]);
   const listening = await fakeProcess.waitForLine((line) => line.includes('listening on'));
   const fakeUrl = /http:\/\/[\d.]+:\d+\/v1/.exec(listening)![0];
@@ -88,6 +92,9 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
     METRICS_PORT: '0',
     LOG_LEVEL: 'warn',
     WORKER_CONCURRENCY: String(options.workerConcurrency ?? 200),
+    ...(options.filesDir === undefined
+      ? {}
+      : { MOA_FILES_DIR: options.filesDir === 'temporary' ? join(directory, 'files') : options.filesDir }),
   };
   const api = spawnTsProcess('apps/api/src/main.ts', { ...environment, LOG_LEVEL: 'info' });
   // BENCH_PROFILE=<dir> writes a V8 CPU profile of each worker there, to find what dominates.
