@@ -309,6 +309,26 @@ describe.each([
     expect(response.body.error).toMatchObject({ code: 'file_too_large', type: 'invalid_request_error' });
   });
 
+  it('answers 500 file_content_missing for a file whose content is not in the store', async () => {
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(`${validLine('a', 'gone')}\n`), 'gone.jsonl'),
+      purpose: 'batch',
+    });
+    // What an API and workers with different MOA_FILES_DIR (or a lost volume) see: metadata without content.
+    await stack.files.delete(file.id);
+    const response = await request(stack.app).get(`/v1/files/${file.id}/content`);
+    expect(response.status).toBe(500);
+    expect(response.body.error).toMatchObject({
+      code: 'file_content_missing',
+      param: 'id',
+      type: 'server_error',
+    });
+    expect(response.body.error.message).toMatch(/MOA_FILES_DIR/);
+    // The metadata still answers; deleting the file works.
+    expect((await client.files.retrieve(file.id)).bytes).toBeGreaterThan(0);
+    expect((await client.files.delete(file.id)).deleted).toBe(true);
+  });
+
   it('keeps batches in Redis: a brand-new API instance serves a batch another one created', async () => {
     const file = await client.files.create({
       file: await toFile(

@@ -3,6 +3,7 @@ import {
   fileIndexKey,
   fileObject,
   FILE_ID_PATTERN,
+  FileStoreError,
   readStoredFile,
   type StoredFile,
 } from '@moa-queue/contract';
@@ -142,7 +143,16 @@ export function filesRouter(dependencies: BatchRouteDependencies) {
       const file = await load(request.params.id, principalOf(response));
       // Opened before the headers go out: content missing from the store is an error response, not a cut-off body.
       const content = file.bytes === 0 ? undefined : files.read(file.id)[Symbol.asyncIterator]();
-      const first = await content?.next();
+      const first = await content?.next().catch((error: unknown) => {
+        if (!(error instanceof FileStoreError && error.code === 'not_committed')) throw error;
+        throw new ApiError(
+          500,
+          `The content of ${file.id} is not in the file store: do the API and the workers have the same MOA_FILES_DIR?`,
+          'server_error',
+          'id',
+          'file_content_missing',
+        );
+      });
       response.status(200).set({
         'content-type': 'application/octet-stream',
         'content-length': String(file.bytes),
