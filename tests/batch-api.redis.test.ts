@@ -309,7 +309,7 @@ describe.each([
     expect(response.body.error).toMatchObject({ code: 'file_too_large', type: 'invalid_request_error' });
   });
 
-  it('answers 500 file_content_missing for a file whose content is not in the store', async () => {
+  it('answers 500 file_content_missing for a file whose content is not in the store, and fails its batch', async () => {
     const file = await client.files.create({
       file: await toFile(Buffer.from(`${validLine('a', 'gone')}\n`), 'gone.jsonl'),
       purpose: 'batch',
@@ -324,6 +324,16 @@ describe.each([
       type: 'server_error',
     });
     expect(response.body.error.message).toMatch(/MOA_FILES_DIR/);
+    // A batch of it fails its validation, saying why, rather than retrying for ever.
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    const failed = await waitForStatus(client, created.id, ['failed', 'completed']);
+    expect(failed.status).toBe('failed');
+    expect(failed.errors?.data?.[0]).toMatchObject({ code: 'file_not_found', param: 'input_file_id' });
+    expect(failed.errors?.data?.[0]?.message).toMatch(/not in the file store/);
     // The metadata still answers; deleting the file works.
     expect((await client.files.retrieve(file.id)).bytes).toBeGreaterThan(0);
     expect((await client.files.delete(file.id)).deleted).toBe(true);
