@@ -17,6 +17,7 @@ describe('loadWorkerConfig', () => {
       reconcileIntervalMs: 60_000,
       logLevel: 'info',
       webhookSecret: undefined,
+      filesDir: undefined,
     });
     expect(Object.keys(config.moa.presets)).toEqual(expect.arrayContaining(['moa', 'moa-lite', 'self-moa']));
   });
@@ -31,6 +32,7 @@ describe('loadWorkerConfig', () => {
       MOA_WEBHOOK_SECRET: 'whsec_c2VjcmV0',
       LOG_LEVEL: 'debug',
       WORKER_RECONCILE_INTERVAL_MS: '5000',
+      MOA_FILES_DIR: '/data/files',
     });
     expect(config).toMatchObject({
       redisUrl: 'redis://redis:6380',
@@ -41,6 +43,7 @@ describe('loadWorkerConfig', () => {
       webhookSecret: 'whsec_c2VjcmV0',
       logLevel: 'debug',
       reconcileIntervalMs: 5000,
+      filesDir: '/data/files',
     });
   });
 
@@ -48,6 +51,10 @@ describe('loadWorkerConfig', () => {
     expect(() => loadWorkerConfig({ WORKER_CONCURRENCY: 'many' })).toThrow(/WORKER_CONCURRENCY/);
     expect(() => loadWorkerConfig({ METRICS_PORT: '70000' })).toThrow(/METRICS_PORT/);
     expect(() => loadWorkerConfig({ MOA_WEBHOOK_SECRET: 'plain' })).toThrow(/MOA_WEBHOOK_SECRET/);
+    // A relative directory would depend on each process's working directory: API and workers could disagree.
+    expect(() => loadWorkerConfig({ MOA_FILES_DIR: 'data/files' })).toThrow(
+      /MOA_FILES_DIR: must be an absolute path/,
+    );
     expect(() => loadWorkerConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
     expect(loadWorkerConfig({ METRICS_PORT: '' }).metricsPort).toBe(9464);
   });
