@@ -74,6 +74,10 @@ ENV HOST=0.0.0.0 \
     PORT=8080 \
     METRICS_PORT=9464
 
+# Where docker-compose.yml and the Kubernetes manifests mount the files volume (MOA_FILES_DIR):
+# a new named volume takes this directory's owner, so `node` can write batch files there.
+RUN mkdir -p /data/files && chown node:node /data/files
+
 USER node
 EXPOSE 8080 9464
 

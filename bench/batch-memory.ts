@@ -16,7 +16,11 @@
  * Run: npm run bench:batch-memory (all of it) or npm run bench:batch-validation
  * (the 190 MB validation only). BENCH_BATCH_SIZES=1000,10000 sets the
  * batches (empty: none), BENCH_ALPACA=0 skips the demo, BENCH_BIG_FILE=0 the
- * 190 MB validation.
+ * 190 MB validation. BENCH_OUTPUT_WORDS (default 40) sets the words of every
+ * fake answer (an output line carries every layer's answers), and
+ * BENCH_FILE_STORES=redis,directory runs each batch size with files in Redis
+ * and with MOA_FILES_DIR (default: redis only), e.g. the issue's
+ * BENCH_BATCH_SIZES=50000 BENCH_OUTPUT_WORDS=400 BENCH_FILE_STORES=redis,directory.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +42,17 @@ const SIZES = VALIDATION_ONLY
       .filter((size) => size.trim() !== '')
       .map(Number);
 const BIG_FILE = process.env.BENCH_BIG_FILE !== '0';
+const ANSWER_WORDS = Number(process.env.BENCH_OUTPUT_WORDS ?? 40);
+/** Runs comparing file stores or answer sizes go to a result of their own, beside the default run's. */
+const RESULT_NAME = VALIDATION_ONLY
+  ? 'batch-validation-memory'
+  : process.env.BENCH_FILE_STORES || process.env.BENCH_OUTPUT_WORDS
+    ? 'batch-memory-file-stores'
+    : 'batch-memory';
+const FILE_STORES = (process.env.BENCH_FILE_STORES ?? 'redis')
+  .split(',')
+  .map((store) => store.trim())
+  .filter((store): store is 'redis' | 'directory' => store === 'redis' || store === 'directory');
 const LATENCY_MS = 5;
 const WORKERS = 2;
 
@@ -73,12 +88,25 @@ function inputFile(lines: number): Buffer {
   return Buffer.from(`${text}\n`);
 }
 
-async function measure(lines: number) {
+/** Streams a response body, counting its bytes and lines without holding it (an output file may be GBs). */
+async function countLines(body: ReadableStream<Uint8Array>): Promise<{ bytes: number; lines: number }> {
+  let bytes = 0;
+  let lines = 0;
+  for await (const piece of body as unknown as AsyncIterable<Uint8Array>) {
+    bytes += piece.length;
+    for (const byte of piece) if (byte === 0x0a) lines += 1;
+  }
+  return { bytes, lines };
+}
+
+async function measure(lines: number, store: 'redis' | 'directory') {
   const stack = await startBenchStack({
     workers: WORKERS,
     latencyMs: LATENCY_MS,
     agents: 3,
     proposerLayers: 1,
+    outputWords: ANSWER_WORDS,
+    ...(store === 'directory' ? { filesDir: 'temporary' } : {}),
   });
   const client = new OpenAI({
     baseURL: `${stack.apiUrl}/v1`,
@@ -134,20 +162,21 @@ async function measure(lines: number) {
       if (validated === undefined && batch.status !== 'validating') validated = performance.now();
     }
     const finished = performance.now();
-    const output = await (await client.files.content(batch.output_file_id!)).text();
+    const output = await countLines((await client.files.content(batch.output_file_id!)).body!);
     const downloaded = performance.now();
     sampling = false;
     await sampler;
     const after = await usedMemory(stack);
-    const outputLines = output.trim().split('\n').length;
     return {
       lines,
+      store,
+      answerWords: ANSWER_WORDS,
       status: batch.status,
       completed: batch.request_counts?.completed ?? 0,
       failed: batch.request_counts?.failed ?? 0,
-      outputLines,
+      outputLines: output.lines,
       inputBytes: content.length,
-      outputBytes: Buffer.byteLength(output),
+      outputBytes: output.bytes,
       uploadSeconds: (uploaded - started) / 1000,
       createSeconds: (accepted - uploaded) / 1000,
       validateAndEnqueueSeconds: ((validated ?? accepted) - uploaded) / 1000,
@@ -365,10 +394,13 @@ if (bigFile) {
   );
 }
 const rows = [];
-for (const size of SIZES) rows.push(await measure(size));
+for (const size of SIZES) for (const store of FILE_STORES) rows.push(await measure(size, store));
 printTable(
   rows.map((row) => ({
     lines: row.lines,
+    store: row.store,
+    words: row.answerWords,
+    output_MB: (row.outputBytes / 1e6).toFixed(1),
     status: row.status,
     wall_s: row.wallSeconds.toFixed(1),
     items_per_s: row.itemsPerSecond.toFixed(0),
@@ -387,5 +419,5 @@ if (demo)
     `AlpacaEval demo: exit ${String(demo.code)}, ${demo.entries} entries in ${demo.seconds.toFixed(1)} s`,
   );
 console.log(
-  `wrote ${writeResult(VALIDATION_ONLY ? 'batch-validation-memory' : 'batch-memory', { workers: WORKERS, latencyMs: LATENCY_MS, preset: '3 proposers + aggregator', bigFileValidation: bigFile, rows, alpacaDemo: demo })}`,
+  `wrote ${writeResult(RESULT_NAME, { workers: WORKERS, latencyMs: LATENCY_MS, preset: '3 proposers + aggregator', bigFileValidation: bigFile, rows, alpacaDemo: demo })}`,
 );

@@ -1,4 +1,4 @@
-import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '@moa-queue/api';
@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startMoaStack, type MoaStack } from './support/moa-stack.js';
+import { keysHolding } from './support/redis-values.js';
 
 type Batch = OpenAI.Batches.Batch & { moa: { cost_usd: number; cancelled: number } };
 
@@ -50,17 +51,22 @@ async function download(client: OpenAI, fileId: string | null | undefined): Prom
     .map((line) => JSON.parse(line) as OutputLine);
 }
 
-describe('the OpenAI Batch API through the official SDK', () => {
+// Once with files in Redis (the default), once in a directory (MOA_FILES_DIR): the API answers the same.
+describe.each([
+  { store: 'redis', filesDir: undefined },
+  { store: 'directory', filesDir: 'temporary' as const },
+])('the OpenAI Batch API through the official SDK, files in $store', ({ store, filesDir }) => {
   let stack: MoaStack;
   let client: OpenAI;
   let directory: string;
 
   beforeAll(async () => {
     stack = await startMoaStack({
-      name: 'batch-api',
+      name: `batch-api-${store}`,
       redisUrl: inject('redisUrl'),
       workers: 2,
       app: { batches: { maxLines: 1000, maxFileBytes: 1024 * 1024 } },
+      filesDir,
     });
     client = new OpenAI({ baseURL: `${await stack.listen()}/v1`, apiKey: 'unused', maxRetries: 0 });
     directory = mkdtempSync(join(tmpdir(), 'moa-batch-api-'));
@@ -179,6 +185,41 @@ describe('the OpenAI Batch API through the official SDK', () => {
 
     const listed = await client.batches.list({ limit: 10 });
     expect(listed.data.map((entry) => entry.id)).toContain(batch.id);
+
+    // Where the files are: an input line, output lines (with a response) and error lines (without).
+    const inputLine = lines[0]!;
+    const outputText = (output[0]!.response!.body as unknown as OpenAI.Chat.Completions.ChatCompletion)
+      .choices[0]!.message.content!;
+    const held = {
+      input: await keysHolding(stack.redis, stack.prefix, inputLine),
+      output: await keysHolding(stack.redis, stack.prefix, '"response":{"status_code":200,'),
+      errors: await keysHolding(
+        stack.redis,
+        stack.prefix,
+        '"response":null,"error":{"code":"duplicate_custom_id"',
+      ),
+    };
+    if (store === 'redis') {
+      // The content is in the files' chunk lists.
+      expect(held.input).toEqual([`${stack.prefix}:moa-file:${file.id}:chunks`]);
+      expect(held.output).toEqual([`${stack.prefix}:moa-file:${batch.output_file_id}:chunks`]);
+      expect(held.errors).toEqual([`${stack.prefix}:moa-file:${batch.error_file_id}:chunks`]);
+    } else {
+      // Redis holds the files' metadata only; the content is in MOA_FILES_DIR, the spool is gone.
+      expect(held).toEqual({ input: [], output: [], errors: [] });
+      expect(await stack.redis.keys(`${stack.prefix}:moa-file:*:chunks*`)).toEqual([]);
+      const stored = readdirSync(join(stack.filesDir!, 'files')).sort();
+      expect(stored).toEqual([file.id, batch.output_file_id!, batch.error_file_id!].sort());
+      expect(readFileSync(join(stack.filesDir!, 'files', file.id), 'utf8')).toBe(`${lines.join('\n')}\n`);
+      expect(readFileSync(join(stack.filesDir!, 'files', batch.output_file_id!), 'utf8')).toContain(
+        outputText,
+      );
+      expect(readdirSync(join(stack.filesDir!, 'spool'))).toEqual([]);
+    }
+    expect(await stack.redis.hgetall(`${stack.prefix}:moa-file:${batch.output_file_id}`)).toMatchObject({
+      complete: '1',
+      lines: String(valid.size),
+    });
   });
 
   it('accepts toFile uploads and paginates the batch list with after and limit', async () => {
@@ -268,6 +309,36 @@ describe('the OpenAI Batch API through the official SDK', () => {
     expect(response.body.error).toMatchObject({ code: 'file_too_large', type: 'invalid_request_error' });
   });
 
+  it('answers 500 file_content_missing for a file whose content is not in the store, and fails its batch', async () => {
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(`${validLine('a', 'gone')}\n`), 'gone.jsonl'),
+      purpose: 'batch',
+    });
+    // What an API and workers with different MOA_FILES_DIR (or a lost volume) see: metadata without content.
+    await stack.files.delete(file.id);
+    const response = await request(stack.app).get(`/v1/files/${file.id}/content`);
+    expect(response.status).toBe(500);
+    expect(response.body.error).toMatchObject({
+      code: 'file_content_missing',
+      param: 'id',
+      type: 'server_error',
+    });
+    expect(response.body.error.message).toMatch(/MOA_FILES_DIR/);
+    // A batch of it fails its validation, saying why, rather than retrying for ever.
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    const failed = await waitForStatus(client, created.id, ['failed', 'completed']);
+    expect(failed.status).toBe('failed');
+    expect(failed.errors?.data?.[0]).toMatchObject({ code: 'file_not_found', param: 'input_file_id' });
+    expect(failed.errors?.data?.[0]?.message).toMatch(/not in the file store/);
+    // The metadata still answers; deleting the file works.
+    expect((await client.files.retrieve(file.id)).bytes).toBeGreaterThan(0);
+    expect((await client.files.delete(file.id)).deleted).toBe(true);
+  });
+
   it('keeps batches in Redis: a brand-new API instance serves a batch another one created', async () => {
     const file = await client.files.create({
       file: await toFile(
@@ -284,6 +355,7 @@ describe('the OpenAI Batch API through the official SDK', () => {
     const freshApp = createApp({
       queues: stack.queues,
       redis: stack.redis.duplicate(),
+      files: stack.files,
       config: stack.config,
       logger: pino({ level: 'silent' }),
     });

@@ -28,6 +28,8 @@ export interface BenchStackOptions {
   config?: Record<string, unknown>;
   /** Extra environment for the worker processes (e.g. `BATCH_ITEM_GRACE_MS`). */
   workerEnv?: Record<string, string>;
+  /** `MOA_FILES_DIR` of the API and the workers: `temporary` for one that `stop` removes. @defaultValue unset (files in Redis) */
+  filesDir?: string | 'temporary';
 }
 
 /** Every process of a benchmark run: its own redis-server, fake provider, API and workers. */
@@ -96,6 +98,9 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
     METRICS_PORT: '0',
     LOG_LEVEL: 'warn',
     WORKER_CONCURRENCY: String(options.workerConcurrency ?? 200),
+    ...(options.filesDir === undefined
+      ? {}
+      : { MOA_FILES_DIR: options.filesDir === 'temporary' ? join(directory, 'files') : options.filesDir }),
   };
   const api = spawnTsProcess('apps/api/src/main.ts', { ...environment, LOG_LEVEL: 'info' });
   // BENCH_PROFILE=<dir> writes a V8 CPU profile of each worker there, to find what dominates.

@@ -8,6 +8,8 @@ import {
   composeEnvironment,
   durationMs,
   exists,
+  filesDirOf,
+  imageOwnsDirectory,
   knownEnv,
   listenPort,
   pathsOf,
@@ -144,6 +146,20 @@ describe('docker-compose.yml', () => {
           expect(knownEnv(appOf(base)).has(variable), `${name}: ${variable}`).toBe(true);
       }
     }
+  });
+
+  it('mounts one named volume where MOA_FILES_DIR points, the same in the API and the workers', () => {
+    const mounts = appServices.map(([name, service]) => {
+      const directory = filesDirOf(appOf(service), environmentOf(name));
+      expect(directory, name).toBeDefined();
+      const volumes = (service.volumes ?? []).filter((volume) => volume.split(':')[1] === directory);
+      expect(volumes, name).toHaveLength(1);
+      return { directory, source: volumes[0]!.split(':')[0]! };
+    });
+    // One directory on one volume: a file the API writes is the file a worker reads.
+    expect(new Set(mounts.map((mount) => `${mount.source}:${mount.directory}`)).size).toBe(1);
+    expect(Object.keys(compose.volumes ?? {})).toContain(mounts[0]!.source);
+    expect(imageOwnsDirectory(mounts[0]!.directory!)).toBe(true);
   });
 
   it('health-checks the API and the workers on paths and ports they serve', () => {

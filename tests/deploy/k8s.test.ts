@@ -9,6 +9,8 @@ import {
   ROOT,
   appOfCommand,
   exists,
+  filesDirOf,
+  imageOwnsDirectory,
   knownEnv,
   listenPort,
   pathsOf,
@@ -72,7 +74,12 @@ interface Deployment extends Manifest {
       spec: {
         terminationGracePeriodSeconds?: number;
         containers: Container[];
-        volumes?: { name: string; configMap?: { name: string } }[];
+        securityContext?: { runAsGroup?: number; fsGroup?: number };
+        volumes?: {
+          name: string;
+          configMap?: { name: string };
+          persistentVolumeClaim?: { claimName: string };
+        }[];
       };
     };
   };
@@ -237,6 +244,26 @@ describe('Deployments', () => {
     }
     const config = parseMoaConfig(readYaml(`${BASE}/${fileKey}`), `${BASE}/${fileKey}`);
     expect(Object.keys(config.presets)).toContain(config.defaultPreset);
+  });
+
+  it('mount one ReadWriteMany claim where MOA_FILES_DIR points, the same in the API and the workers', () => {
+    const mounts = deployments.map((deployment) => {
+      const container = containerOf(deployment);
+      const directory = filesDirOf(appOf(deployment), environmentOf(container));
+      expect(directory, deployment.metadata.name).toBeDefined();
+      const mount = container.volumeMounts?.find((entry) => entry.mountPath === directory);
+      const volume = deployment.spec.template.spec.volumes?.find((entry) => entry.name === mount?.name);
+      expect(volume?.persistentVolumeClaim, deployment.metadata.name).toBeDefined();
+      // Pods run as the image's user: the volume must be writable by their group.
+      const security = deployment.spec.template.spec.securityContext;
+      expect(security?.fsGroup, deployment.metadata.name).toBe(security?.runAsGroup);
+      return { directory, claim: volume!.persistentVolumeClaim!.claimName };
+    });
+    expect(new Set(mounts.map((mount) => `${mount.claim}:${mount.directory}`)).size).toBe(1);
+    const claim = ofKind('PersistentVolumeClaim').find((entry) => entry.metadata.name === mounts[0]!.claim);
+    // Pods of both Deployments, on any node, mount it at once.
+    expect(claim?.spec.accessModes).toEqual(['ReadWriteMany']);
+    expect(imageOwnsDirectory(mounts[0]!.directory!)).toBe(true);
   });
 
   it('probe /readyz (readiness) and /healthz (liveness) on the port each app listens on', () => {

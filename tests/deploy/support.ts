@@ -6,7 +6,9 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadApiConfig } from '@moa-queue/api';
 import { BUILT_IN_PROVIDERS } from '@moa-queue/moa';
+import { loadWorkerConfig } from '@moa-queue/worker';
 import { parse, parseAllDocuments } from 'yaml';
 
 /** The repository root. */
@@ -305,4 +307,23 @@ export function workspaceClosure(directory: string): Set<string> {
   };
   visit(directory);
   return closure;
+}
+
+// ---------------------------------------------------------------------------
+// Batch files (MOA_FILES_DIR)
+// ---------------------------------------------------------------------------
+
+/**
+ * The directory each app's config takes from `MOA_FILES_DIR` (through the
+ * real config loaders): what the deployment files must mount.
+ */
+export function filesDirOf(app: App, environment: Record<string, string | undefined>): string | undefined {
+  // Only this variable: the others may be compose interpolations (`${MOA_AUTH:-none}`) or point at files.
+  const env = { MOA_FILES_DIR: environment.MOA_FILES_DIR };
+  return app === 'api' ? loadApiConfig(env).filesDir : loadWorkerConfig(env).filesDir;
+}
+
+/** Whether the image creates `path` owned by its `node` user (a new volume mounted there takes that owner). */
+export function imageOwnsDirectory(path: string): boolean {
+  return new RegExp(`mkdir -p ${path} && chown node:node ${path}`).test(readText('Dockerfile'));
 }

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp, type AppDependencies, type JobView } from '@moa-queue/api';
-import { createMoaQueues, type MoaQueues } from '@moa-queue/contract';
+import { createFileStore, createMoaQueues, type FileStore, type MoaQueues } from '@moa-queue/contract';
 import { createFakeProvider, type FakeProvider, type FakeProviderOptions } from '@moa-queue/fake-provider';
 import { parseMoaConfig, type MoaConfig } from '@moa-queue/moa';
 import { spawnTsProcess, uniquePrefix, type TsProcess } from '@moa-queue/test-support';
@@ -86,6 +86,11 @@ export interface MoaStackOptions {
   app?: Partial<AppDependencies>;
   /** Changes the config file that the API and the workers read (e.g. adds `tenants`). */
   configure?: (file: Record<string, unknown>) => Record<string, unknown>;
+  /**
+   * Files in a directory (`MOA_FILES_DIR` of the workers, the same store for the API): `temporary`
+   * makes one that `stop` removes. Unset: files in Redis.
+   */
+  filesDir?: string | 'temporary';
 }
 
 /** A fake provider, N worker processes and an in-process API on one real Redis. */
@@ -96,6 +101,10 @@ export interface MoaStack {
   config: MoaConfig;
   queues: MoaQueues;
   redis: Redis;
+  /** The API's file store (the workers have the same one). */
+  files: FileStore;
+  /** `MOA_FILES_DIR`, when files are in a directory. */
+  filesDir: string | undefined;
   prefix: string;
   environment: Record<string, string>;
   startWorker(): Promise<TsProcess>;
@@ -118,6 +127,7 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
   writeFileSync(configPath, JSON.stringify(file));
   const config = parseMoaConfig(file);
   const prefix = uniquePrefix(options.name);
+  const filesDir = options.filesDir === 'temporary' ? join(directory, 'files') : options.filesDir;
   const environment: Record<string, string> = {
     REDIS_URL: options.redisUrl,
     MOA_QUEUE_PREFIX: prefix,
@@ -130,6 +140,7 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
     WORKER_STALLED_INTERVAL_MS: '1000',
     SHUTDOWN_GRACE_MS: '5000',
     MOA_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    ...(filesDir === undefined ? {} : { MOA_FILES_DIR: filesDir }),
     ...options.workerEnv,
   };
   const workers: TsProcess[] = [];
@@ -150,9 +161,11 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
     providers: Object.keys(config.providers),
     onError: () => undefined,
   });
+  const files = createFileStore({ redis, prefix, directory: filesDir });
   const app = createApp({
     queues,
     redis,
+    files,
     config,
     logger: pino({ level: process.env.STACK_LOG ?? 'silent' }),
     webhookSecret: WEBHOOK_SECRET,
@@ -174,6 +187,8 @@ export async function startMoaStack(options: MoaStackOptions): Promise<MoaStack>
     config,
     queues,
     redis,
+    files,
+    filesDir,
     prefix,
     environment,
     startWorker,

@@ -1,4 +1,4 @@
-import type { MoaQueues } from '@moa-queue/contract';
+import { RedisFileStore, type FileStore, type MoaQueues } from '@moa-queue/contract';
 import type { MoaConfig } from '@moa-queue/moa';
 import express, { type Express } from 'express';
 import type { Redis } from 'ioredis';
@@ -64,6 +64,11 @@ export interface AppDependencies {
   failureReplaySeconds?: number;
   /** Limits of the Files and Batch API (file size, lines, completion window). */
   batches?: Partial<BatchApiOptions>;
+  /**
+   * Where files' content goes (`createFileStore` from `MOA_FILES_DIR`).
+   * @defaultValue a `RedisFileStore` on `redis`
+   */
+  files?: FileStore;
 }
 
 /** Builds the Express app. It never listens: `main.ts` does, tests call it in process. */
@@ -102,6 +107,9 @@ export function createApp(dependencies: AppDependencies): Express {
   const batchDependencies = {
     queues: dependencies.queues,
     redis: dependencies.redis,
+    files:
+      dependencies.files ??
+      new RedisFileStore({ redis: dependencies.redis, prefix: dependencies.queues.prefix }),
     config: dependencies.config,
     options: { ...DEFAULT_BATCH_OPTIONS, ...dependencies.batches },
     maxLineBytes: dependencies.maxBodyBytes ?? 4 * 1024 * 1024,

@@ -20,6 +20,7 @@ describe('loadApiConfig', () => {
       bodyTimeoutMs: 60_000,
       uploadTimeoutMs: 600_000,
       maxConnections: 10_000,
+      filesDir: undefined,
       logLevel: 'info',
     });
     expect(Object.keys(config.moa.presets)).toEqual(expect.arrayContaining(['moa', 'moa-lite', 'self-moa']));
@@ -43,6 +44,7 @@ describe('loadApiConfig', () => {
       MOA_BODY_TIMEOUT_MS: '30000',
       MOA_UPLOAD_TIMEOUT_MS: '1200000',
       MOA_MAX_CONNECTIONS: '500',
+      MOA_FILES_DIR: '/data/files',
       LOG_LEVEL: 'debug',
     });
     expect(config).toMatchObject({
@@ -61,8 +63,15 @@ describe('loadApiConfig', () => {
       bodyTimeoutMs: 30_000,
       uploadTimeoutMs: 1_200_000,
       maxConnections: 500,
+      filesDir: '/data/files',
       logLevel: 'debug',
     });
+  });
+
+  it('refuses a relative MOA_FILES_DIR (it would depend on the working directory of each process)', () => {
+    expect(() => loadApiConfig({ MOA_FILES_DIR: './files' })).toThrow(
+      /MOA_FILES_DIR: must be an absolute path/,
+    );
   });
 
   it.each(['abc', '-1', '65536', '80.5', '99999999'])('refuses PORT=%s, naming the variable', (port) => {

@@ -53,6 +53,8 @@ export interface ApiConfig {
   maxConnections: number;
   /** How long a deterministic failure is replayed to a retry of the same body (`MOA_FAILURE_REPLAY_SECONDS`). */
   failureReplaySeconds: number;
+  /** `MOA_FILES_DIR`: batch files' content on disk there (the workers must have the same); undefined keeps it in Redis. */
+  filesDir: string | undefined;
   logLevel: string;
   moa: MoaConfig;
 }
@@ -85,6 +87,7 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env): Api
     uploadTimeoutMs: values.MOA_UPLOAD_TIMEOUT_MS,
     maxConnections: values.MOA_MAX_CONNECTIONS,
     failureReplaySeconds: values.MOA_FAILURE_REPLAY_SECONDS,
+    filesDir: values.MOA_FILES_DIR,
     logLevel: values.LOG_LEVEL,
     moa: loadMoaConfig(values.MOA_CONFIG),
   };

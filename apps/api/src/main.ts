@@ -1,4 +1,4 @@
-import { createMoaQueues } from '@moa-queue/contract';
+import { createFileStore, createMoaQueues } from '@moa-queue/contract';
 import { createApp } from './app.js';
 import { checkListenPolicy, loadApiConfig } from './config.js';
 import { createApiServer, writeApiError } from './http-server.js';
@@ -46,6 +46,8 @@ void Promise.all(queues.all().map((queue) => queue.waitUntilReady())).then(
   },
   (error: unknown) => logger.error({ error: String(error) }, 'queues failed to start'),
 );
+// Batch files: in MOA_FILES_DIR when set (every worker must be given the same), else in Redis.
+const files = createFileStore({ redis, prefix: config.queuePrefix, directory: config.filesDir });
 const app = createApp({
   queues,
   redis,
@@ -58,6 +60,7 @@ const app = createApp({
   webhookSecret: config.webhookSecret,
   rateLimitRpm: config.rateLimitRpm,
   failureReplaySeconds: config.failureReplaySeconds,
+  files,
 });
 const server = createApiServer(
   (request, response) => {
@@ -78,7 +81,10 @@ const server = createApiServer(
 server.listen(config.port, config.host, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  logger.info({ host: config.host, port }, `API listening on http://${config.host}:${port}`);
+  logger.info(
+    { host: config.host, port, fileStore: files.kind },
+    `API listening on http://${config.host}:${port}`,
+  );
 });
 
 /**

@@ -18,6 +18,7 @@ describe('loadWorkerConfig', () => {
       batchItemGraceMs: 600_000,
       logLevel: 'info',
       webhookSecret: undefined,
+      filesDir: undefined,
     });
     expect(Object.keys(config.moa.presets)).toEqual(expect.arrayContaining(['moa', 'moa-lite', 'self-moa']));
   });
@@ -33,6 +34,7 @@ describe('loadWorkerConfig', () => {
       LOG_LEVEL: 'debug',
       WORKER_RECONCILE_INTERVAL_MS: '5000',
       BATCH_ITEM_GRACE_MS: '0',
+      MOA_FILES_DIR: '/data/files',
     });
     expect(config).toMatchObject({
       redisUrl: 'redis://redis:6380',
@@ -44,6 +46,7 @@ describe('loadWorkerConfig', () => {
       logLevel: 'debug',
       reconcileIntervalMs: 5000,
       batchItemGraceMs: 0,
+      filesDir: '/data/files',
     });
   });
 
@@ -51,6 +54,10 @@ describe('loadWorkerConfig', () => {
     expect(() => loadWorkerConfig({ WORKER_CONCURRENCY: 'many' })).toThrow(/WORKER_CONCURRENCY/);
     expect(() => loadWorkerConfig({ METRICS_PORT: '70000' })).toThrow(/METRICS_PORT/);
     expect(() => loadWorkerConfig({ MOA_WEBHOOK_SECRET: 'plain' })).toThrow(/MOA_WEBHOOK_SECRET/);
+    // A relative directory would depend on each process's working directory: API and workers could disagree.
+    expect(() => loadWorkerConfig({ MOA_FILES_DIR: 'data/files' })).toThrow(
+      /MOA_FILES_DIR: must be an absolute path/,
+    );
     expect(() => loadWorkerConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
     expect(() => loadWorkerConfig({ BATCH_ITEM_GRACE_MS: '-1' })).toThrow(/BATCH_ITEM_GRACE_MS/);
     expect(loadWorkerConfig({ METRICS_PORT: '' }).metricsPort).toBe(9464);

@@ -37,6 +37,8 @@ export interface WorkerConfig {
   batchItemGraceMs?: number;
   logLevel: string;
   webhookSecret: string | undefined;
+  /** `MOA_FILES_DIR`: batch files' content on disk there; undefined keeps it in Redis. */
+  filesDir?: string | undefined;
   moa: MoaConfig;
 }
 
@@ -60,6 +62,7 @@ export function loadWorkerConfig(environment: NodeJS.ProcessEnv = process.env): 
     batchItemGraceMs: values.BATCH_ITEM_GRACE_MS,
     logLevel: values.LOG_LEVEL,
     webhookSecret: values.MOA_WEBHOOK_SECRET,
+    filesDir: values.MOA_FILES_DIR,
     moa: loadMoaConfig(values.MOA_CONFIG),
   };
 }

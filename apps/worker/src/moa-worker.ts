@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import {
   BATCHES_QUEUE,
   createConnectionStateLogger,
+  createFileStore,
   createMoaQueues,
   DEADLINES_QUEUE,
   DEFAULT_BATCH_ITEM_GRACE_MS,
@@ -23,6 +24,7 @@ import { requestEndOf } from './batches/batch-item-hook.js';
 import { createBatchProcessor } from './batches/batch-processor.js';
 import { createBatchItemSweeper } from './batches/batch-item-sweeper.js';
 import { createBatchReconciler, RECONCILE_QUEUE } from './batches/batch-reconciler.js';
+import { createFileSweep } from './batches/file-sweep.js';
 import { createCallProcessor } from './call-processor.js';
 import { listenForCancels } from './cancel-listener.js';
 import { createDeadlineProcessor } from './deadline-processor.js';
@@ -125,6 +127,8 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   /** A processor whose Redis errors cost no attempt (infra-retry.ts). */
   const retrying = <Data, Result>(queueName: string, processor: Processor<Data, Result>) =>
     withInfraRetry(queueName, processor, infraRetry);
+  // Batch files: in MOA_FILES_DIR when set (the API must be given the same), else in Redis.
+  const files = createFileStore({ redis: commands, prefix: config.queuePrefix, directory: config.filesDir });
   const metrics = createWorkerMetrics();
   const batchItemGraceMs = config.batchItemGraceMs ?? DEFAULT_BATCH_ITEM_GRACE_MS;
   const models = options.models ?? createModelRegistry(config.moa);
@@ -149,6 +153,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
       createOrchestratorProcessor({
         queues,
         redis: commands,
+        files,
         config: config.moa,
         metrics,
         logger,
@@ -220,6 +225,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     metrics,
     labels: metricLabelsFor(config.moa),
     logger,
+    files,
     batchItemGraceMs,
   };
   /**
@@ -267,7 +273,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     BATCHES_QUEUE,
     retrying(
       BATCHES_QUEUE,
-      createBatchProcessor({ queues, redis: commands, logger, config: config.moa, batchItemGraceMs }),
+      createBatchProcessor({ queues, redis: commands, files, logger, config: config.moa, batchItemGraceMs }),
     ),
     workerOptions,
   );
@@ -280,8 +286,9 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     defaultJobOptions: { removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } },
   });
   reconcileQueue.on('error', onRedisError('queue connection error'));
-  const reconcile = createBatchReconciler({ queues, redis: commands, logger, batchItemGraceMs });
+  const reconcile = createBatchReconciler({ queues, redis: commands, files, logger, batchItemGraceMs });
   const sweep = createBatchItemSweeper({ queues, redis: commands, logger, batchItemGraceMs });
+  const sweepFiles = createFileSweep({ redis: commands, prefix: config.queuePrefix, files, logger });
   const reconcileWorker = new Worker(
     RECONCILE_QUEUE,
     async () => {
@@ -296,6 +303,12 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
         await sweep();
       } catch (error) {
         if (!reportRedisError(error)) logger.error({ error: String(error) }, 'batch item sweep failed');
+      }
+      // At most hourly across the cluster: files whose metadata Redis has expired, and other leftovers.
+      try {
+        await sweepFiles();
+      } catch (error) {
+        if (!reportRedisError(error)) logger.error({ error: String(error) }, 'file store sweep failed');
       }
     },
     { ...workerOptions, concurrency: 1 },
@@ -357,6 +370,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
       providers,
       concurrency: config.concurrency,
       metricsPort: (server?.address() as AddressInfo | null)?.port,
+      fileStore: files.kind,
     },
     'worker started',
   );

@@ -9,6 +9,7 @@ import {
   jobIdFromKey,
   publishEvent,
   type CallJobData,
+  type FileStore,
   type MoaQueues,
   type RequestJobData,
   type RequestProgress,
@@ -70,6 +71,8 @@ export interface OrchestratorDependencies {
   queues: MoaQueues;
   /** A plain connection with auto-pipelining, for our own commands (not BullMQ's). */
   redis: Redis;
+  /** Where a batch item's output or error line goes (see batch-item-hook.ts). */
+  files: FileStore;
   config: MoaConfig;
   metrics: WorkerMetrics;
   logger: Logger;
@@ -116,6 +119,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     metrics,
     labels,
     logger,
+    files: dependencies.files,
     ...(dependencies.batchItemGraceMs === undefined
       ? {}
       : { batchItemGraceMs: dependencies.batchItemGraceMs }),

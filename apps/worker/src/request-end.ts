@@ -1,4 +1,10 @@
-import { publishEvent, type MoaQueues, type RequestJobData, type WebhookJobData } from '@moa-queue/contract';
+import {
+  publishEvent,
+  type FileStore,
+  type MoaQueues,
+  type RequestJobData,
+  type WebhookJobData,
+} from '@moa-queue/contract';
 import type { StopRecord } from '@moa-queue/moa';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -14,6 +20,8 @@ export interface RequestEndDependencies {
   metrics: WorkerMetrics;
   labels: MetricLabels;
   logger: Logger;
+  /** Where a batch item's line is spooled before it is recorded. */
+  files: FileStore;
   /** How long a batch item's request stays readable after its line (see the batch-item hook). */
   batchItemGraceMs?: number;
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import {
   BATCH_RETENTION_SECONDS,
+  FILE_CHUNK_BYTES,
   batchDoneKey,
   batchErrorKey,
   batchItemsToForgetKey,
@@ -120,15 +121,15 @@ const COMMIT_VALIDATION_CHUNK = `${TERMINAL}
 local h = redis.call('HMGET', KEYS[1], 'status', 'ending', 'v_line')
 if not h[1] or terminal(h[1]) then return {'ended', ''} end
 if (h[3] or '0') ~= ARGV[1] then return {'conflict', ''} end
-local errors = #ARGV - 7
+local errors = #ARGV - 6
 if errors > 0 then
-  for i = 8, #ARGV, 1000 do
+  for i = 7, #ARGV, 1000 do
     redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
   end
   redis.call('HINCRBY', KEYS[1], 'failed', errors)
 end
-redis.call('HSET', KEYS[1], 'v_chunk', ARGV[2], 'v_offset', ARGV[3], 'v_line', ARGV[4], 'items', ARGV[5], 'json_lines', ARGV[6], 'first_errors', ARGV[7])
-redis.call('HDEL', KEYS[1], 'v_inflight')
+redis.call('HSET', KEYS[1], 'v_byte', ARGV[2], 'v_line', ARGV[3], 'items', ARGV[4], 'json_lines', ARGV[5], 'first_errors', ARGV[6])
+redis.call('HDEL', KEYS[1], 'v_inflight', 'v_chunk', 'v_offset')
 return {h[1], h[2] or ''}
 `;
 
@@ -250,7 +251,11 @@ const allKeys = (prefix: string, batchId: string) => [
 export interface BatchItemOutcome {
   customId: string;
   kind: 'completed' | 'failed' | 'cancelled';
-  /** The output or error line (JSON). For `cancelled` during a batch cancel or expiry, the script writes its own. */
+  /**
+   * The entry for the batch's output or error list: the line (JSON), or
+   * where the file store spooled it (`FileStore.spoolLine`). For `cancelled`
+   * during a batch cancel or expiry, the script pushes a line of its own.
+   */
   line: string;
   /** The `id` of the line (`batch_req_…`). */
   lineId: string;
@@ -348,9 +353,8 @@ export async function claimBatchCustomIds(
 
 /** Where validation stands: the next line's place in the file, and what it has found so far. */
 export interface ValidationCheckpoint {
-  /** The chunk of the file's content list (and the byte in it) where the next line starts. */
-  chunk: number;
-  offset: number;
+  /** The byte of the file where the next line starts. */
+  byte: number;
   /** Lines of the file read so far, blank ones included. */
   line: number;
   /** Items (non-blank lines) so far: the index of the next one. */
@@ -377,8 +381,11 @@ export function validationCheckpointOf(hash: Record<string, string>): Validation
     firstErrors = [];
   }
   return {
-    chunk: count(hash.v_chunk),
-    offset: count(hash.v_offset),
+    // A checkpoint written before files had stores is a chunk of the Redis list (all but the last full) and an offset in it.
+    byte:
+      hash.v_byte === undefined
+        ? count(hash.v_chunk) * FILE_CHUNK_BYTES + count(hash.v_offset)
+        : count(hash.v_byte),
     line: count(hash.v_line),
     items: count(hash.items),
     jsonLines: count(hash.json_lines),
@@ -408,8 +415,7 @@ export async function commitValidationChunk(
     [batchKey(prefix, batchId), batchErrorKey(prefix, batchId)],
     [
       String(fromLine),
-      next.chunk,
-      next.offset,
+      next.byte,
       next.line,
       next.items,
       next.jsonLines,

@@ -1,12 +1,6 @@
 import type { Redis } from 'ioredis';
-import {
-  BATCH_RETENTION_SECONDS,
-  FILE_CHUNK_BYTES,
-  fileChunksKey,
-  fileIndexKey,
-  fileKey,
-  tenantFileBytesKey,
-} from './batch-keys.js';
+import { BATCH_RETENTION_SECONDS, fileIndexKey, fileKey, tenantFileBytesKey } from './batch-keys.js';
+import type { FileStore } from './file-store.js';
 import { ownerTenant } from './tenancy.js';
 
 /** The OpenAI file object. */
@@ -73,8 +67,8 @@ export async function readStoredFile(
 }
 
 /**
- * Writes a file's metadata, marking it complete, with its retention on both
- * keys, and lists it in its tenant's index and the index of all files.
+ * Writes a file's metadata, marking it complete (call it once the content
+ * is committed to the file store), with its retention, and lists it in its tenant's index and the index of all files.
  */
 export async function saveStoredFile(redis: Redis, prefix: string, file: StoredFile): Promise<void> {
   const score = file.createdAt * 1000;
@@ -92,162 +86,66 @@ export async function saveStoredFile(redis: Redis, prefix: string, file: StoredF
       complete: '1',
     })
     .expire(fileKey(prefix, file.id), BATCH_RETENTION_SECONDS)
-    .expire(fileChunksKey(prefix, file.id), BATCH_RETENTION_SECONDS)
     .zadd(fileIndexKey(prefix), score, file.id)
     .zadd(fileIndexKey(prefix, file.tenant), score, file.id)
     .hset(tenantFileBytesKey(prefix, file.tenant), file.id, file.bytes)
     .exec();
 }
 
-/** Deletes a file and its index entries; true when it existed. */
+/**
+ * Deletes a file: its metadata and index entries first (it stops being a
+ * file at once), then its content. True when its metadata existed.
+ */
 export async function deleteStoredFile(
   redis: Redis,
   prefix: string,
+  files: FileStore,
   fileId: string,
   tenant?: string,
 ): Promise<boolean> {
-  const pipeline = redis
-    .multi()
-    .del(fileKey(prefix, fileId), fileChunksKey(prefix, fileId))
-    .zrem(fileIndexKey(prefix), fileId);
+  const pipeline = redis.multi().del(fileKey(prefix, fileId)).zrem(fileIndexKey(prefix), fileId);
   if (tenant !== undefined) {
     pipeline.zrem(fileIndexKey(prefix, tenant), fileId).hdel(tenantFileBytesKey(prefix, tenant), fileId);
   }
   const [[, removed]] = (await pipeline.exec()) as [[unknown, number]];
+  await files.delete(fileId);
   return removed > 0;
 }
 
-/**
- * Appends bytes to a file's chunk list, at most `chunkBytes` per chunk. Holds
- * at most one chunk in memory; `write` resolves once earlier chunks are in
- * Redis, so a caller that awaits it gets backpressure.
- */
-export class ChunkWriter {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  /** Bytes written so far. */
-  bytes = 0;
-
-  constructor(
-    private readonly redis: Redis,
-    private readonly key: string,
-    private readonly chunkBytes = FILE_CHUNK_BYTES,
-  ) {}
-
-  async write(data: Buffer): Promise<void> {
-    this.bytes += data.length;
-    this.pending.push(data);
-    this.pendingBytes += data.length;
-    while (this.pendingBytes >= this.chunkBytes) {
-      const all = Buffer.concat(this.pending);
-      await this.redis.rpush(this.key, all.subarray(0, this.chunkBytes));
-      const rest = all.subarray(this.chunkBytes);
-      this.pending = rest.length > 0 ? [Buffer.from(rest)] : [];
-      this.pendingBytes = rest.length;
-    }
-  }
-
-  async end(): Promise<void> {
-    if (this.pendingBytes > 0) await this.redis.rpush(this.key, Buffer.concat(this.pending));
-    this.pending = [];
-    this.pendingBytes = 0;
-  }
-}
-
-/** Streams a file's chunks from Redis, a few at a time. */
-export async function* readFileChunks(
-  redis: Redis,
-  prefix: string,
-  fileId: string,
-  perRead = 4,
-): AsyncGenerator<Buffer> {
-  const key = fileChunksKey(prefix, fileId);
-  for (let start = 0; ; start += perRead) {
-    const chunks = await redis.lrangeBuffer(key, start, start + perRead - 1);
-    for (const chunk of chunks) yield chunk;
-    if (chunks.length < perRead) return;
-  }
-}
-
-/** One line of a file: its text, or `tooLong` when it was over the limit (its text is then dropped). */
-export interface FileLine {
-  /** 1-based line number in the file. */
-  number: number;
-  text: string;
-  tooLong: boolean;
-}
+/** Entries of a batch's output or error list read per round trip at finalization. */
+const ENTRIES_PER_READ = 200;
 
 /**
- * Streams a file line by line (split on `\n` at the byte level, so a
- * character split across chunks is whole again). A line longer than
- * `maxLineBytes` is reported without its text and never held whole.
- */
-export async function* readFileLines(
-  redis: Redis,
-  prefix: string,
-  fileId: string,
-  maxLineBytes: number,
-): AsyncGenerator<FileLine> {
-  const decoder = new TextDecoder('utf-8');
-  let parts: Buffer[] = [];
-  let partBytes = 0;
-  let tooLong = false;
-  let number = 0;
-  const take = (): FileLine => {
-    number += 1;
-    const line: FileLine = {
-      number,
-      text: tooLong ? '' : decoder.decode(Buffer.concat(parts)).replace(/\r$/, ''),
-      tooLong,
-    };
-    parts = [];
-    partBytes = 0;
-    tooLong = false;
-    return line;
-  };
-  for await (const chunk of readFileChunks(redis, prefix, fileId)) {
-    let start = 0;
-    for (;;) {
-      const newline = chunk.indexOf(0x0a, start);
-      const end = newline === -1 ? chunk.length : newline;
-      if (!tooLong) {
-        partBytes += end - start;
-        if (partBytes > maxLineBytes) {
-          tooLong = true;
-          parts = [];
-        } else if (end > start) parts.push(chunk.subarray(start, end));
-      }
-      if (newline === -1) break;
-      yield take();
-      start = newline + 1;
-    }
-  }
-  if (partBytes > 0 || tooLong) yield take();
-}
-
-/**
- * Turns a list of lines into a file (JSONL, one entry a line), a few hundred
- * entries at a time, replacing any partial content from an earlier attempt.
- * Returns the file's size and line count.
+ * Makes a batch's output or error file of its list in Redis (one entry per
+ * item, in the order the items were recorded: a line, or where the file
+ * store spooled it), one line per entry, streamed into the file store a few
+ * hundred entries at a time. The content is committed only once whole, so
+ * a crash midway leaves no file (a retry writes it again, replacing nothing
+ * visible). Returns the file's size and line count.
  */
 export async function listToFile(
   redis: Redis,
-  prefix: string,
+  files: FileStore,
   listKey: string,
+  batchId: string,
   fileId: string,
 ): Promise<{ bytes: number; lines: number }> {
-  const chunksKey = fileChunksKey(prefix, fileId);
-  await redis.del(chunksKey);
-  const writer = new ChunkWriter(redis, chunksKey);
+  const writer = await files.create(fileId);
   let lines = 0;
-  for (let start = 0; ; start += 500) {
-    const entries = await redis.lrangeBuffer(listKey, start, start + 499);
-    for (const entry of entries) {
-      await writer.write(Buffer.concat([entry, Buffer.from('\n')]));
-      lines += 1;
+  try {
+    for (let start = 0; ; start += ENTRIES_PER_READ) {
+      const entries = await redis.lrangeBuffer(listKey, start, start + ENTRIES_PER_READ - 1);
+      for (const line of await files.unspool(batchId, entries)) {
+        await writer.write(Buffer.concat([line, NEWLINE]));
+        lines += 1;
+      }
+      if (entries.length < ENTRIES_PER_READ) break;
     }
-    if (entries.length < 500) break;
+    return { bytes: await writer.commit(), lines };
+  } catch (error) {
+    await writer.abort();
+    throw error;
   }
-  await writer.end();
-  return { bytes: writer.bytes, lines };
 }
+
+const NEWLINE = Buffer.from('\n');

@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_QUEUE_PREFIX } from './queue-names.js';
 
@@ -14,6 +15,15 @@ export const SHARED_ENVIRONMENT = {
     .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
     .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * Where batch files' content goes (create-file-store.ts): this directory,
+   * or Redis when unset. The API and every worker must agree: a file one
+   * writes is read by another.
+   */
+  MOA_FILES_DIR: z
+    .string()
+    .refine((value) => isAbsolute(value), 'must be an absolute path')
+    .optional(),
 };
 
 /**

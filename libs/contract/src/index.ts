@@ -100,14 +100,22 @@ export {
   readStoredFile,
   saveStoredFile,
   deleteStoredFile,
-  ChunkWriter,
-  readFileChunks,
-  readFileLines,
   listToFile,
   type FileObject,
   type StoredFile,
-  type FileLine,
 } from './batch-files.js';
+export {
+  isInlineEntry,
+  type FileStore,
+  type FileWriter,
+  type FileReadOptions,
+  type FileSweepOptions,
+  type FileSweepReport,
+} from './file-store.js';
+export { FileStoreError, type FileStoreErrorCode } from './file-store-error.js';
+export { RedisFileStore, type RedisFileStoreOptions } from './redis-file-store.js';
+export { DirectoryFileStore, type DirectoryFileStoreOptions } from './directory-file-store.js';
+export { createFileStore, type FileStoreOptions } from './create-file-store.js';
 export {
   batchObject,
   requestCountsOf,

@@ -1,4 +1,9 @@
-import { BATCH_COMPLETION_WINDOW_MS, BATCH_LIMITS, type MoaQueues } from '@moa-queue/contract';
+import {
+  BATCH_COMPLETION_WINDOW_MS,
+  BATCH_LIMITS,
+  type FileStore,
+  type MoaQueues,
+} from '@moa-queue/contract';
 import type { MoaConfig } from '@moa-queue/moa';
 import type { Redis } from 'ioredis';
 
@@ -23,6 +28,8 @@ export const DEFAULT_BATCH_OPTIONS: BatchApiOptions = {
 export interface BatchRouteDependencies {
   queues: MoaQueues;
   redis: Redis;
+  /** Where files' content is (their metadata is in Redis). */
+  files: FileStore;
   config: MoaConfig;
   options: BatchApiOptions;
   /** A batch line is a request body: it has the JSON body limit. */

@@ -3,7 +3,7 @@ import {
   fileIndexKey,
   fileObject,
   FILE_ID_PATTERN,
-  readFileChunks,
+  FileStoreError,
   readStoredFile,
   type StoredFile,
 } from '@moa-queue/contract';
@@ -85,7 +85,7 @@ async function listFiles(
  */
 export function filesRouter(dependencies: BatchRouteDependencies) {
   const router = strictRouter();
-  const { redis, queues } = dependencies;
+  const { redis, queues, files } = dependencies;
   const fileBytes = createFileBytesQuota(redis, queues.prefix);
   // Another tenant's file answers exactly as an unknown one.
   const load = async (id: string, caller: Principal) => {
@@ -101,14 +101,14 @@ export function filesRouter(dependencies: BatchRouteDependencies) {
       const { maxFileBytes: quota } = quotasOf(dependencies.config, tenant);
       // Refused before a byte is read when the quota is already full, and after the upload when this file passes it.
       await fileBytes.check(tenant, quota, { full: true });
-      const file = await receiveUpload(request, redis, queues.prefix, {
+      const file = await receiveUpload(request, redis, queues.prefix, files, {
         maxFileBytes: dependencies.options.maxFileBytes,
         tenant,
       });
       try {
         await fileBytes.check(tenant, quota);
       } catch (error) {
-        await deleteStoredFile(redis, queues.prefix, file.id, tenant);
+        await deleteStoredFile(redis, queues.prefix, files, file.id, tenant);
         throw error;
       }
       response.json(fileObject(file));
@@ -127,7 +127,7 @@ export function filesRouter(dependencies: BatchRouteDependencies) {
     })
     .delete(async (request, response) => {
       const file = await load(request.params.id, principalOf(response));
-      await deleteStoredFile(redis, queues.prefix, file.id, file.tenant);
+      await deleteStoredFile(redis, queues.prefix, files, file.id, file.tenant);
       response.json({ id: file.id, object: 'file', deleted: true });
     })
     .all(methodNotAllowed(['GET', 'DELETE']));
@@ -136,6 +136,18 @@ export function filesRouter(dependencies: BatchRouteDependencies) {
     .route('/v1/files/:id/content')
     .get(async (request, response) => {
       const file = await load(request.params.id, principalOf(response));
+      // Opened before the headers go out: content missing from the store is an error response, not a cut-off body.
+      const content = file.bytes === 0 ? undefined : files.read(file.id)[Symbol.asyncIterator]();
+      const first = await content?.next().catch((error: unknown) => {
+        if (!(error instanceof FileStoreError && error.code === 'not_committed')) throw error;
+        throw new ApiError(
+          500,
+          `The content of ${file.id} is not in the file store: do the API and the workers have the same MOA_FILES_DIR?`,
+          'server_error',
+          'id',
+          'file_content_missing',
+        );
+      });
       response.status(200).set({
         'content-type': 'application/octet-stream',
         'content-length': String(file.bytes),
@@ -145,10 +157,13 @@ export function filesRouter(dependencies: BatchRouteDependencies) {
       response.on('close', () => {
         closed = true;
       });
-      // Chunk by chunk from Redis, waiting for the socket to drain: memory stays flat whatever the size.
-      for await (const chunk of readFileChunks(redis, queues.prefix, file.id)) {
-        if (closed) return;
-        if (!response.write(chunk)) await drained(response);
+      // Piece by piece from the store, waiting for the socket to drain: memory stays flat whatever the size.
+      for (let piece = first; piece && !piece.done; piece = await content!.next()) {
+        if (closed) {
+          await content!.return?.();
+          return;
+        }
+        if (!response.write(piece.value)) await drained(response);
       }
       response.end();
     })

@@ -1,10 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import {
-  ChunkWriter,
   deleteStoredFile,
-  fileChunksKey,
   newFileId,
   saveStoredFile,
+  type FileStore,
+  type FileWriter,
   type StoredFile,
 } from '@moa-queue/contract';
 import busboy from 'busboy';
@@ -63,13 +63,16 @@ function tooLarge(maxFileBytes: number): ApiError {
 
 /**
  * Receives `POST /v1/files` (multipart: `file` and `purpose`), streaming the
- * file into Redis chunk by chunk: never more than one chunk in memory, and
- * the request is read only as fast as Redis takes the chunks.
+ * file into the file store: never more than one piece in memory, and the
+ * request is read only as fast as the store takes the pieces. The content
+ * is committed only once the whole upload is accepted, then its metadata
+ * saved: an upload that fails or is cut off leaves no file.
  */
 export async function receiveUpload(
   request: IncomingMessage,
   redis: Redis,
   prefix: string,
+  files: FileStore,
   options: { maxFileBytes: number; tenant: string },
 ): Promise<StoredFile> {
   const { maxFileBytes } = options;
@@ -86,12 +89,12 @@ export async function receiveUpload(
   if (Number(request.headers['content-length'] ?? 0) > maxFileBytes + 64 * 1024) throw tooLarge(maxFileBytes);
 
   const fileId = newFileId();
-  const chunksKey = fileChunksKey(prefix, fileId);
   const fields = new Map<string, string>();
   let stored: Promise<{ bytes: number; stats: ContentStats; filename: string; over: boolean }> | undefined;
+  let writer: FileWriter | undefined;
 
   const store = async (stream: Readable, filename: string) => {
-    const writer = new ChunkWriter(redis, chunksKey);
+    writer = await files.create(fileId);
     const stats = new ContentStats();
     let over = false;
     for await (const data of stream as AsyncIterable<Buffer>) {
@@ -103,7 +106,6 @@ export async function receiveUpload(
       stats.add(data);
       await writer.write(data);
     }
-    if (!over) await writer.end();
     stats.end();
     return { bytes: writer.bytes, stats, filename, over };
   };
@@ -196,13 +198,15 @@ export async function receiveUpload(
       lines: stats.lines,
       utf8: stats.utf8,
     };
+    await writer!.commit();
     await saveStoredFile(redis, prefix, file);
     return file;
   } catch (error) {
     request.unpipe();
     request.resume();
     await stored?.catch(() => undefined);
-    await deleteStoredFile(redis, prefix, fileId);
+    await writer?.abort();
+    await deleteStoredFile(redis, prefix, files, fileId);
     throw error;
   }
 }

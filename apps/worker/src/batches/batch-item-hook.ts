@@ -6,6 +6,7 @@ import {
   newBatchRequestId,
   queueBatchJob,
   recordBatchItem,
+  type FileStore,
   type MoaQueues,
   type RequestJobData,
   type RequestProgress,
@@ -21,6 +22,8 @@ import type { Logger } from 'pino';
 export interface BatchItemHookDependencies {
   queues: MoaQueues;
   redis: Redis;
+  /** Where an item's output or error line waits for the batch's finalization (see `FileStore.spoolLine`). */
+  files: FileStore;
   logger: Logger;
   /**
    * How long an item's request stays readable after its line is recorded
@@ -116,6 +119,8 @@ export async function recordBatchItemEnd(
       { statusCode: cancelled ? 409 : 502, requestId: data.requestId, requestIdExpiresAt },
     );
   }
+  // The line is durable before the item is recorded: a recorded item always has its line.
+  const entry = await dependencies.files.spoolLine(batchId, lineId, line);
   const { recorded, finalize } = await recordBatchItem(
     dependencies.redis,
     dependencies.queues.prefix,
@@ -123,7 +128,7 @@ export async function recordBatchItemEnd(
     {
       customId,
       kind: end.status,
-      line,
+      line: entry,
       lineId,
       costUsd: view.cost_usd,
       promptTokens: view.usage.prompt_tokens,
@@ -132,6 +137,8 @@ export async function recordBatchItemEnd(
       forgetAt: requestIdExpiresAt * 1000,
     },
   );
+  // Recorded already (a re-run) or the batch has ended: no list refers to this line.
+  if (!recorded) await dependencies.files.discardSpooled(batchId, entry);
   if (finalize) await queueBatchJob(dependencies.queues, 'finalize', batchId);
   dependencies.logger.debug(
     { batchId, customId, status: end.status, recorded, finalize },

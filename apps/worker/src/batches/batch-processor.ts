@@ -29,6 +29,7 @@ import {
   settleBatchCounts,
   TERMINAL_BATCH_STATUSES,
   type BatchJobData,
+  type FileStore,
   type MoaQueues,
   type RequestJobData,
 } from '@moa-queue/contract';
@@ -43,6 +44,8 @@ import { validateBatch } from './batch-validation.js';
 export interface BatchProcessorDependencies {
   queues: MoaQueues;
   redis: Redis;
+  /** Where input files are read and output and error files written. */
+  files: FileStore;
   logger: Logger;
   /** Presets, which batch input lines name. */
   config: MoaConfig;
@@ -82,12 +85,12 @@ function itemData(job: Job<RequestJobData> | undefined): RequestJobData | undefi
 /**
  * Processes the batches queue: `validate` (check the input file and enqueue
  * its items), `finalize` (every item accounted for: turn the output and
- * error lists into files), `drain` (a cancel or an expiry: remove the items
+ * error lists into files in the file store), `drain` (a cancel or an expiry: remove the items
  * not started, stop the running ones), `expire` (the completion window has
  * passed) and `force-finalize` (after a drain, whatever is still missing).
  */
 export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
-  const { queues, redis, logger } = dependencies;
+  const { queues, redis, files: fileStore, logger } = dependencies;
   const { prefix } = queues;
   // Each validation holds up to a chunk of lines; a worker process runs only a few at once.
   const validationSlot = semaphore(BATCH_VALIDATIONS_PER_PROCESS);
@@ -134,7 +137,11 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
 
   async function finalize(batchId: string, force: boolean): Promise<void> {
     const hash = await readBatchHash(redis, prefix, batchId);
-    if (!hash || TERMINAL_BATCH_STATUSES.has(hash.status ?? '')) return;
+    if (!hash || TERMINAL_BATCH_STATUSES.has(hash.status ?? '')) {
+      // Ended (a finalization that died after completing the batch, or a failure): its spooled lines are of no more use.
+      await fileStore.dropSpool(batchId);
+      return;
+    }
     if (!force && hash.finalize !== '1') return;
     if (force && hash.finalize !== '1') {
       const unreported = await recordUnreported(batchId, Number(hash.items ?? 0));
@@ -154,7 +161,7 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
       [batchErrorKey(prefix, batchId), errorFile, 'error'],
     ] as const) {
       if ((await redis.llen(list)) === 0) continue;
-      const { bytes, lines } = await listToFile(redis, prefix, list, fileId);
+      const { bytes, lines } = await listToFile(redis, fileStore, list, batchId, fileId);
       await saveStoredFile(redis, prefix, {
         id: fileId,
         // The batch's owner owns its output and error files.
@@ -170,6 +177,8 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
       else files.errorFileId = fileId;
     }
     const done = await completeBatch(redis, prefix, batchId, files, force);
+    // The files are committed and the lists that referred to the spooled lines are gone.
+    await fileStore.dropSpool(batchId);
     logger.info({ batchId, force, done, ...files }, 'batch finalized');
   }
 
@@ -243,7 +252,10 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
         line: null,
       },
     ]);
-    if (failed) await drain(batchId);
+    if (!failed) return;
+    // A failed batch has no files: the lines of the items that ran are dropped.
+    await fileStore.dropSpool(batchId);
+    await drain(batchId);
   }
 
   async function expire(batchId: string): Promise<void> {

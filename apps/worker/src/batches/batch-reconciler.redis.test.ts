@@ -8,6 +8,7 @@ import {
   BATCHES_QUEUE,
   createMoaQueues,
   REQUESTS_QUEUE,
+  RedisFileStore,
   type MoaQueues,
   type RequestJobData,
   type RequestResult,
@@ -105,9 +106,18 @@ describe('the batch reconciler', () => {
       30_000,
     );
     const first = (await queues.requests.getJob(items[0]!.requestId))!;
-    await recordBatchItemEnd({ queues, redis, logger }, items[0]!, requestEndOf(first, 'completed')!);
+    await recordBatchItemEnd(
+      { queues, redis, files: new RedisFileStore({ redis, prefix }), logger },
+      items[0]!,
+      requestEndOf(first, 'completed')!,
+    );
 
-    const reconcile = createBatchReconciler({ queues, redis, logger });
+    const reconcile = createBatchReconciler({
+      queues,
+      redis,
+      files: new RedisFileStore({ redis, prefix }),
+      logger,
+    });
     // First pass: the batch is new to the reconciler, so it only notes where it stands.
     expect(await reconcile()).toMatchObject({ batches: 1, scanned: 0, recorded: 0 });
     // Second pass: nothing moved since, so its items are compared with BullMQ.
@@ -137,7 +147,12 @@ describe('the batch reconciler', () => {
     const items = await runningBatch(batchId, 2);
     // Item 0 has not run (it waits in a queue nobody serves: delayed far ahead); item 1 never was queued.
     await queues.requests.add('moa', items[0]!, { jobId: items[0]!.requestId, delay: 3_600_000 });
-    const reconcile = createBatchReconciler({ queues, redis, logger });
+    const reconcile = createBatchReconciler({
+      queues,
+      redis,
+      files: new RedisFileStore({ redis, prefix }),
+      logger,
+    });
     await reconcile();
     expect(await reconcile()).toMatchObject({ recorded: 0 });
     expect(await redis.hmget(batchKey(prefix, batchId), 'completed', 'failed')).toEqual(['0', '0']);

@@ -6,6 +6,7 @@ import {
   batchKey,
   queueBatchJob,
   requestJobDataSchema,
+  type FileStore,
   type MoaQueues,
   type RequestJobData,
   type RequestResult,
@@ -34,6 +35,8 @@ const FINALIZE_PENDING = new Set(['waiting', 'prioritized', 'delayed', 'active',
 export interface BatchReconcilerDependencies {
   queues: MoaQueues;
   redis: Redis;
+  /** Where the lines of items it records go (see batch-item-hook.ts). */
+  files: FileStore;
   logger: Logger;
   /** See `BatchItemHookDependencies`. @defaultValue DEFAULT_BATCH_ITEM_GRACE_MS (10 minutes) */
   batchItemGraceMs?: number;

@@ -11,6 +11,7 @@ import {
   claimBatchCustomIds,
   commitValidationChunk,
   FILE_ID_PATTERN,
+  FileStoreError,
   failBatch,
   indexTenantRequests,
   markBatchValidated,
@@ -28,6 +29,7 @@ import {
   TERMINAL_BATCH_STATUSES,
   validationCheckpointOf,
   type BatchErrorEntry,
+  type FileStore,
   type MoaQueues,
   type RequestJobData,
 } from '@moa-queue/contract';
@@ -35,12 +37,14 @@ import type { MoaConfig, PresetConfig } from '@moa-queue/moa';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { collectGarbage } from './collect-garbage.js';
-import { readLinesFrom, type FilePosition } from './file-line-reader.js';
+import { readLinesFrom } from './file-line-reader.js';
 
 /** What a batch validation needs. */
 export interface BatchValidationDependencies {
   queues: MoaQueues;
   redis: Redis;
+  /** Where the input file's content is. */
+  files: FileStore;
   /** Presets: a line's `body.model` names one, and its item runs a snapshot of it. */
   config: MoaConfig;
   logger: Logger;
@@ -187,7 +191,7 @@ function positive(value: string | undefined, fallback: number): number {
 
 /**
  * Validates a batch's input file and enqueues its items: the `validate` job
- * of the batches queue. Reads the file line by line from Redis and sends
+ * of the batches queue. Reads the file line by line from the file store and sends
  * chunks bounded by lines and by bytes (so memory stays bounded whatever
  * the file and its lines' sizes). Each chunk is claimed (its custom ids),
  * enqueued (deterministic item ids) and committed (error lines, counts and
@@ -220,8 +224,9 @@ export async function validateBatch(
       { code, message, param: 'input_file_id', line: null },
     ]);
     logger.info({ batchId, code }, 'batch failed validation');
-    // Items an earlier run enqueued must not run for a failed batch.
+    // Items an earlier run enqueued must not run for a failed batch; the lines of those that ran are dropped.
     if (failed && (checkpoint.items > 0 || checkpoint.inflight || index > 0)) {
+      await dependencies.files.dropSpool(batchId);
       await queueBatchJob(queues, 'drain', batchId);
     }
   };
@@ -250,7 +255,7 @@ export async function validateBatch(
 
   let committedLine = checkpoint.line;
   let lineNumber = checkpoint.line;
-  let position: FilePosition = { chunk: checkpoint.chunk, offset: checkpoint.offset };
+  let position = checkpoint.byte;
   let jsonLines = checkpoint.jsonLines;
   const firstErrors: BatchErrorEntry[] = checkpoint.firstErrors.slice(0, MAX_FIRST_ERRORS);
   let chunk: ParsedLine[] = [];
@@ -310,7 +315,7 @@ export async function validateBatch(
       prefix,
       batchId,
       committedLine,
-      { ...position, line: lineNumber, items: index, jsonLines, firstErrors },
+      { byte: position, line: lineNumber, items: index, jsonLines, firstErrors },
       errors.map((entry) =>
         batchErrorLine(newBatchRequestId(), entry.customId, {
           code: entry.error!.code,
@@ -324,10 +329,9 @@ export async function validateBatch(
     return 'go-on';
   };
 
-  // 'done': the whole file was read (or, when stopping, the chunk in flight was finished).
-  let outcome: 'done' | 'stopped' | 'conflict' | 'ended' = 'done';
-  if (!stopping || checkpoint.inflight) {
-    for await (const line of readLinesFrom(redis, prefix, file.id, position, maxLineBytes)) {
+  /** Reads the file from the checkpoint on, flushing chunks as they fill; how that ended. */
+  const readAndFlush = async (): Promise<'done' | 'stopped' | 'conflict' | 'ended'> => {
+    for await (const line of readLinesFrom(dependencies.files, file.id, position, maxLineBytes)) {
       lineNumber += 1;
       position = line.next;
       if (!line.tooLong && line.text.trim() === '') continue;
@@ -357,15 +361,28 @@ export async function validateBatch(
           collectGarbage();
           bytesSinceCollection = 0;
         }
-        if (next !== 'go-on') {
-          outcome = next;
-          break;
-        }
+        if (next !== 'go-on') return next;
       }
     }
-    if (outcome === 'done' && chunk.length > 0) {
+    if (chunk.length > 0) {
       const next = await flush();
-      if (next !== 'go-on' && next !== 'stopped') outcome = next;
+      if (next !== 'go-on' && next !== 'stopped') return next;
+    }
+    return 'done';
+  };
+
+  // 'done': the whole file was read (or, when stopping, the chunk in flight was finished).
+  let outcome: 'done' | 'stopped' | 'conflict' | 'ended' = 'done';
+  if (!stopping || checkpoint.inflight) {
+    try {
+      outcome = await readAndFlush();
+    } catch (error) {
+      // Its metadata is there but not its content: deleted meanwhile, or processes that disagree on MOA_FILES_DIR.
+      if (!(error instanceof FileStoreError && error.code === 'not_committed')) throw error;
+      return fileError(
+        'file_not_found',
+        `The content of the input file ${JSON.stringify(file.id)} is not in the file store: ${error.message}`,
+      );
     }
   }
   if (outcome === 'conflict' || outcome === 'ended') {

@@ -1,11 +1,4 @@
-import { fileChunksKey } from '@moa-queue/contract';
-import type { Redis } from 'ioredis';
-
-/** A place in a stored file: a chunk of its content list, and a byte in that chunk. */
-export interface FilePosition {
-  chunk: number;
-  offset: number;
-}
+import type { FileStore } from '@moa-queue/contract';
 
 /** One line of a file, and where the line after it starts. */
 export interface PositionedLine {
@@ -15,30 +8,26 @@ export interface PositionedLine {
   tooLong: boolean;
   /** Bytes of the line (as far as they were counted, for a line too long). */
   bytes: number;
-  /** Where the next line starts: a validation resumes there. */
-  next: FilePosition;
+  /** The byte where the next line starts: a validation resumes there. */
+  next: number;
 }
 
-/** Chunks (256 KiB each) read per round trip. */
-const CHUNKS_PER_READ = 4;
-
 /**
- * Streams a stored file line by line from `start` (split on `\n` at the
- * byte level, so a character split across chunks is whole again). Holds at
- * most one line (up to `maxLineBytes`) and one read of chunks at a time.
+ * Streams a stored file line by line from byte `start` (split on `\n` at
+ * the byte level, so a character split across the store's pieces is whole
+ * again). Holds at most one line (up to `maxLineBytes`) and one piece of the
+ * store's read at a time.
  */
 export async function* readLinesFrom(
-  redis: Redis,
-  prefix: string,
+  files: FileStore,
   fileId: string,
-  start: FilePosition,
+  start: number,
   maxLineBytes: number,
 ): AsyncGenerator<PositionedLine> {
-  const key = fileChunksKey(prefix, fileId);
   let parts: Buffer[] = [];
   let bytes = 0;
   let tooLong = false;
-  const take = (next: FilePosition): PositionedLine => {
+  const take = (next: number): PositionedLine => {
     const line: PositionedLine = {
       text: tooLong ? '' : Buffer.concat(parts).toString('utf8').replace(/\r$/, ''),
       tooLong,
@@ -50,29 +39,25 @@ export async function* readLinesFrom(
     tooLong = false;
     return line;
   };
-  let chunkNumber = start.chunk;
-  for (;;) {
-    const chunks = await redis.lrangeBuffer(key, chunkNumber, chunkNumber + CHUNKS_PER_READ - 1);
-    for (const chunk of chunks) {
-      let from = chunkNumber === start.chunk ? Math.min(start.offset, chunk.length) : 0;
-      for (;;) {
-        const newline = chunk.indexOf(0x0a, from);
-        const end = newline === -1 ? chunk.length : newline;
-        bytes += end - from;
-        if (!tooLong) {
-          if (bytes > maxLineBytes) {
-            tooLong = true;
-            parts = [];
-          } else if (end > from) parts.push(chunk.subarray(from, end));
-        }
-        if (newline === -1) break;
-        yield take({ chunk: chunkNumber, offset: newline + 1 });
-        from = newline + 1;
+  let position = start;
+  for await (const piece of files.read(fileId, { start })) {
+    let from = 0;
+    for (;;) {
+      const newline = piece.indexOf(0x0a, from);
+      const end = newline === -1 ? piece.length : newline;
+      bytes += end - from;
+      if (!tooLong) {
+        if (bytes > maxLineBytes) {
+          tooLong = true;
+          parts = [];
+        } else if (end > from) parts.push(piece.subarray(from, end));
       }
-      chunkNumber += 1;
+      if (newline === -1) break;
+      yield take(position + newline + 1);
+      from = newline + 1;
     }
-    if (chunks.length < CHUNKS_PER_READ) break;
+    position += piece.length;
   }
   // A last line without a newline.
-  if (bytes > 0 || tooLong) yield take({ chunk: chunkNumber, offset: 0 });
+  if (bytes > 0 || tooLong) yield take(position);
 }
