@@ -123,6 +123,29 @@ export async function rememberedFailure(
   return error;
 }
 
+/**
+ * Follows a waiting (not streamed) run to its end: the completed request's
+ * snapshot, or undefined when the client went away; any other end throws
+ * its error answer ({@link runFailure}), remembered when it is deterministic.
+ */
+export async function completedRun(
+  dependencies: MoaRunDependencies,
+  request: Request,
+  response: Response,
+  run: StartedRun,
+): Promise<RequestSnapshot | undefined> {
+  const { snapshot, timedOut } = await followRun(dependencies, run);
+  if (run.clientGone.aborted) return undefined;
+  if (snapshot?.status === 'completed' && !timedOut) return snapshot;
+  throw await rememberedFailure(
+    dependencies,
+    request,
+    response,
+    run,
+    runFailure(snapshot, timedOut, dependencies.timeoutMs),
+  );
+}
+
 /** The error of a stream whose aggregator was retried after its first tokens were relayed. */
 export function streamRestarted(): ApiError {
   return new ApiError(

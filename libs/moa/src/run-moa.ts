@@ -40,8 +40,19 @@ export async function runMoa(options: RunMoaOptions): Promise<MoaResult> {
   const layers: LayerRecord[] = [];
   const records = new Map<string, CallRecord>();
   let layerStartedAt = Date.now();
-  // The step (`L<layer>-R<round>`) whose calls were last made.
+  // The step whose calls were last made (see stepName).
   let startedStep: string | undefined;
+  const stepName = (step: LayerStep) => `L${step.layer}-R${step.round}`;
+  const startStep = (step: LayerStep) => {
+    options.onEvent?.({
+      type: 'layer_started',
+      layer: step.layer,
+      role: step.role,
+      calls: step.planned.length,
+    });
+    layerStartedAt = Date.now();
+    startedStep = stepName(step);
+  };
   // An unknown provider fails its call; neither the cap nor the context budget can measure it.
   const priceOf = (model: string) => resolvedOrUndefined(options.models, model)?.pricing;
   const contextWindowOf = (model: string) => resolvedOrUndefined(options.models, model)?.contextWindow;
@@ -58,14 +69,7 @@ export async function runMoa(options: RunMoaOptions): Promise<MoaResult> {
     switch (decision.type) {
       case 'run_layer': {
         const { step } = decision;
-        options.onEvent?.({
-          type: 'layer_started',
-          layer: step.layer,
-          role: step.role,
-          calls: step.planned.length,
-        });
-        layerStartedAt = Date.now();
-        startedStep = `L${step.layer}-R${step.round}`;
+        startStep(step);
         const calls = await runCalls(options, step, decision.calls);
         decision.calls.forEach((call, index) => records.set(stepCallKey(step, call), calls[index]!));
         break;
@@ -73,16 +77,8 @@ export async function runMoa(options: RunMoaOptions): Promise<MoaResult> {
       case 'close_layer': {
         const { step } = decision;
         // In process every call ends (a deadline aborts the stragglers): nothing is abandoned.
-        if (startedStep !== `L${step.layer}-R${step.round}`) {
-          // No call of the step fits its model's window, so none was made: it starts and ends at once.
-          options.onEvent?.({
-            type: 'layer_started',
-            layer: step.layer,
-            role: step.role,
-            calls: step.planned.length,
-          });
-          layerStartedAt = Date.now();
-        }
+        // No call of the step fits its model's window, so none was made: it starts and ends at once.
+        if (startedStep !== stepName(step)) startStep(step);
         const calls = decision.finished.map(
           (call) =>
             records.get(stepCallKey(step, call)) ??

@@ -16,7 +16,7 @@ import {
   followRun,
   presetOf,
   refuseRepeatedFailure,
-  rememberedFailure,
+  completedRun,
   runFailure,
   startRun,
   streamRestarted,
@@ -56,17 +56,8 @@ export function chatCompletionsRouter(dependencies: ChatRouteDependencies) {
       const { data, clientGone } = run;
 
       if (!body.stream) {
-        const { snapshot, timedOut } = await followRun(dependencies, run);
-        if (clientGone.aborted) return;
-        if (snapshot?.status !== 'completed' || timedOut)
-          throw await rememberedFailure(
-            dependencies,
-            request,
-            response,
-            run,
-            runFailure(snapshot, timedOut, dependencies.timeoutMs),
-          );
-        response.json(chatCompletionOf(jobView(snapshot)));
+        const snapshot = await completedRun(dependencies, request, response, run);
+        if (snapshot) response.json(chatCompletionOf(jobView(snapshot)));
         return;
       }
 

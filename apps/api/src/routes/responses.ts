@@ -13,7 +13,7 @@ import {
   followRun,
   presetOf,
   refuseRepeatedFailure,
-  rememberedFailure,
+  completedRun,
   runFailure,
   startRun,
   streamRestarted,
@@ -55,17 +55,8 @@ export function responsesRouter(dependencies: MoaRunDependencies) {
       const echo = responseEchoOf(body);
 
       if (!body.stream) {
-        const { snapshot, timedOut } = await followRun(dependencies, run);
-        if (clientGone.aborted) return;
-        if (snapshot?.status !== 'completed' || timedOut)
-          throw await rememberedFailure(
-            dependencies,
-            request,
-            response,
-            run,
-            runFailure(snapshot, timedOut, dependencies.timeoutMs),
-          );
-        response.json(responseOf(jobView(snapshot), echo));
+        const snapshot = await completedRun(dependencies, request, response, run);
+        if (snapshot) response.json(responseOf(jobView(snapshot), echo));
         return;
       }
 
