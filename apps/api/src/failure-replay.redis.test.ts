@@ -54,10 +54,11 @@ describe('failure replay', () => {
   });
 
   it('forgets after its TTL, and does nothing with a TTL of 0', async () => {
-    const shortLived = createFailureReplay({ redis, prefix, ttlSeconds: 1 });
-    const other = { ...body, messages: [{ role: 'user', content: 'Short-lived?' }] };
-    await shortLived.remember('alpha', ROUTE, other, 'job_short', deterministic());
-    const key = (await redis.keys(`${prefix}:moa-failure-replay:*`)).at(-1) ?? '';
+    // A prefix of its own: the one key under it is this record's.
+    const shortLived = createFailureReplay({ redis, prefix: `${prefix}-short`, ttlSeconds: 1 });
+    await shortLived.remember('alpha', ROUTE, body, 'job_short', deterministic());
+    const [key] = await redis.keys(`${prefix}-short:moa-failure-replay:*`);
+    if (key === undefined) throw new Error('the short-lived record was not written');
     expect(await redis.pttl(key)).toBeGreaterThan(0);
     expect(await redis.pttl(key)).toBeLessThanOrEqual(1000);
 
