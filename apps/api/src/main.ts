@@ -48,6 +48,10 @@ void Promise.all(queues.all().map((queue) => queue.waitUntilReady())).then(
 );
 // Batch files: in MOA_FILES_DIR when set (every worker must be given the same), else in Redis.
 const files = createFileStore({ redis, prefix: config.queuePrefix, directory: config.filesDir });
+await files.check().catch((error: unknown) => {
+  logger.fatal({ error: error instanceof Error ? error.message : String(error) }, 'API failed to start');
+  process.exit(1);
+});
 const app = createApp({
   queues,
   redis,

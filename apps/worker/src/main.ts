@@ -11,7 +11,11 @@ const config = (() => {
   }
 })();
 const logger = createLogger(config.logLevel);
-const worker = await startMoaWorker({ config, logger });
+const worker = await startMoaWorker({ config, logger }).catch((error: unknown) => {
+  // A worker that cannot start (e.g. MOA_FILES_DIR unwritable) says why in one line and stops.
+  logger.fatal({ error: error instanceof Error ? error.message : String(error) }, 'worker failed to start');
+  process.exit(1);
+});
 
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -104,6 +104,29 @@ export class DirectoryFileStore implements FileStore {
     return this.ready;
   }
 
+  /** Makes the store's directories and writes, fsyncs and removes a probe file in each. */
+  async check(): Promise<void> {
+    try {
+      await this.prepare();
+      for (const directory of [this.filesDirectory, this.spoolDirectory]) {
+        const probe = join(directory, `.probe.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`);
+        const handle = await open(probe, 'wx', 0o640);
+        try {
+          await handle.writeFile('probe');
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await unlink(probe);
+      }
+    } catch (error) {
+      throw new FileStoreError(
+        'unwritable',
+        `MOA_FILES_DIR ${JSON.stringify(dirname(this.filesDirectory))} cannot be written: ${(error as Error).message}`,
+      );
+    }
+  }
+
   private path(fileId: string): string {
     return join(this.filesDirectory, checkedFileId(fileId));
   }

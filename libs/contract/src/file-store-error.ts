@@ -5,7 +5,9 @@ export type FileStoreErrorCode =
   /** The id is not one the store accepts (so it can never name a path outside the store). */
   | 'invalid_id'
   /** A batch's spooled line is not where its entry says (see `FileStore.unspool`). */
-  | 'spool_missing';
+  | 'spool_missing'
+  /** The store cannot be written at all (see `FileStore.check`). */
+  | 'unwritable';
 
 /**
  * An operation of a {@link FileStore} that cannot succeed, with a code a

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnTsProcess, uniquePrefix } from '@moa-queue/test-support';
@@ -263,6 +263,39 @@ describe.each(['redis', 'directory'] as const)('the %s file store', (kind) => {
     } else {
       // Processes that disagree on MOA_FILES_DIR are told so, not handed a reference as a line.
       await expect(files.unspool(batchId, [Buffer.from('@batch_req_a')])).rejects.toThrow(/MOA_FILES_DIR/);
+    }
+  });
+});
+
+describe('the start-up check', () => {
+  it('passes for a writable directory (made if missing) and leaves nothing behind', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'moa-files-check-'));
+    try {
+      const store = new DirectoryFileStore({ directory: join(root, 'not-yet-made') });
+      await store.check();
+      expect(readdirSync(join(root, 'not-yet-made', 'files'))).toEqual([]);
+      expect(readdirSync(join(root, 'not-yet-made', 'spool'))).toEqual([]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a MOA_FILES_DIR that is a regular file, naming it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'moa-files-check-'));
+    try {
+      const notADirectory = join(root, 'plain-file');
+      writeFileSync(notADirectory, 'x');
+      const failure = await new DirectoryFileStore({ directory: notADirectory })
+        .check()
+        .catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(FileStoreError);
+      expect(failure).toMatchObject({
+        code: 'unwritable',
+        message: expect.stringContaining('MOA_FILES_DIR'),
+      });
+      expect((failure as Error).message).toContain(notADirectory);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });

@@ -14,6 +14,14 @@ export interface FileStore {
   readonly kind: 'redis' | 'directory';
 
   /**
+   * Checks at start-up that the store can be written, so that a process
+   * whose `MOA_FILES_DIR` is missing, read-only or not a directory stops at
+   * once with a message naming it, not at the first upload or finalize.
+   * @throws FileStoreError `unwritable`
+   */
+  check(): Promise<void>;
+
+  /**
    * Starts writing file `fileId`. Nothing written is readable under that id
    * until `commit` resolves; committing replaces an earlier content of the
    * same id whole. Throws `FileStoreError` `invalid_id` for an id that is not

@@ -40,6 +40,9 @@ const CHUNKS_PER_READ = 4;
  */
 export class RedisFileStore implements FileStore {
   readonly kind = 'redis';
+
+  /** Redis is checked by the process's readiness: nothing of its own to check. */
+  async check(): Promise<void> {}
   private readonly redis: Redis;
   private readonly prefix: string;
   private readonly chunkBytes: number;
