@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startMoaWorker, type MoaWorker } from './moa-worker.js';
+import { testWorkerConfig } from './testing/test-worker-config.js';
 
 /*
  * A stopped call records why as a code: the cause travels from whoever stops
@@ -41,20 +42,7 @@ describe('cancel causes reach the call records as codes', () => {
   beforeAll(async () => {
     fake = await createFakeProvider({ defaultLatencyMs: 5 });
     worker = await startMoaWorker({
-      config: {
-        redisUrl: inject('redisUrl'),
-        metricsPort: 0,
-        metricsHost: '127.0.0.1',
-        queuePrefix: prefix,
-        concurrency: 4,
-        shutdownGraceMs: 5000,
-        lockDurationMs: 30_000,
-        stalledIntervalMs: 15_000,
-        maxStalledCount: 1,
-        logLevel: 'silent',
-        webhookSecret: undefined,
-        moa: config(),
-      },
+      config: testWorkerConfig({ redisUrl: inject('redisUrl'), queuePrefix: prefix, moa: config() }),
       logger: pino({ level: 'silent' }),
       serveMetrics: false,
       presetModelsCheck: false,

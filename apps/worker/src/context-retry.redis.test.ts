@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startMoaWorker, type MoaWorker } from './moa-worker.js';
+import { testWorkerConfig } from './testing/test-worker-config.js';
 
 /*
  * An aggregator whose provider says `context_length_exceeded` is run once
@@ -52,20 +53,7 @@ describe('the orchestrator runs a too-long aggregator again with halved referenc
       },
     });
     worker = await startMoaWorker({
-      config: {
-        redisUrl: inject('redisUrl'),
-        metricsPort: 0,
-        metricsHost: '127.0.0.1',
-        queuePrefix: prefix,
-        concurrency: 4,
-        shutdownGraceMs: 5000,
-        lockDurationMs: 30_000,
-        stalledIntervalMs: 15_000,
-        maxStalledCount: 1,
-        logLevel: 'silent',
-        webhookSecret: undefined,
-        moa: config,
-      },
+      config: testWorkerConfig({ redisUrl: inject('redisUrl'), queuePrefix: prefix, moa: config }),
       logger: pino({ level: 'silent' }),
       models: createModelRegistry(config, { createChatModel: () => model, env: {} }),
       serveMetrics: false,

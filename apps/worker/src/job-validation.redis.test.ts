@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startMoaWorker, type MoaWorker } from './moa-worker.js';
+import { testWorkerConfig } from './testing/test-worker-config.js';
 
 /** What an attacker puts in a forged job; none of it may reach a provider or a metric label. */
 const EVIL_PRESET = 'evil-preset';
@@ -36,20 +37,7 @@ describe('workers refuse job data they did not write', () => {
     fake = await createFakeProvider({ defaultLatencyMs: 5 });
     prefix = uniquePrefix('job-validation');
     worker = await startMoaWorker({
-      config: {
-        redisUrl: inject('redisUrl'),
-        metricsPort: 0,
-        metricsHost: '127.0.0.1',
-        queuePrefix: prefix,
-        concurrency: 4,
-        shutdownGraceMs: 5000,
-        lockDurationMs: 30_000,
-        stalledIntervalMs: 15_000,
-        maxStalledCount: 1,
-        logLevel: 'silent',
-        webhookSecret: undefined,
-        moa: config(),
-      },
+      config: testWorkerConfig({ redisUrl: inject('redisUrl'), queuePrefix: prefix, moa: config() }),
       logger: pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) }),
     });
     redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { startMoaWorker, type MoaWorker } from './moa-worker.js';
+import { testWorkerConfig } from './testing/test-worker-config.js';
 
 describe('a worker checks the preset models at start without waiting for the answer', () => {
   let fake: FakeProvider | undefined;
@@ -46,20 +47,13 @@ describe('a worker checks the preset models at start without waiting for the ans
 
     const lines: { level: number; msg: string; missing?: unknown }[] = [];
     worker = await startMoaWorker({
-      config: {
+      config: testWorkerConfig({
         redisUrl: inject('redisUrl'),
-        metricsPort: 0,
-        metricsHost: '127.0.0.1',
         queuePrefix: prefix,
-        concurrency: 2,
-        shutdownGraceMs: 5000,
-        lockDurationMs: 30_000,
-        stalledIntervalMs: 15_000,
-        maxStalledCount: 1,
-        logLevel: 'info',
-        webhookSecret: undefined,
         moa,
-      },
+        concurrency: 2,
+        logLevel: 'info',
+      }),
       logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) }),
       serveMetrics: false,
       presetModelsCheck: { timeoutMs: 60_000 },
