@@ -20,18 +20,16 @@ import {
   callsCost,
   cancelledCallError,
   contextWindowOf,
+  closedLayerRecord,
   decideNext,
   failedCallRecord,
-  finishedLayer,
   parseModelId,
   priceOf,
   totalCost,
   totalUsage,
-  recordAfterHalvedReferences,
   unsentCallRecord,
   withContextFit,
   type CallRecord,
-  type LayerRecord,
   type LayerStep,
   type MoaConfig,
   type MoaResult,
@@ -318,17 +316,7 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
         }),
         ...abandoned.map((call) => abandonedCallRecord(call, preset.layerTimeoutMs, startedAt)),
       ]);
-      // A round after the first replaces its refused round, whose attempts it keeps counting.
-      const refused = step.round > 0 ? progress.layers[step.index]?.calls[0] : undefined;
-      const record: LayerRecord = {
-        ...finishedLayer(
-          layer,
-          role,
-          startedAt ?? Date.now(),
-          step.round > 0 ? calls.map((call) => recordAfterHalvedReferences(refused, call)) : calls,
-        ),
-        ...(step.referenceShare !== undefined ? { referenceShare: step.referenceShare } : {}),
-      };
+      const record = closedLayerRecord(step, progress.layers, startedAt ?? Date.now(), calls);
       const layerLabels = { preset: presetLabel, layer: String(layer), role };
       metrics.layerDuration.observe(layerLabels, record.durationMs / 1000);
       const layerCost = callsCost(calls);

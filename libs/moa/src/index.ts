@@ -165,6 +165,7 @@ export {
 } from './moa-plan.js';
 export { callKey, type CallIdentity } from './call-key.js';
 export {
+  closedLayerRecord,
   decideNext,
   isTerminal,
   reachesAgreement,

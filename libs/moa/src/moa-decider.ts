@@ -3,9 +3,13 @@ import { callKey } from './call-key.js';
 import { cancelledRequestError } from './cancellation.js';
 import { spentUsd, worstCaseLayerCostUsd, type PriceLookup } from './cost-projection.js';
 import { layerCount, planLayer, referencesFrom, type PlannedCall } from './moa-plan.js';
-import { HALVED_REFERENCE_SHARE, needsHalvedReferences } from './halved-references.js';
-import { layerShortfall } from './moa-result.js';
-import type { ChatMessage, ErrorRecord, LayerRecord, PresetConfig, StopRecord } from './types.js';
+import {
+  HALVED_REFERENCE_SHARE,
+  needsHalvedReferences,
+  recordAfterHalvedReferences,
+} from './halved-references.js';
+import { finishedLayer, layerShortfall } from './moa-result.js';
+import type { CallRecord, ChatMessage, ErrorRecord, LayerRecord, PresetConfig, StopRecord } from './types.js';
 
 /*
  * The decider: what a MoA request does next, as a pure function of where it
@@ -73,6 +77,26 @@ export type TerminalDecision = Extract<MoaDecision, { type: 'finish' | 'fail' | 
 /** Whether a decision ends the request. */
 export function isTerminal(decision: MoaDecision): decision is TerminalDecision {
   return decision.type === 'finish' || decision.type === 'fail' || decision.type === 'cancel';
+}
+
+/**
+ * The record of a step's layer from its calls, as both runners close it: a
+ * round after the first replaces the refused round at the step's position,
+ * each of its calls keeping the refused call's attempts, and says the share
+ * of the reference budget it was planned with.
+ */
+export function closedLayerRecord(
+  step: LayerStep,
+  closed: readonly LayerRecord[],
+  startedAt: number,
+  calls: CallRecord[],
+): LayerRecord {
+  const refused = step.round > 0 ? closed[step.index]?.calls[0] : undefined;
+  const recorded = step.round > 0 ? calls.map((call) => recordAfterHalvedReferences(refused, call)) : calls;
+  return {
+    ...finishedLayer(step.layer, step.role, startedAt, recorded),
+    ...(step.referenceShare !== undefined ? { referenceShare: step.referenceShare } : {}),
+  };
 }
 
 /** The key of a step's call. */

@@ -1,12 +1,17 @@
 import type { AggregatorOptions } from './aggregator-options.js';
 import { unsentCallRecord, withContextFit } from './call-records.js';
-import { recordAfterHalvedReferences } from './halved-references.js';
 import { callWithRetries } from './call-with-retries.js';
 import { LayerDeadlineError } from './errors/layer-deadline-error.js';
 import type { MoaEvent } from './moa-events.js';
-import { decideNext, stepCallKey, type LayerStep, type TerminalDecision } from './moa-decider.js';
+import {
+  closedLayerRecord,
+  decideNext,
+  stepCallKey,
+  type LayerStep,
+  type TerminalDecision,
+} from './moa-decider.js';
 import type { PlannedCall } from './moa-plan.js';
-import { finishedLayer, totalCost, totalUsage, type MoaResult } from './moa-result.js';
+import { totalCost, totalUsage, type MoaResult } from './moa-result.js';
 import type { ModelRegistry, ResolvedModel } from './model-registry.js';
 import type { CallRecord, ChatMessage, LayerRecord, PresetConfig } from './types.js';
 
@@ -88,17 +93,7 @@ export async function runMoa(options: RunMoaOptions): Promise<MoaResult> {
               layerStartedAt,
             ),
         );
-        // A round after the first replaces its refused round, whose attempts it keeps counting.
-        const refused = step.round > 0 ? layers[step.index]?.calls[0] : undefined;
-        const record: LayerRecord = {
-          ...finishedLayer(
-            step.layer,
-            step.role,
-            layerStartedAt,
-            step.round > 0 ? calls.map((call) => recordAfterHalvedReferences(refused, call)) : calls,
-          ),
-          ...(step.referenceShare !== undefined ? { referenceShare: step.referenceShare } : {}),
-        };
+        const record = closedLayerRecord(step, layers, layerStartedAt, calls);
         layers.splice(step.index, layers.length, record);
         options.onEvent?.({
           type: 'layer_finished',
