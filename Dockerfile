@@ -64,9 +64,11 @@ COPY --from=build /app/libs/contract/dist libs/contract/dist
 COPY --from=build /app/apps/api/dist apps/api/dist
 COPY --from=build /app/apps/worker/dist apps/worker/dist
 # Runtime assets resolved next to dist/: the web console's static files, and the
-# Lua scripts the API loads with defineCommand (the rate limiter's token bucket).
+# Lua scripts loaded with defineCommand (the API's rate limiter's token bucket, the
+# worker's request progress writes).
 COPY --from=build /app/apps/api/public apps/api/public
 COPY --from=build /app/apps/api/lua apps/api/lua
+COPY --from=build /app/apps/worker/lua apps/worker/lua
 
 # In a container the API must listen beyond loopback; it then refuses to start
 # without MOA_API_KEYS unless MOA_AUTH=none is set on purpose.

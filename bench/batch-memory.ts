@@ -257,7 +257,11 @@ async function measureBigFileValidation() {
     maxRetries: 3,
     timeout: 600_000,
   });
-  const requests = new Queue(REQUESTS_QUEUE, { connection: stack.redis, prefix: 'bench' });
+  const requests = new Queue(REQUESTS_QUEUE, {
+    connection: stack.redis,
+    prefix: 'bench',
+    skipMetasUpdate: true,
+  });
   const apiPid = stack.api.child.pid!;
   const workerPid = stack.workers[0]!.child.pid!;
   try {

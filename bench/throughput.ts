@@ -30,7 +30,11 @@ interface Row {
 
 async function measure(workers: number): Promise<Row> {
   const stack = await startBenchStack({ workers, latencyMs: LATENCY_MS, agents: 3, proposerLayers: 2 });
-  const queue = new Queue('moa-requests', { connection: stack.redis, prefix: 'bench' });
+  const queue = new Queue('moa-requests', {
+    connection: stack.redis,
+    prefix: 'bench',
+    skipMetasUpdate: true,
+  });
   try {
     const post = (index: number) => submitJob(stack.apiUrl, `Throughput question ${index}`);
     // Warm up every process (JIT, connections) before measuring.

@@ -1,4 +1,4 @@
-import { REQUESTS_QUEUE } from '@moa-queue/contract';
+import { requestJobKey } from '@moa-queue/contract';
 import type { Redis } from 'ioredis';
 import { ApiError } from './api-error.js';
 import { bodyDigest, sha256 } from './body-digest.js';
@@ -26,11 +26,6 @@ export interface NewClaim {
 
 /** The outcome of claiming a key: ours to create, or an earlier request's. */
 export type IdempotencyClaim = NewClaim | { kind: 'existing'; requestId: string };
-
-/** The BullMQ job hash of a request: while it exists, the claim that named it stands. */
-function requestJobKey(prefix: string, requestId: string): string {
-  return `${prefix}:${REQUESTS_QUEUE}:${requestId}`;
-}
 
 /**
  * Gives a claim back, only if it is still ours and its request does not

@@ -1,6 +1,5 @@
 import {
   callJobId,
-  cancelKey,
   jobDataSchemasFor,
   llmQueueName,
   publishEvent,
@@ -21,6 +20,7 @@ import {
 import { RateLimitError, UnrecoverableError, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { createCallPromptReader } from './call-prompt.js';
 import { metricLabelsFor } from './metric-labels.js';
 import type { WorkerMetrics } from './metrics.js';
 import { expectJobData, parseJobData } from './parse-job-data.js';
@@ -56,6 +56,12 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
   const { metrics, logger } = dependencies;
   const schemas = jobDataSchemasFor(dependencies.config);
   const names = metricLabelsFor(dependencies.config);
+  const readPrompt = createCallPromptReader({
+    redis: dependencies.redis,
+    prefix: dependencies.prefix,
+    config: dependencies.config,
+    schemas,
+  });
   return async function processCall(
     job: Job<CallJobData, CallJobResult>,
     _token?: string,
@@ -91,7 +97,14 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
       jobId: job.id,
     };
 
-    if (await dependencies.redis.exists(cancelKey(dependencies.prefix, data.requestId))) {
+    // The prompt is built here from the request's job; the call job carries only what identifies it.
+    const prompt = await readPrompt(data, `${dependencies.prefix}:${job.queueName}:${job.id}`);
+    if (prompt.outcome === 'answered') {
+      // Added again after it completed (an orchestrator re-run): never paid for twice.
+      logger.info(about, 'call already answered: its recorded result is returned again');
+      return prompt.record;
+    }
+    if (prompt.outcome === 'cancelled') {
       // Recorded like any call's failure, its cause as a code: the request reads the record, never the text.
       const now = Date.now();
       await job.updateProgress(
@@ -107,6 +120,23 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
       );
       throw new UnrecoverableError('cancelled: the request was cancelled before this call started');
     }
+    const { planned } = prompt;
+    if (planned.notSent) {
+      // Planned to fit by the orchestrator, yet too long here (a worker configured with another window).
+      const now = Date.now();
+      await job.updateProgress(
+        failedCallRecord({
+          model: model.modelId,
+          agentIndex: data.agentIndex,
+          attempts: 0,
+          startedAt: now,
+          finishedAt: now,
+          error: planned.notSent,
+          pricing: model.pricing,
+        }),
+      );
+      throw new UnrecoverableError(`${planned.notSent.code}: ${planned.notSent.message}`);
+    }
 
     const startedAt = Date.now();
     // Deltas are published in order on one connection; the chain is awaited before the result.
@@ -115,7 +145,7 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
     const run = Math.max(job.attemptsStarted, attempts);
     let relay: Promise<void> = Promise.resolve();
     let relayFailure: unknown;
-    const onDelta = data.stream
+    const onDelta = prompt.stream
       ? (text: string) => {
           relay = relay
             .then(() =>
@@ -135,11 +165,10 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
       : undefined;
     let result: Awaited<ReturnType<typeof attemptCall>>;
     try {
-      result = await attemptCall(model, data.agent, data.messages, {
+      result = await attemptCall(model, planned.agent, planned.messages, {
         signal,
         onDelta,
-        // Validated: only an aggregator call carries the request's parameters.
-        ...(data.aggregatorOptions ? { callOptions: data.aggregatorOptions } : {}),
+        ...(prompt.callOptions ? { callOptions: prompt.callOptions } : {}),
       });
     } catch (thrown) {
       // Only the provider's errors get here; Redis errors (below) are the worker's to retry.

@@ -145,7 +145,6 @@ describe('cancel causes reach the call records as codes', () => {
         role: 'proposer',
         agentIndex: 0,
         agent: config().presets.duo!.layers[0]![0]!,
-        messages: [{ role: 'user', content: 'never sent' }],
       },
       { jobId: callJobId(requestId, 1, 0) },
     );

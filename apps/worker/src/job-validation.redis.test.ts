@@ -1,4 +1,4 @@
-import { createMoaQueues, type MoaQueues, type RequestJobData } from '@moa-queue/contract';
+import { createMoaQueues, requestJobKey, type MoaQueues, type RequestJobData } from '@moa-queue/contract';
 import { createFakeProvider, type FakeProvider } from '@moa-queue/fake-provider';
 import { parseMoaConfig } from '@moa-queue/moa';
 import { pollUntil, uniquePrefix } from '@moa-queue/test-support';
@@ -73,7 +73,6 @@ describe('workers refuse job data they did not write', () => {
     role: 'proposer',
     agentIndex: 0,
     agent: { model: 'fake/alpha', temperature: 0.7, maxTokens: 512 },
-    messages: [{ role: 'user', content: 'What is a queue?' }],
     ...overrides,
   });
 
@@ -145,7 +144,31 @@ describe('workers refuse job data they did not write', () => {
       ],
       ['job_c4-L1-A0', { requestId: 'job_c4' }, 'presetName: '],
       ['forged-id', call('job_c5'), 'requestId: '],
+      // A call builds its prompt from its request's job, which is validated like the call's own data.
+      ['job_c6-L1-A0', call('job_c6'), 'requestId: names no request'],
+      [
+        'job_c7-L1-A0',
+        call('job_c7', { agent: { ...call('x').agent, model: 'fake/beta' } }),
+        'agent.model: ',
+      ],
+      [
+        'job_c8-L2-A0',
+        call('job_c8', { layer: 2, role: 'aggregator' }),
+        'layer: the request has recorded no',
+      ],
+      ['job_c9-L1-A0', call('job_c9'), 'preset.name: unknown preset'],
+      ['job_c10-L1-A1', call('job_c10', { agentIndex: 1 }), 'requestId: is not the id of the request'],
     ];
+    // Request jobs' hashes only (no queue entry, so no worker runs them), as a call reads them.
+    const requestHashes: [string, unknown][] = [
+      ['job_c7', request('job_c7')],
+      ['job_c8', request('job_c8')],
+      ['job_c9', request('job_c9', { preset: { ...preset(), name: EVIL_PRESET } })],
+      ['job_c10', request('job_other')],
+    ];
+    for (const [id, data] of requestHashes) {
+      await redis.hset(requestJobKey(prefix, id), 'data', JSON.stringify(data));
+    }
     for (const [id, data] of callCases) {
       await queues.llm('fake').add('L1', data as never, { jobId: id, attempts: 3 });
     }

@@ -15,6 +15,7 @@ import {
   WEBHOOKS_QUEUE,
   type RequestJobData,
   type RequestResult,
+  QUEUE_EVENTS_MAX_LENGTH,
 } from '@moa-queue/contract';
 import { createModelRegistry, ProviderError, retryDelayMs, type ModelRegistry } from '@moa-queue/moa';
 import { Queue, Worker, type Job } from 'bullmq';
@@ -284,6 +285,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   const reconcileQueue = new Queue(RECONCILE_QUEUE, {
     connection,
     prefix: config.queuePrefix,
+    streams: { events: { maxLen: QUEUE_EVENTS_MAX_LENGTH } },
     defaultJobOptions: { removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } },
   });
   reconcileQueue.on('error', onRedisError('queue connection error'));

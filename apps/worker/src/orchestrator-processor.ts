@@ -44,6 +44,7 @@ import { metricLabelsFor } from './metric-labels.js';
 import type { WorkerMetrics } from './metrics.js';
 import { expectJobData, parseJobData } from './parse-job-data.js';
 import { endRequest } from './request-end.js';
+import { createProgressWriter } from './request-progress.js';
 
 /** Errors by which BullMQ is told where a job went (delayed, waiting for children), not that it failed. */
 const BULLMQ_SIGNALS = new Set(['DelayedError', 'WaitingChildrenError', 'WaitingError', 'RateLimitError']);
@@ -122,6 +123,8 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       ? {}
       : { batchItemGraceMs: dependencies.batchItemGraceMs }),
   };
+  // The progress holds the layers, each answer once; written without BullMQ's progress events.
+  const writeProgress = createProgressWriter(dependencies.redis, queues.prefix);
   // Every prompt is fitted into its model's context window as this worker's config gives it.
   const windowOf = (modelId: string) => contextWindowOf(dependencies.config, modelId);
 
@@ -169,7 +172,8 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     const end = (ending: RequestEnd): Promise<void> => {
       progress.currentLayer = null;
       return endRequest(endDependencies, data, ending, {
-        writes: [...background.splice(0), job.updateProgress(progress)],
+        // Ended: the calls' results BullMQ kept for the parent go, the layers hold them.
+        writes: [...background.splice(0), writeProgress(requestId, progress, { ended: true })],
       });
     };
 
@@ -243,8 +247,8 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       // Every write of the request's end happens before the return: a Redis error makes the
       // worker run the job again (infra-retry.ts), and each write is idempotent.
       await end({ status: outcome.status as 'completed' | 'cancelled', result });
-      // The layers are stored once, in the progress; the returned value leaves them out.
-      const { layers: _layers, ...stored } = result;
+      // The layers and the answer are stored once, in the progress; the returned value leaves them out.
+      const { layers: _layers, output: _output, ...stored } = result;
       return stored;
     }
 
@@ -260,12 +264,14 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
           { ...about, layer: step.layer, role: step.role, calls: step.planned.length },
           'layer started',
         );
-        // One write records the previous layer's result and this layer's start;
-        // it goes out together with the calls, not before them.
+        // One write records the previous layer's result and this layer's start.
         writes.push(
-          job.updateProgress(progress),
+          writeProgress(requestId, progress),
           publish({ type: 'layer_started', layer: step.layer, role: step.role, calls: step.planned.length }),
         );
+        // A call builds its prompt from the stored layers (call-processor.ts): after the
+        // first layer they are written before any call can start, not together with the calls.
+        if (step.layer > 1) await Promise.all(writes.splice(0));
       }
       writes.push(addCalls(job, data, step, calls));
       if (step.role === 'proposer' && preset.layerTimeoutMs > 0) {
@@ -427,35 +433,34 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
       [...byProvider].map(([provider, providerCalls]) => {
         const providerConfig = dependencies.config.providers[provider];
         return queues.llm(provider).addBulk(
-          providerCalls.map((call) => ({
-            name: `L${layer}`,
-            data: {
-              requestId: data.requestId,
-              presetName: data.preset.name,
-              layer,
-              role,
-              agentIndex: call.agentIndex,
-              agent: call.agent,
-              messages: call.messages,
-              ...(role === 'aggregator' && data.stream ? { stream: true } : {}),
-              // The request's sampling and response_format shape the answer it gets: the aggregator's only.
-              ...(role === 'aggregator' && data.aggregatorOptions
-                ? { aggregatorOptions: data.aggregatorOptions }
-                : {}),
-              ...(round > 0 ? { round } : {}),
-            } satisfies CallJobData,
-            opts: {
-              jobId: callJobId(data.requestId, layer, call.agentIndex, round),
-              parent: { id: parent.id as string, queue: parent.queueQualifiedName },
-              // Without a failure option a failed call would leave its request waiting forever.
-              ignoreDependencyOnFailure: true,
-              attempts: providerConfig?.maxAttempts ?? 3,
-              backoff: { type: 'moa' },
-              removeOnComplete: CALL_RETENTION_COMPLETED,
-              removeOnFail: CALL_RETENTION_FAILED,
-              ...(parent.opts.priority ? { priority: parent.opts.priority } : {}),
-            },
-          })),
+          providerCalls.map((call) => {
+            const jobId = callJobId(data.requestId, layer, call.agentIndex, round);
+            return {
+              name: `L${layer}`,
+              // What identifies the prompt, not the prompt: the call builds it from the request's job.
+              data: {
+                requestId: data.requestId,
+                presetName: data.preset.name,
+                layer,
+                role,
+                agentIndex: call.agentIndex,
+                agent: call.agent,
+                ...(round > 0 ? { round } : {}),
+                ...(step.referenceShare !== undefined ? { referenceShare: step.referenceShare } : {}),
+              } satisfies CallJobData,
+              opts: {
+                jobId,
+                parent: { id: parent.id as string, queue: parent.queueQualifiedName },
+                // Without a failure option a failed call would leave its request waiting forever.
+                ignoreDependencyOnFailure: true,
+                attempts: providerConfig?.maxAttempts ?? 3,
+                backoff: { type: 'moa' },
+                removeOnComplete: CALL_RETENTION_COMPLETED,
+                removeOnFail: CALL_RETENTION_FAILED,
+                ...(parent.opts.priority ? { priority: parent.opts.priority } : {}),
+              },
+            };
+          }),
         );
       }),
     );

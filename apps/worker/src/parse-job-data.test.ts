@@ -38,7 +38,7 @@ describe('parseJobData', () => {
         role: 'proposer',
         agentIndex: 0,
         agent: { model: 'evil/x', temperature: 'hot', maxTokens: 1 },
-        messages: [],
+        round: 5,
       }),
     );
     expect(error).toBeInstanceOf(UnrecoverableError);

@@ -5,6 +5,7 @@ export {
   LLM_QUEUE_PREFIX,
   DEFAULT_QUEUE_PREFIX,
   llmQueueName,
+  requestJobKey,
 } from './queue-names.js';
 export { newRequestId, callJobId, parseCallJobId, jobIdFromKey, REQUEST_ID_PATTERN } from './job-ids.js';
 export type {
@@ -22,6 +23,7 @@ export {
   CALL_RETENTION_COMPLETED,
   CALL_RETENTION_FAILED,
   DEFAULT_BATCH_ITEM_GRACE_MS,
+  QUEUE_EVENTS_MAX_LENGTH,
 } from './retention.js';
 export {
   cancelKey,
@@ -189,6 +191,8 @@ export {
   presetConfigSchema,
   requestJobDataSchema,
   callJobDataSchema,
+  storedReferenceLayersSchema,
+  returnedCallRecordSchema,
   deadlineJobDataSchema,
   webhookJobDataSchema,
   batchJobDataSchema,

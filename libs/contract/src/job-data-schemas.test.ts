@@ -49,7 +49,6 @@ function callData(overrides: Record<string, unknown> = {}): Record<string, unkno
     role: 'proposer',
     agentIndex: 0,
     agent: { model: 'fake/alpha', temperature: 0.7, maxTokens: 512 },
-    messages: [{ role: 'user', content: 'Hello?' }],
     ...overrides,
   };
 }
@@ -89,8 +88,10 @@ describe('job data schemas', () => {
       batch: { id: batchId, customId: 'line-42' },
     });
     expect(schemas.request.parse(item)).toEqual(item);
-    const call = callData({ stream: true }) as unknown as CallJobData;
+    const call = callData() as unknown as CallJobData;
     expect(schemas.call.parse(call)).toEqual(call);
+    const again = callData({ layer: 2, role: 'aggregator', round: 1, referenceShare: 0.5 });
+    expect(schemas.call.parse(again)).toEqual(again);
     const deadline = deadlineData() as unknown as DeadlineJobData;
     expect(schemas.deadline.parse(deadline)).toEqual(deadline);
     expect(schemas.webhook.parse({ requestId: 'job_abc123', url: 'http://127.0.0.1:9/x' })).toEqual({
@@ -193,8 +194,7 @@ describe('job data schemas', () => {
     ['role', callData({ role: 'boss' })],
     ['agentIndex', callData({ agentIndex: -1 })],
     ['agent.model', callData({ agent: { temperature: 0.7, maxTokens: 1 } })],
-    ['messages.0.role', callData({ messages: [{ role: 'function', content: 'x' }] })],
-    ['stream', callData({ stream: 1 })],
+    ['referenceShare', callData({ layer: 2, role: 'aggregator', round: 1, referenceShare: 1 })],
   ])('refuse a call whose %s is malformed', (path, data) => {
     expect(pathsOf(schemas.call, data)[0]).toBe(path);
     expect(pathsOf(callJobDataSchema, data)[0]).toBe(path);
@@ -296,6 +296,11 @@ describe('job data checked against the config', () => {
     expect(pathsOf(schemas.call, callData({ round: 1 }))).toEqual(['round']);
     expect(pathsOf(schemas.call, { ...aggregator, round: 2 })).toEqual(['round']);
     expect(pathsOf(schemas.call, { ...aggregator, round: 0 })).toEqual(['round']);
+    // A share of the reference budget below 1 is the round's only.
+    expect(pathsOf(schemas.call, { ...aggregator, referenceShare: 0.5 })).toEqual([]);
+    expect(pathsOf(schemas.call, callData({ layer: 2, role: 'aggregator', referenceShare: 0.5 }))).toEqual([
+      'referenceShare',
+    ]);
   });
 });
 

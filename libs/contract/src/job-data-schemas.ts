@@ -4,7 +4,9 @@ import {
   TENANT_NAME_PATTERN,
   type AgentConfig,
   type AggregatorOptions,
+  type CallRecord,
   type ChatMessage,
+  type ContextFitRecord,
   type MoaConfig,
   type PresetConfig,
 } from '@moa-queue/moa';
@@ -30,9 +32,7 @@ export const JOB_DATA_LIMITS = {
   maxMessages: 2048,
   /** Characters of a request message's content (the API's own limit). */
   maxContentCharacters: 1_000_000,
-  /** Messages of one call: the request's, plus the system message that carries the references. */
-  maxCallMessages: 2049,
-  /** Characters of a call message: the request's content, the prompts and a layer's answers as references. */
+  /** Characters of a call's answer as its request stores it (a reference of the next layer). */
   maxCallContentCharacters: 10_000_000,
   /** Proposer layers of a preset. */
   maxLayers: 64,
@@ -235,10 +235,55 @@ export const callJobDataSchema = z.object({
   role: z.enum(['proposer', 'aggregator']),
   agentIndex: agentIndexSchema,
   agent: agentConfigSchema,
-  messages: z.array(chatMessageSchema(L.maxCallContentCharacters)).min(1).max(L.maxCallMessages),
-  stream: z.boolean().optional(),
-  aggregatorOptions: aggregatorOptionsSchema.optional(),
   round: z.int().min(1).max(L.maxRounds).optional(),
+  referenceShare: z.number().gt(0).lt(1).optional(),
+});
+
+/**
+ * A call's record as its job returns it (`CallJobResult`, before the
+ * orchestrator adds what fitting its prompt changed), read back from its
+ * request's `:processed` hash.
+ */
+export const returnedCallRecordSchema = z.object({
+  model: modelIdSchema,
+  agentIndex: agentIndexSchema,
+  status: z.enum(['completed', 'failed']),
+  output: z.string().max(L.maxCallContentCharacters).nullable(),
+  usage: z.object({ promptTokens: z.int().min(0), completionTokens: z.int().min(0) }),
+  costUsd: z.number().min(0).nullable(),
+  latencyMs: z.number().min(0),
+  attempts: z.int().min(0),
+  startedAt: z.number().min(0),
+  finishedAt: z.number().min(0),
+  finishReason: z.string().max(L.maxNameCharacters).nullable(),
+  error: z.object({ message: z.string(), type: z.string(), code: z.string().nullable() }).nullable(),
+});
+
+/**
+ * What a call job reads of its request's stored progress (`RequestProgress`):
+ * each recorded layer's calls, as far as a prompt is built from them. Other
+ * fields are stripped; the call never writes the progress back.
+ */
+export const storedReferenceLayersSchema = z.object({
+  layers: z
+    .array(
+      z.object({
+        layer: layerNumberSchema,
+        role: z.enum(['proposer', 'aggregator']),
+        calls: z
+          .array(
+            z.object({
+              agentIndex: agentIndexSchema,
+              status: z.enum(['completed', 'failed']),
+              output: z.string().max(L.maxCallContentCharacters).nullable(),
+              finishReason: z.string().max(L.maxNameCharacters).nullable(),
+            }),
+          )
+          .max(L.maxAgentsPerLayer),
+      }),
+    )
+    // Every proposer layer and the aggregator, run at most twice.
+    .max(L.maxLayers + 2),
 });
 
 /** Data of a layer-deadline job ({@link DeadlineJobData}); every call named must be one of the request's layer. */
@@ -358,12 +403,11 @@ export function jobDataSchemasFor(config: MoaConfig): JobDataSchemas {
       if (data.round !== undefined && data.role !== 'aggregator') {
         context.addIssue({ code: 'custom', path: ['round'], message: 'is for an aggregator call only' });
       }
-      // A request's parameters are for its aggregator only: proposers keep their preset's sampling.
-      if (data.aggregatorOptions && data.role !== 'aggregator') {
+      if (data.referenceShare !== undefined && data.round === undefined) {
         context.addIssue({
           code: 'custom',
-          path: ['aggregatorOptions'],
-          message: 'is for an aggregator call only',
+          path: ['referenceShare'],
+          message: 'is for an aggregator call run again only',
         });
       }
     }),
@@ -399,5 +443,6 @@ export type JobDataSchemasMatchTypes = AllTrue<
     Equals<z.output<typeof agentConfigSchema>, AgentConfig>,
     Equals<z.output<typeof aggregatorOptionsSchema>, AggregatorOptions>,
     Equals<z.output<ReturnType<typeof chatMessageSchema>>, ChatMessage>,
+    Equals<z.output<typeof returnedCallRecordSchema>, Omit<CallRecord, keyof ContextFitRecord>>,
   ]
 >;

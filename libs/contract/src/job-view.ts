@@ -1,5 +1,6 @@
 import type { RequestJobData, RequestProgress, RequestResult, RequestStatus } from './payloads.js';
 import {
+  answerOf,
   cancelledRequestError,
   totalCost,
   totalUsage,
@@ -179,7 +180,7 @@ export function jobView(snapshot: RequestSnapshot): JobView {
     preset: data.preset.name,
     created_at: toSeconds(data.createdAt),
     completed_at: finished && snapshot.finishedOn ? toSeconds(snapshot.finishedOn) : null,
-    output: snapshot.status === 'completed' ? (result?.output ?? null) : null,
+    output: snapshot.status === 'completed' ? (result?.output ?? answerOf(layers)) : null,
     layers: layers.map(layerView),
     usage: {
       prompt_tokens: usage.promptTokens,

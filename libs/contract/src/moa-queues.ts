@@ -8,7 +8,7 @@ import type {
   WebhookJobData,
 } from './payloads.js';
 import { DEADLINES_QUEUE, llmQueueName, REQUESTS_QUEUE, WEBHOOKS_QUEUE } from './queue-names.js';
-import { REQUEST_RETENTION } from './retention.js';
+import { QUEUE_EVENTS_MAX_LENGTH, REQUEST_RETENTION } from './retention.js';
 import { BATCHES_QUEUE, type BatchJobData } from './batch-keys.js';
 
 /** Options of {@link createMoaQueues}. */
@@ -46,7 +46,11 @@ export interface MoaQueues {
  * (apps/worker/src/infra-retry.ts).
  */
 export function createMoaQueues(options: MoaQueuesOptions): MoaQueues {
-  const base = { connection: options.connection, prefix: options.prefix };
+  const base = {
+    connection: options.connection,
+    prefix: options.prefix,
+    streams: { events: { maxLen: QUEUE_EVENTS_MAX_LENGTH } },
+  };
   const requests = new Queue<RequestJobData, RequestResult>(REQUESTS_QUEUE, {
     ...base,
     defaultJobOptions: {

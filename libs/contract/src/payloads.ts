@@ -44,22 +44,25 @@ export interface RequestJobData {
   aggregatorOptions?: AggregatorOptions;
 }
 
-/** Data of one LLM call job (queue `moa-llm-<provider>`, id `<request>-L<k>-A<i>`). */
+/**
+ * Data of one LLM call job (queue `moa-llm-<provider>`, id `<request>-L<k>-A<i>`):
+ * what identifies its prompt, never a copy of it. The call processor builds
+ * the prompt from its request's job (messages, preset snapshot, the stored
+ * layers whose answers are the references) with the same `planCall` the
+ * orchestrator planned it with, so each text is stored once.
+ */
 export interface CallJobData {
   requestId: string;
   presetName: string;
   layer: number;
   role: 'proposer' | 'aggregator';
   agentIndex: number;
-  /** As sent: its `maxTokens` lowered when the prompt needed the room (`planLayer`). */
+  /** As planned: its `maxTokens` lowered when the prompt needed the room (`planLayer`). */
   agent: AgentConfig;
-  messages: ChatMessage[];
-  /** Stream the answer and publish each delta to the request's event stream. */
-  stream?: boolean;
-  /** On an aggregator call: the request's parameters, which override the agent's. */
-  aggregatorOptions?: AggregatorOptions;
   /** Set (1) on an aggregator call run again with halved references; part of the job id. */
   round?: number;
+  /** The share of the reference budget the prompt was planned with, when below 1 (a round-1 aggregator). */
+  referenceShare?: number;
 }
 
 /** A finished call job returns its record; a failed one leaves it as its progress. */
@@ -98,6 +101,11 @@ export interface WebhookJobData {
 
 /**
  * What an orchestrator job returns. The layers are stored once, in the
- * job's progress; a result built in memory may still carry them.
+ * job's progress, and so is the answer (the aggregator's call there, see
+ * `answerOf`); a result built in memory may still carry them, and a result
+ * stored by an earlier version carries its `output`.
  */
-export type RequestResult = Omit<MoaResult, 'layers'> & { layers?: LayerRecord[] };
+export type RequestResult = Omit<MoaResult, 'layers' | 'output'> & {
+  layers?: LayerRecord[];
+  output?: string | null;
+};

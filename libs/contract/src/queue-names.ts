@@ -1,6 +1,14 @@
 /** The queue of orchestrator jobs: one per MoA request. */
 export const REQUESTS_QUEUE = 'moa-requests';
 
+/**
+ * The BullMQ job hash of a request (its orchestrator job): its data, its
+ * progress (the layers, each answer stored once) and its result.
+ */
+export function requestJobKey(prefix: string, requestId: string): string {
+  return `${prefix}:${REQUESTS_QUEUE}:${requestId}`;
+}
+
 /** Delayed jobs that enforce a layer's straggler deadline (`layerTimeoutMs`). */
 export const DEADLINES_QUEUE = 'moa-deadlines';
 

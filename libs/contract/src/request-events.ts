@@ -22,8 +22,16 @@ export function eventsKey(prefix: string, requestId: string): string {
 
 /** Streams live a day after their last event while a request runs; readers after that fall back to the job's state. */
 export const EVENTS_TTL_SECONDS = 24 * 3600;
-/** Once a request is done its stream is only for late subscribers: an hour is plenty (the job keeps the story). */
-export const DONE_EVENTS_TTL_SECONDS = 3600;
+/**
+ * Once a request is done its stream is only for a follower reconnecting
+ * (EventSource retries within seconds) or arriving late: 5 minutes. After
+ * that a follower gets `done` from the job's state, and the job keeps the
+ * whole story (its layers). Each stream costs at least 4 KiB of Redis (a
+ * stream's first node is allocated at 4 KiB), more than a request's
+ * 40-word answers: an hour of them, at a few hundred requests a second,
+ * was gigabytes.
+ */
+export const DONE_EVENTS_TTL_SECONDS = 300;
 /** Bound on a stream's length: a 2,048-token answer streamed token by token fits. */
 export const EVENTS_MAX_LENGTH = 10_000;
 

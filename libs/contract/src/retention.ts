@@ -7,12 +7,16 @@ import type { KeepJobs } from 'bullmq';
 export const REQUEST_RETENTION: KeepJobs = { age: 7 * 24 * 3600, count: 100_000 };
 
 /**
- * Finished call jobs are kept 10 minutes. The orchestrator never re-adds a
- * call whose result its request already holds; the retention only has to
- * cover the moment between reading those results and adding the layer, when
- * a just-finished call must still be recognised as a duplicate.
+ * A call job goes as soon as it completes: BullMQ has by then copied its
+ * record into its request's job (the `:processed` hash), which is all the
+ * request needs, and the request keeps it in its layers once the layer
+ * closes. A kept job would be one more copy of the answer while it stayed.
+ * Nothing is paid for twice without it: a call added again under the same
+ * id (an orchestrator re-run after a stall, between reading its request's
+ * results and adding the layer) finds its record in that hash and returns it
+ * without calling the provider (call-prompt.ts in the worker).
  */
-export const CALL_RETENTION_COMPLETED: KeepJobs = { age: 600 };
+export const CALL_RETENTION_COMPLETED = true;
 
 /** Failed call jobs are kept a day for inspection; the parent copies what it needs. */
 export const CALL_RETENTION_FAILED: KeepJobs = { age: 24 * 3600 };
@@ -28,3 +32,13 @@ export const CALL_RETENTION_FAILED: KeepJobs = { age: 24 * 3600 };
  * would trim interactive requests too.
  */
 export const DEFAULT_BATCH_ITEM_GRACE_MS = 10 * 60 * 1000;
+
+/**
+ * Bound of each queue's BullMQ events stream (BullMQ's default: 10,000
+ * entries). Nothing of MoA Queue reads those streams (a request is followed
+ * through its own, request-events.ts); they stay for an operator's
+ * `QueueEvents` listener to catch up after a short disconnection. A finished
+ * call's event carries its whole record, answer included, so the default
+ * kept about 7 MB per LLM queue at 400-word answers for nobody.
+ */
+export const QUEUE_EVENTS_MAX_LENGTH = 1000;

@@ -160,8 +160,11 @@ export {
   referencesFrom,
   truncatedReferencesFrom,
   planLayer,
+  planCall,
+  referenceLayerOf,
   type PlannedCall,
   type PlanLayerOptions,
+  type ReferenceLayer,
 } from './moa-plan.js';
 export { callKey, type CallIdentity } from './call-key.js';
 export {
@@ -199,6 +202,7 @@ export {
   callsCost,
   layerShortfall,
   finishedLayer,
+  answerOf,
   type MoaResult,
 } from './moa-result.js';
 export type { MoaEvent } from './moa-events.js';

@@ -2,13 +2,13 @@ import { agreementOf } from './agreement.js';
 import { callKey } from './call-key.js';
 import { cancelledRequestError } from './cancellation.js';
 import { spentUsd, worstCaseLayerCostUsd, type PriceLookup } from './cost-projection.js';
-import { layerCount, planLayer, referencesFrom, type PlannedCall } from './moa-plan.js';
+import { layerCount, planLayer, referenceLayerOf, referencesFrom, type PlannedCall } from './moa-plan.js';
 import {
   HALVED_REFERENCE_SHARE,
   needsHalvedReferences,
   recordAfterHalvedReferences,
 } from './halved-references.js';
-import { finishedLayer, layerShortfall } from './moa-result.js';
+import { answerOf, finishedLayer, layerShortfall } from './moa-result.js';
 import type { CallRecord, ChatMessage, ErrorRecord, LayerRecord, PresetConfig, StopRecord } from './types.js';
 
 /*
@@ -139,8 +139,9 @@ function nextStep(state: MoaState): NextStep {
   if (last?.role === 'aggregator') {
     const proposers = layers.slice(0, -1);
     const stopped = stopBeforeAggregator(state, proposers);
+    const output = answerOf(layers);
+    if (output !== null) return { type: 'finish', output, stopped };
     const call = last.calls[0];
-    if (call?.status === 'completed') return { type: 'finish', output: call.output ?? '', stopped };
     if (
       call &&
       last.referenceShare === undefined &&
@@ -178,7 +179,7 @@ function afterProposers(state: MoaState, proposers: readonly LayerRecord[]): Nex
     if (last && reachesAgreement(preset, last)) {
       stopped = { reason: 'agreement', afterLayer: last.layer };
     } else {
-      const planned = planLayer(preset, next, state.messages, last, {
+      const planned = planLayer(preset, next, state.messages, referenceLayerOf(proposers, next), {
         ...(state.contextWindowOf ? { contextWindowOf: state.contextWindowOf } : {}),
       });
       if (fitsCap(state, proposers, planned)) {
@@ -201,7 +202,8 @@ function aggregatorStep(
 ): NextStep {
   const { preset } = state;
   const layer = layerCount(preset);
-  const planned = planLayer(preset, layer, state.messages, proposers.at(-1), {
+  // The same reference layer as the call job finds in the stored layers (call-processor.ts).
+  const planned = planLayer(preset, layer, state.messages, referenceLayerOf(proposers, layer), {
     ...(options.referenceShare !== undefined ? { referenceShare: options.referenceShare } : {}),
     ...(state.contextWindowOf ? { contextWindowOf: state.contextWindowOf } : {}),
   });

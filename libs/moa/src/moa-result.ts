@@ -26,6 +26,17 @@ export function finishedLayer(
   return { layer, role, startedAt, finishedAt, durationMs: finishedAt - startedAt, calls };
 }
 
+/**
+ * A request's answer: its aggregator's, once that call completed (the last
+ * layer recorded is the aggregator's); null before, or when it failed. The
+ * answer is stored once, in that layer; a stored result need not repeat it.
+ */
+export function answerOf(layers: readonly LayerRecord[]): string | null {
+  const last = layers.at(-1);
+  const call = last?.role === 'aggregator' ? last.calls[0] : undefined;
+  return call?.status === 'completed' ? (call.output ?? '') : null;
+}
+
 /** Token usage summed over every call of every layer. */
 export function totalUsage(layers: LayerRecord[]): Usage {
   let promptTokens = 0;

@@ -80,7 +80,7 @@ export function consoleApi(dependencies: ConsoleApiDependencies) {
           'job_not_found',
         );
       }
-      response.json(await consoleJob(queues, snapshot));
+      response.json(await consoleJob(queues, redis, snapshot));
     })
     .all(methodNotAllowed(['GET']));
 

@@ -1,4 +1,11 @@
-import { callJobId, jobView, type JobView, type MoaQueues, type RequestSnapshot } from '@moa-queue/contract';
+import {
+  callJobId,
+  jobView,
+  requestJobKey,
+  type JobView,
+  type MoaQueues,
+  type RequestSnapshot,
+} from '@moa-queue/contract';
 import {
   agentsOfLayer,
   layerCount,
@@ -10,6 +17,7 @@ import {
   type LayerRecord,
 } from '@moa-queue/moa';
 import { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 
 /** One call on the timeline. Times in epoch milliseconds; null where not known yet. */
 export interface TimelineCall {
@@ -89,9 +97,10 @@ function isCallRecord(value: unknown): value is CallRecord {
 }
 
 /**
- * A call of the layer in flight, read from its own job on the provider's
- * queue: its record once it finished (the return value, or the progress a
- * failed call leaves), running once a worker picked it up, else pending.
+ * A call of the layer in flight: its record once it finished (a completed
+ * call's, which BullMQ copied into its request's job before removing the
+ * call's own; a failed call's, left as the progress of its kept job),
+ * running once a worker picked it up, else pending.
  */
 async function liveCall(
   queues: MoaQueues,
@@ -99,15 +108,18 @@ async function liveCall(
   layer: number,
   agentIndex: number,
   agent: AgentConfig,
+  completed: Record<string, string>,
 ): Promise<TimelineCall> {
   let child: Job | undefined;
   try {
-    child = await Job.fromId(
-      queues.llm(parseModelId(agent.model).provider),
-      callJobId(requestId, layer, agentIndex),
-    );
+    const queue = queues.llm(parseModelId(agent.model).provider);
+    const jobId = callJobId(requestId, layer, agentIndex);
+    const result = completed[queue.toKey(jobId)];
+    const record: unknown = result === undefined ? undefined : JSON.parse(result);
+    if (isCallRecord(record)) return { ...fromRecord(record), agent_index: agentIndex };
+    child = await Job.fromId(queue, jobId);
   } catch {
-    child = undefined; // a provider no longer configured: nothing to read
+    child = undefined; // a provider no longer configured, or a result not JSON: nothing to read
   }
   if (child?.finishedOn) {
     const record: unknown = isCallRecord(child.returnvalue) ? child.returnvalue : child.progress;
@@ -132,6 +144,7 @@ async function liveCall(
 /** The layer whose calls are in flight, from the orchestrator's progress, or undefined. */
 async function currentLayer(
   queues: MoaQueues,
+  redis: Redis,
   snapshot: RequestSnapshot,
   finished: LayerRecord[],
 ): Promise<TimelineLayer | undefined> {
@@ -139,8 +152,11 @@ async function currentLayer(
   const { preset, requestId } = snapshot.data;
   if (typeof layer !== 'number' || layer < 1 || layer > layerCount(preset)) return undefined;
   if (finished.some((record) => record.layer === layer)) return undefined;
+  const completed = await redis.hgetall(`${requestJobKey(queues.prefix, requestId)}:processed`);
   const calls = await Promise.all(
-    agentsOfLayer(preset, layer).map((agent, index) => liveCall(queues, requestId, layer, index, agent)),
+    agentsOfLayer(preset, layer).map((agent, index) =>
+      liveCall(queues, requestId, layer, index, agent, completed),
+    ),
   );
   return {
     layer,
@@ -155,13 +171,14 @@ async function currentLayer(
 /** The job object plus its timeline: every finished layer, then the layer in flight with pending bars. */
 export async function consoleJob(
   queues: MoaQueues,
+  redis: Redis,
   snapshot: RequestSnapshot,
   now = Date.now(),
 ): Promise<ConsoleJob> {
   const view = jobView(snapshot);
   const finished = snapshot.result?.layers ?? snapshot.progress?.layers ?? [];
   const timeline = finished.map(finishedLayer);
-  const inFlight = await currentLayer(queues, snapshot, finished);
+  const inFlight = await currentLayer(queues, redis, snapshot, finished);
   if (inFlight) timeline.push(inFlight);
   const done = view.status === 'completed' || view.status === 'failed' || view.status === 'cancelled';
   return {

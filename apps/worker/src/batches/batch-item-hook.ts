@@ -13,7 +13,7 @@ import {
   type RequestResult,
   type RequestSnapshot,
 } from '@moa-queue/contract';
-import type { ErrorRecord, MoaResult } from '@moa-queue/moa';
+import { answerOf, type ErrorRecord, type MoaResult } from '@moa-queue/moa';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -54,7 +54,10 @@ export function requestEndOf(
     const stored = job.returnvalue;
     if (!stored || typeof stored !== 'object') return undefined;
     const status = stored.status === 'cancelled' ? 'cancelled' : 'completed';
-    return { status, result: { ...stored, status, layers: progress?.layers ?? [] } };
+    const layers = progress?.layers ?? [];
+    // The answer is stored once, in the aggregator's layer (a result of an earlier version kept its own).
+    const output = status === 'completed' ? (stored.output ?? answerOf(layers)) : null;
+    return { status, result: { ...stored, status, layers, output } };
   }
   if (state === 'failed') {
     return {
