@@ -8,12 +8,7 @@ const SCRIPT = readFileSync(fileURLToPath(new URL('../lua/request-progress.lua',
 const COMMAND = 'moaWriteRequestProgress';
 
 type WithCommand = Redis & {
-  [COMMAND](
-    jobKey: string,
-    processedKey: string,
-    progress: string,
-    ended: '0' | '1',
-  ): Promise<number>;
+  [COMMAND](jobKey: string, processedKey: string, progress: string, ended: '0' | '1'): Promise<number>;
 };
 
 /** Options of a progress write. */
