@@ -19,8 +19,9 @@
  * 190 MB validation. BENCH_OUTPUT_WORDS (default 40) sets the words of every
  * fake answer (an output line carries every layer's answers), and
  * BENCH_FILE_STORES=redis,directory runs each batch size with files in Redis
- * and with MOA_FILES_DIR (default: redis only), e.g. the issue's
- * BENCH_BATCH_SIZES=50000 BENCH_OUTPUT_WORDS=400 BENCH_FILE_STORES=redis,directory.
+ * and with MOA_FILES_DIR (default: redis only), BENCH_LATENCY_MS (default 5)
+ * the fake provider's latency, e.g. the issue's BENCH_BATCH_SIZES=50000
+ * BENCH_OUTPUT_WORDS=400 BENCH_LATENCY_MS=10 BENCH_FILE_STORES=redis,directory.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -53,7 +54,8 @@ const FILE_STORES = (process.env.BENCH_FILE_STORES ?? 'redis')
   .split(',')
   .map((store) => store.trim())
   .filter((store): store is 'redis' | 'directory' => store === 'redis' || store === 'directory');
-const LATENCY_MS = 5;
+/** Latency of every fake call: BENCH_LATENCY_MS, 5 ms by default (the dataset run: 10). */
+const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 5);
 const WORKERS = 2;
 
 /** The highest RSS a process has had so far (the kernel's VmHWM), in MiB. */
