@@ -1,6 +1,5 @@
 import {
   callJobId,
-  createMoaQueues,
   markCancelled,
   publishCallCancels,
   type MoaQueues,
@@ -10,11 +9,9 @@ import {
 import { createFakeProvider, type FakeProvider } from '@moa-queue/fake-provider';
 import { parseMoaConfig, type CallRecord } from '@moa-queue/moa';
 import { pollUntil, uniquePrefix } from '@moa-queue/test-support';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startMoaWorker, type MoaWorker } from './moa-worker.js';
-import { testWorkerConfig } from './testing/test-worker-config.js';
+import { startWorkerTestHarness, type WorkerTestHarness } from './testing/worker-test-harness.js';
 
 /*
  * A stopped call records why as a code: the cause travels from whoever stops
@@ -23,7 +20,7 @@ import { testWorkerConfig } from './testing/test-worker-config.js';
  */
 describe('cancel causes reach the call records as codes', () => {
   let fake: FakeProvider;
-  let worker: MoaWorker;
+  let harness: WorkerTestHarness;
   let redis: Redis;
   let queues: MoaQueues;
   const prefix = uniquePrefix('cancel-causes');
@@ -41,24 +38,17 @@ describe('cancel causes reach the call records as codes', () => {
 
   beforeAll(async () => {
     fake = await createFakeProvider({ defaultLatencyMs: 5 });
-    worker = await startMoaWorker({
-      config: testWorkerConfig({ redisUrl: inject('redisUrl'), queuePrefix: prefix, moa: config() }),
-      logger: pino({ level: 'silent' }),
-      serveMetrics: false,
-      presetModelsCheck: false,
+    harness = await startWorkerTestHarness({
+      redisUrl: inject('redisUrl'),
+      queuePrefix: prefix,
+      moa: config(),
+      providers: ['fake'],
     });
-    redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-    queues = createMoaQueues({ connection: redis, prefix, providers: ['fake'] });
+    ({ redis, queues } = harness);
   });
   afterAll(async () => {
     fake?.reset();
-    await worker?.close();
-    await queues?.close();
-    if (redis) {
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length > 0) await redis.del(...keys);
-      redis.disconnect();
-    }
+    await harness?.close();
     await fake?.close();
   });
 

@@ -1,6 +1,5 @@
 import {
   callJobId,
-  createMoaQueues,
   jobView,
   type MoaQueues,
   type RequestJobData,
@@ -9,11 +8,8 @@ import {
 import { createModelRegistry, InvalidRequestError, parseMoaConfig } from '@moa-queue/moa';
 import { createInMemoryModel, type InMemoryModel } from '@moa-queue/moa/testing';
 import { pollUntil, uniquePrefix } from '@moa-queue/test-support';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startMoaWorker, type MoaWorker } from './moa-worker.js';
-import { testWorkerConfig } from './testing/test-worker-config.js';
+import { startWorkerTestHarness, type WorkerTestHarness } from './testing/worker-test-harness.js';
 
 /*
  * An aggregator whose provider says `context_length_exceeded` is run once
@@ -22,8 +18,7 @@ import { testWorkerConfig } from './testing/test-worker-config.js';
  * openai-compatible-provider.ts).
  */
 describe('the orchestrator runs a too-long aggregator again with halved references', () => {
-  let worker: MoaWorker;
-  let redis: Redis;
+  let harness: WorkerTestHarness;
   let queues: MoaQueues;
   let model: InMemoryModel;
   /** Aggregator calls that exceed the context: the first `tooLong` of them. */
@@ -52,24 +47,17 @@ describe('the orchestrator runs a too-long aggregator again with halved referenc
           : 'the synthesis';
       },
     });
-    worker = await startMoaWorker({
-      config: testWorkerConfig({ redisUrl: inject('redisUrl'), queuePrefix: prefix, moa: config }),
-      logger: pino({ level: 'silent' }),
+    harness = await startWorkerTestHarness({
+      redisUrl: inject('redisUrl'),
+      queuePrefix: prefix,
+      moa: config,
       models: createModelRegistry(config, { createChatModel: () => model, env: {} }),
-      serveMetrics: false,
-      presetModelsCheck: false,
+      providers: ['mem'],
     });
-    redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-    queues = createMoaQueues({ connection: redis, prefix, providers: ['mem'] });
+    ({ queues } = harness);
   });
   afterAll(async () => {
-    await worker?.close();
-    await queues?.close();
-    if (redis) {
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length > 0) await redis.del(...keys);
-      redis.disconnect();
-    }
+    await harness?.close();
   });
 
   async function run(requestId: string) {

@@ -1,6 +1,5 @@
 import {
   callJobId,
-  createMoaQueues,
   QUEUE_EVENTS_MAX_LENGTH,
   requestJobKey,
   type MoaQueues,
@@ -10,11 +9,9 @@ import {
 import { createFakeProvider, type FakeProvider } from '@moa-queue/fake-provider';
 import { parseMoaConfig } from '@moa-queue/moa';
 import { pollUntil, uniquePrefix } from '@moa-queue/test-support';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startMoaWorker, type MoaWorker } from './moa-worker.js';
-import { testWorkerConfig } from './testing/test-worker-config.js';
+import { startWorkerTestHarness, type WorkerTestHarness } from './testing/worker-test-harness.js';
 
 /*
  * Each text is stored once: a call job carries what identifies its prompt,
@@ -24,7 +21,7 @@ import { testWorkerConfig } from './testing/test-worker-config.js';
  */
 describe('a request stores each text once', () => {
   let fake: FakeProvider;
-  let worker: MoaWorker;
+  let harness: WorkerTestHarness;
   let redis: Redis;
   let queues: MoaQueues;
   const prefix = uniquePrefix('stored-once');
@@ -46,24 +43,17 @@ describe('a request stores each text once', () => {
   beforeAll(async () => {
     // Realistic answers: 400 words each.
     fake = await createFakeProvider({ defaultLatencyMs: 5, outputWords: 400 });
-    worker = await startMoaWorker({
-      config: testWorkerConfig({ redisUrl: inject('redisUrl'), queuePrefix: prefix, moa: config() }),
-      logger: pino({ level: 'silent' }),
-      serveMetrics: false,
-      presetModelsCheck: false,
+    harness = await startWorkerTestHarness({
+      redisUrl: inject('redisUrl'),
+      queuePrefix: prefix,
+      moa: config(),
+      providers: ['fake'],
     });
-    redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-    queues = createMoaQueues({ connection: redis, prefix, providers: ['fake'] });
+    ({ redis, queues } = harness);
   });
   afterAll(async () => {
     fake?.reset();
-    await worker?.close();
-    await queues?.close();
-    if (redis) {
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length > 0) await redis.del(...keys);
-      redis.disconnect();
-    }
+    await harness?.close();
     await fake?.close();
   });
 
