@@ -29,7 +29,15 @@ interface Row {
 }
 
 async function measure(workers: number): Promise<Row> {
-  const stack = await startBenchStack({ workers, latencyMs: LATENCY_MS, agents: 3, proposerLayers: 2 });
+  const stack = await startBenchStack({
+    workers,
+    latencyMs: LATENCY_MS,
+    agents: 3,
+    proposerLayers: 2,
+    // Every request is submitted before most have finished: the tenant's active-jobs quota
+    // (1,000 by default) must not turn the measurement into one of 429s.
+    config: { quotas: { maxActiveJobs: REQUESTS + 100 } },
+  });
   const queue = new Queue('moa-requests', {
     connection: stack.redis,
     prefix: 'bench',
@@ -56,7 +64,7 @@ async function measure(workers: number): Promise<Row> {
     await waitForCompleted(queue, 20 + REQUESTS);
     const seconds = (performance.now() - started) / 1000;
     const commands = (await redisCommandCount(stack.redis)) - commandsBefore;
-    const breakdown = topCommands(breakdownBefore, await commandBreakdown(stack.redis), REQUESTS);
+    const breakdown = topCommands(breakdownBefore, await commandBreakdown(stack.redis), REQUESTS, 40);
     const cpuDeltas = pids.map((pid, index) => cpuSeconds(pid) - cpuBefore[index]!);
     const cpu = cpuDeltas.reduce((sum, value) => sum + value, 0);
     const names = ['api', ...stack.workers.map((_, index) => `worker${index + 1}`), 'fake-provider', 'redis'];

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import {
   BATCHES_QUEUE,
+  coalesceWrites,
   createConnectionStateLogger,
   createFileStore,
   createMoaQueues,
@@ -73,6 +74,9 @@ export interface MoaWorker {
 export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWorker> {
   const { config, logger } = options;
   const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  // BullMQ's commands (a script per job move) go out in one write per turn of the event loop:
+  // one system call per command was the worker's largest single cost (coalesced-writes.ts).
+  coalesceWrites(connection);
   // Our own commands go on a connection without BullMQ's scripts: ioredis builds
   // pipelines much faster there, and auto-pipelining batches concurrent commands.
   const commands = new Redis(config.redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });

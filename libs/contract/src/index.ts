@@ -228,3 +228,4 @@ export {
   type ResponseEcho,
 } from './responses.js';
 export { formatParam, describeRequestIssue, type RequestIssue } from './request-issue.js';
+export { coalesceWrites } from './coalesced-writes.js';

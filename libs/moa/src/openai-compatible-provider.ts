@@ -6,6 +6,7 @@ import { ContentFilterError } from './errors/content-filter-error.js';
 import { errorFromStatus } from './errors/error-from-status.js';
 import { ProviderError } from './errors/provider-error.js';
 import { ProviderTimeoutError } from './errors/timeout-error.js';
+import { JsonPostConnectionError, JsonPostTimeoutError, postJson } from './json-post.js';
 import { retryAfterMsFromHeaders } from './retry-after.js';
 
 /** Options of {@link createOpenAICompatibleProvider}. */
@@ -27,7 +28,11 @@ export interface OpenAICompatibleProviderOptions {
    * @defaultValue 120000
    */
   timeoutMs?: number;
-  /** A custom fetch (tests, proxies). */
+  /**
+   * A custom fetch (tests, proxies): every call then goes through the SDK and
+   * it. Without one, plain completions are posted over node:http(s) (see
+   * json-post.ts for why) and streamed ones go through the SDK.
+   */
   fetch?: typeof fetch;
 }
 
@@ -38,10 +43,10 @@ function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {
 /** Maps whatever the SDK threw to one of our `ProviderError` classes. */
 function toProviderError(error: unknown, name: string): unknown {
   if (error instanceof ProviderError) return error;
-  if (error instanceof APIConnectionTimeoutError) {
+  if (error instanceof APIConnectionTimeoutError || error instanceof JsonPostTimeoutError) {
     return new ProviderTimeoutError(`${name}: request timed out`, { cause: error });
   }
-  if (error instanceof APIConnectionError) {
+  if (error instanceof APIConnectionError || error instanceof JsonPostConnectionError) {
     return new ProviderConnectionError(`${name}: connection failed: ${error.message}`, { cause: error });
   }
   if (error instanceof APIError && typeof error.status === 'number') {
@@ -71,6 +76,13 @@ export function createOpenAICompatibleProvider(options: OpenAICompatibleProvider
     timeout: options.timeoutMs ?? 120_000,
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });
+  const completionsUrl = new URL(`${options.baseURL.replace(/\/+$/, '')}/chat/completions`);
+  const post: PlainPost = {
+    url: completionsUrl,
+    headers: { authorization: `Bearer ${options.apiKey ?? 'no-key'}`, 'user-agent': 'moa-queue' },
+    timeoutMs: options.timeoutMs ?? 120_000,
+    name: options.name,
+  };
 
   async function complete(request: ChatRequest): Promise<ChatResult> {
     if (options.missingKeyEnv) {
@@ -94,7 +106,9 @@ export function createOpenAICompatibleProvider(options: OpenAICompatibleProvider
     try {
       const result = request.onDelta
         ? await streamCompletion(client, body, request, options.timeoutMs ?? 120_000, options.name)
-        : await plainCompletion(client, body, request);
+        : options.fetch
+          ? await plainCompletion(client, body, request)
+          : await postedCompletion(post, body, request);
       if (result.finishReason === 'content_filter') {
         throw new ContentFilterError(`${options.name}: the answer was stopped by the content filter`, {
           code: 'content_filter',
@@ -142,6 +156,75 @@ async function plainCompletion(
     },
     finishReason: choice?.finish_reason ?? null,
   };
+}
+
+/** Where and how {@link postedCompletion} posts. */
+interface PlainPost {
+  url: URL;
+  headers: Record<string, string>;
+  timeoutMs: number;
+  name: string;
+}
+
+/** The body of an OpenAI-style error answer, as far as it is read. */
+interface ErrorAnswer {
+  error?: { message?: unknown; code?: unknown } | null;
+}
+
+/**
+ * A plain completion posted over node:http(s) (json-post.ts), answered and
+ * failed exactly as {@link plainCompletion} through the SDK: the same fields
+ * read, an error status mapped from the same message, code and headers.
+ */
+async function postedCompletion(
+  post: PlainPost,
+  body: CompletionBody,
+  request: ChatRequest,
+): Promise<ChatResult> {
+  const response = await postJson(post.url, JSON.stringify({ ...body, stream: false }), {
+    headers: post.headers,
+    timeoutMs: post.timeoutMs,
+    signal: request.signal,
+  });
+  const json = parseJson(response.text);
+  if (response.status < 200 || response.status > 299) {
+    // The SDK's message for the same answer (APIError.makeMessage), so errors read the same either way.
+    const error = (json as ErrorAnswer | undefined)?.error ?? undefined;
+    const detail =
+      typeof error?.message === 'string'
+        ? error.message
+        : `${response.status} ${
+            error?.message
+              ? JSON.stringify(error.message)
+              : error
+                ? JSON.stringify(error)
+                : (json ? undefined : response.text) || 'status code (no body)'
+          }`;
+    throw errorFromStatus(response.status, `${post.name}: ${detail}`, {
+      code: typeof error?.code === 'string' ? error.code : null,
+      retryAfterMs: retryAfterMsFromHeaders(response.headers),
+    });
+  }
+  // Read as the SDK path reads it: an answer that is not a completion fails as an unexpected error.
+  if (json === undefined) throw new SyntaxError(`${post.name}: the answer is not JSON`);
+  const completion = json as OpenAI.Chat.ChatCompletion;
+  const choice = completion.choices[0];
+  return {
+    output: choice?.message.content ?? '',
+    usage: {
+      promptTokens: completion.usage?.prompt_tokens ?? 0,
+      completionTokens: completion.usage?.completion_tokens ?? 0,
+    },
+    finishReason: choice?.finish_reason ?? null,
+  };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 async function streamCompletion(
