@@ -147,6 +147,11 @@ async function plainCompletion(
     { ...body, stream: false },
     { signal: request.signal ?? null },
   );
+  return completionResult(completion);
+}
+
+/** What a plain completion answered, however it was posted. */
+function completionResult(completion: OpenAI.Chat.ChatCompletion): ChatResult {
   const choice = completion.choices[0];
   return {
     output: choice?.message.content ?? '',
@@ -207,16 +212,7 @@ async function postedCompletion(
   }
   // Read as the SDK path reads it: an answer that is not a completion fails as an unexpected error.
   if (json === undefined) throw new SyntaxError(`${post.name}: the answer is not JSON`);
-  const completion = json as OpenAI.Chat.ChatCompletion;
-  const choice = completion.choices[0];
-  return {
-    output: choice?.message.content ?? '',
-    usage: {
-      promptTokens: completion.usage?.prompt_tokens ?? 0,
-      completionTokens: completion.usage?.completion_tokens ?? 0,
-    },
-    finishReason: choice?.finish_reason ?? null,
-  };
+  return completionResult(json as OpenAI.Chat.ChatCompletion);
 }
 
 function parseJson(text: string): unknown {
