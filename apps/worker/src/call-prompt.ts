@@ -18,6 +18,7 @@ import {
   type PlannedCall,
 } from '@moa-queue/moa';
 import type { Redis } from 'ioredis';
+import type { z } from 'zod';
 import { expectJobData, invalidJobData, parseJobData } from './parse-job-data.js';
 
 /** What {@link createCallPromptReader} needs. */
@@ -29,10 +30,11 @@ export interface CallPromptDependencies {
   config: MoaConfig;
   schemas: JobDataSchemas;
   /**
-   * Parsed request data kept per process, by request id: every call of a
-   * request reads the same data, and parsing it again would be the call's
-   * largest CPU cost after the HTTP call itself.
-   * @defaultValue 512
+   * Requests whose parsed data and stored layers are kept per process, by
+   * request id: every call of a request reads the same data, the calls of a
+   * layer the same layers, and parsing them again (and building the same
+   * reference block again) was most of a call's CPU besides the HTTP call.
+   * @defaultValue 256
    */
   cachedRequests?: number;
 }
@@ -66,25 +68,34 @@ export type CallPrompt =
  */
 export function createCallPromptReader(dependencies: CallPromptDependencies) {
   const { redis, prefix, config, schemas } = dependencies;
-  const capacity = dependencies.cachedRequests ?? 512;
+  const capacity = dependencies.cachedRequests ?? 256;
   /** Insertion-ordered, so the first key is the least recently used. */
-  const requests = new Map<string, { raw: string; data: RequestJobData }>();
+  const requests = new Map<string, CachedRequest>();
   const windowOf = (modelId: string) => contextWindowOf(config, modelId);
 
-  /** The request's data, parsed once per process while its stored JSON stays the same. */
-  function requestData(requestId: string, raw: string): RequestJobData {
-    const cached = requests.get(requestId);
-    if (cached?.raw === raw) {
-      requests.delete(requestId);
-      requests.set(requestId, cached);
-      return cached.data;
+  /** The request's entry, its data parsed once per process while its stored JSON stays the same. */
+  function cachedRequest(requestId: string, raw: string): CachedRequest {
+    const known = requests.get(requestId);
+    requests.delete(requestId);
+    if (known?.raw === raw) {
+      requests.set(requestId, known);
+      return known;
     }
     const data = parseJobData(schemas.request, parseJson(raw, 'request'));
     expectJobData(data.requestId === requestId, 'requestId', 'is not the id of the request job read');
-    requests.delete(requestId);
-    requests.set(requestId, { raw, data });
+    const entry: CachedRequest = { raw, data };
+    requests.set(requestId, entry);
     if (requests.size > capacity) requests.delete(requests.keys().next().value!);
-    return data;
+    return entry;
+  }
+
+  /** The request's stored layers, parsed once per process while their stored JSON stays the same. */
+  function storedLayers(entry: CachedRequest, raw: string): StoredLayers {
+    if (entry.progress?.raw !== raw) {
+      const { layers } = parseJobData(storedReferenceLayersSchema, parseJson(raw, 'progress'));
+      entry.progress = { raw, layers };
+    }
+    return entry.progress.layers;
   }
 
   /**
@@ -112,7 +123,8 @@ export function createCallPromptReader(dependencies: CallPromptDependencies) {
     }
     if (cancelled === 1) return { outcome: 'cancelled' };
     expectJobData(typeof rawData === 'string', 'requestId', 'names no request: its job is gone');
-    const request = requestData(call.requestId, rawData);
+    const entry = cachedRequest(call.requestId, rawData);
+    const request = entry.data;
     const { preset } = request;
     expectJobData(preset.name === call.presetName, 'presetName', "is not the preset of the call's request");
     expectJobData(
@@ -128,8 +140,8 @@ export function createCallPromptReader(dependencies: CallPromptDependencies) {
     let reference;
     if (call.layer > 1) {
       expectJobData(typeof rawProgress === 'string', 'layer', 'the request has recorded no layer yet');
-      const { layers } = parseJobData(storedReferenceLayersSchema, parseJson(rawProgress, 'progress'));
-      reference = referenceLayerOf(layers, call.layer);
+      // The same parsed layer for every call of a layer: its reference block is built once (moa-plan.ts).
+      reference = referenceLayerOf(storedLayers(entry, rawProgress), call.layer);
       expectJobData(reference !== undefined, 'layer', 'the request has recorded no layer before this one');
     }
     const planned = planCall(preset, call.layer, call.agentIndex, request.messages, reference, {
@@ -151,6 +163,15 @@ export function createCallPromptReader(dependencies: CallPromptDependencies) {
       callOptions: aggregator ? request.aggregatorOptions : undefined,
     };
   };
+}
+
+type StoredLayers = z.output<typeof storedReferenceLayersSchema>['layers'];
+
+/** What a process keeps of a request: its data, and the stored layers it last read. */
+interface CachedRequest {
+  raw: string;
+  data: RequestJobData;
+  progress?: { raw: string; layers: StoredLayers };
 }
 
 function parseJson(raw: string, field: string): unknown {

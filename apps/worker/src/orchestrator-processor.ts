@@ -424,43 +424,36 @@ export function createOrchestratorProcessor(dependencies: OrchestratorDependenci
     calls: PlannedCall[],
   ): Promise<void> {
     const { layer, role, round } = step;
-    const byProvider = new Map<string, PlannedCall[]>();
-    for (const call of calls) {
-      const provider = parseModelId(call.agent.model).provider;
-      byProvider.set(provider, [...(byProvider.get(provider) ?? []), call]);
-    }
+    // One add per call, not addBulk: that builds an ioredis pipeline which copies every one of
+    // BullMQ's scripts; the adds of one turn leave in one socket write anyway (coalesced-writes.ts).
     await Promise.all(
-      [...byProvider].map(([provider, providerCalls]) => {
-        const providerConfig = dependencies.config.providers[provider];
-        return queues.llm(provider).addBulk(
-          providerCalls.map((call) => {
-            const jobId = callJobId(data.requestId, layer, call.agentIndex, round);
-            return {
-              name: `L${layer}`,
-              // What identifies the prompt, not the prompt: the call builds it from the request's job.
-              data: {
-                requestId: data.requestId,
-                presetName: data.preset.name,
-                layer,
-                role,
-                agentIndex: call.agentIndex,
-                agent: call.agent,
-                ...(round > 0 ? { round } : {}),
-                ...(step.referenceShare !== undefined ? { referenceShare: step.referenceShare } : {}),
-              } satisfies CallJobData,
-              opts: {
-                jobId,
-                parent: { id: parent.id as string, queue: parent.queueQualifiedName },
-                // Without a failure option a failed call would leave its request waiting forever.
-                ignoreDependencyOnFailure: true,
-                attempts: providerConfig?.maxAttempts ?? 3,
-                backoff: { type: 'moa' },
-                removeOnComplete: CALL_RETENTION_COMPLETED,
-                removeOnFail: CALL_RETENTION_FAILED,
-                ...(parent.opts.priority ? { priority: parent.opts.priority } : {}),
-              },
-            };
-          }),
+      calls.map((call) => {
+        const provider = parseModelId(call.agent.model).provider;
+        const jobId = callJobId(data.requestId, layer, call.agentIndex, round);
+        return queues.llm(provider).add(
+          `L${layer}`,
+          // What identifies the prompt, not the prompt: the call builds it from the request's job.
+          {
+            requestId: data.requestId,
+            presetName: data.preset.name,
+            layer,
+            role,
+            agentIndex: call.agentIndex,
+            agent: call.agent,
+            ...(round > 0 ? { round } : {}),
+            ...(step.referenceShare !== undefined ? { referenceShare: step.referenceShare } : {}),
+          } satisfies CallJobData,
+          {
+            jobId,
+            parent: { id: parent.id as string, queue: parent.queueQualifiedName },
+            // Without a failure option a failed call would leave its request waiting forever.
+            ignoreDependencyOnFailure: true,
+            attempts: dependencies.config.providers[provider]?.maxAttempts ?? 3,
+            backoff: { type: 'moa' },
+            removeOnComplete: CALL_RETENTION_COMPLETED,
+            removeOnFail: CALL_RETENTION_FAILED,
+            ...(parent.opts.priority ? { priority: parent.opts.priority } : {}),
+          },
         );
       }),
     );

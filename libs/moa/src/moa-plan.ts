@@ -154,12 +154,35 @@ interface PlanInputs {
   memo: Map<string, number>;
 }
 
-function planInputs(previous: ReferenceLayer | undefined, options: PlanLayerOptions): PlanInputs {
+/**
+ * The references of a layer record, by the record: the same arrays each time
+ * it is planned from, so that its reference block is built once
+ * (`sharedReferenceBlock` in references.ts) however many calls are planned
+ * from one record, as when a worker caches the stored layers it read.
+ */
+const referencesOfLayer = new WeakMap<
+  ReferenceLayer,
+  Pick<PlanInputs, 'answered' | 'references' | 'truncated'>
+>();
+
+function referencesOf(
+  previous: ReferenceLayer | undefined,
+): Pick<PlanInputs, 'answered' | 'references' | 'truncated'> {
+  const known = previous && referencesOfLayer.get(previous);
+  if (known) return known;
   const answered = answeredCalls(previous);
-  return {
+  const inputs = {
     answered,
     references: answered.map((call) => call.output as string),
     truncated: answered.map((call) => call.finishReason === 'length'),
+  };
+  if (previous) referencesOfLayer.set(previous, inputs);
+  return inputs;
+}
+
+function planInputs(previous: ReferenceLayer | undefined, options: PlanLayerOptions): PlanInputs {
+  return {
+    ...referencesOf(previous),
     referenceShare: options.referenceShare ?? 1,
     // One memo for the plan: every agent's prompt repeats the request's messages.
     memo: new Map<string, number>(),

@@ -149,6 +149,30 @@ function paperAgentMessages(options: BuildAgentMessagesOptions): ChatMessage[] {
 }
 
 /**
+ * Reference blocks by the array of references they were built from. Every
+ * agent of a layer gets the same block (and so does every call of a layer
+ * planned in one worker process, see `planInputs` in moa-plan.ts), and
+ * building one neutralises every reference (NFKD and all): once per array.
+ * Weak, so a block goes with its references.
+ */
+const referenceBlocks = new WeakMap<
+  readonly string[],
+  { referencePrompt: string; truncated: readonly boolean[] | undefined; block: string }
+>();
+
+function sharedReferenceBlock(
+  referencePrompt: string,
+  references: readonly string[],
+  truncated: readonly boolean[] | undefined,
+): string {
+  const known = referenceBlocks.get(references);
+  if (known && known.referencePrompt === referencePrompt && known.truncated === truncated) return known.block;
+  const block = referenceBlock(referencePrompt, withTruncationNotes(references, truncated));
+  referenceBlocks.set(references, { referencePrompt, truncated, block });
+  return block;
+}
+
+/**
  * The messages for one agent call: a pure, deterministic function of the
  * request and the previous layer's outputs, so identical requests send
  * identical messages (reproducible and cacheable).
@@ -170,14 +194,15 @@ function paperAgentMessages(options: BuildAgentMessagesOptions): ChatMessage[] {
 export function buildAgentMessages(options: BuildAgentMessagesOptions): ChatMessage[] {
   if (options.referenceFormat === 'paper') return paperAgentMessages(options);
   const { messages, agent, referencePrompt } = options;
-  const references = withTruncationNotes(options.references, options.truncated);
   const leadingSystem = messages[0]?.role === 'system' ? messages[0] : undefined;
   const following = leadingSystem === undefined ? messages : messages.slice(1);
 
   const systemParts: string[] = [];
   if (agent.systemPrompt !== undefined && agent.systemPrompt !== '') systemParts.push(agent.systemPrompt);
   if (leadingSystem !== undefined && leadingSystem.content !== '') systemParts.push(leadingSystem.content);
-  if (references.length > 0) systemParts.push(referenceBlock(referencePrompt, references));
+  if (options.references.length > 0) {
+    systemParts.push(sharedReferenceBlock(referencePrompt, options.references, options.truncated));
+  }
   const systemContent = systemParts.join('\n\n');
 
   const result: ChatMessage[] = [];
