@@ -8,17 +8,15 @@ import {
   deadlineKey,
   eventsKey,
   isInfrastructureError,
-  requestJobDataSchema,
+  requestJobKey,
   tenantRequestsKey,
   TERMINAL_BATCH_STATUSES,
   ownerTenant,
   type MoaQueues,
-  type RequestJobData,
 } from '@moa-queue/contract';
-import { layerCount } from '@moa-queue/moa';
-import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 
 /** What the sweeper needs. */
 export interface BatchItemSweeperDependencies {
@@ -43,21 +41,31 @@ const SWEEP_CHUNK = 200;
 /** At most this many items per sweep, so one pass stays short; the rest go at the next. */
 const SWEEP_LIMIT = 20_000;
 
-/** BullMQ states in which a request job has ended. */
-const FINISHED_STATES = new Set(['completed', 'failed']);
+/**
+ * Where a batch item's request job stands, as the sweeper reads it from the
+ * job's hash: `gone` (removed already, or never made, as for a line that
+ * failed validation or an item a drain removed), `ended` (BullMQ set its
+ * `finishedOn`: completed or failed for good; a retry clears it) or
+ * `running` (anything else: waiting, active, delayed for a retry).
+ */
+export type ItemJobState = 'gone' | 'ended' | 'running';
 
 /**
- * Whether a due batch item may be removed now. Its request job must have
- * ended (`unknown`: it is gone already, or never existed, as for a line
- * that failed validation or an item a drain removed). An ended job whose
- * batch still runs must also have been recorded: the reconciler records an
- * item whose worker died before recording it by reading its job.
+ * Whether a due batch item may be removed now. Its request job must be gone
+ * or have ended. An ended job whose batch still runs must also have been
+ * recorded: the reconciler records an item whose worker died before
+ * recording it by reading its job.
  */
-export function mayForget(item: { state: string; recorded: boolean; batchRunning: boolean }): boolean {
-  if (item.state === 'unknown') return true;
-  if (!FINISHED_STATES.has(item.state)) return false;
+export function mayForget(item: { state: ItemJobState; recorded: boolean; batchRunning: boolean }): boolean {
+  if (item.state === 'gone') return true;
+  if (item.state !== 'ended') return false;
   return item.recorded || !item.batchRunning;
 }
+
+/** What the sweeper reads of an item's request data: how many layers it has, and whether they had deadlines. */
+const sweptRequestSchema = z.object({
+  preset: z.object({ layers: z.array(z.unknown()), layerTimeoutMs: z.number() }),
+});
 
 /**
  * Removes what is left of the batch items whose time has come (see
@@ -97,16 +105,18 @@ export function createBatchItemSweeper(dependencies: BatchItemSweeperDependencie
   ): Promise<boolean> {
     const batchId = batchIdOfItem(requestId);
     if (!batchId) return true;
-    const [state, recorded, batch] = await Promise.all([
-      queues.requests.getJobState(requestId),
+    // Three fields of the job's hash, not the job: its progress holds every answer, and a
+    // sweep reads thousands of items (BullMQ's getJobState would be a script per item too).
+    const [[timestamp, finishedOn, rawData], recorded, batch] = await Promise.all([
+      redis.hmget(requestJobKey(prefix, requestId), 'timestamp', 'finishedOn', 'data'),
       redis.sismember(batchDoneRequestsKey(prefix, batchId), requestId),
       batchOf(cache, batchId),
     ]);
+    const state: ItemJobState = timestamp === null ? 'gone' : finishedOn === null ? 'running' : 'ended';
     if (!mayForget({ state, recorded: recorded === 1, batchRunning: batch.running })) return false;
-    const job = (await Job.fromId(queues.requests, requestId)) as Job<RequestJobData> | undefined;
-    const parsed = requestJobDataSchema.safeParse(job?.data);
-    const layers = parsed.success ? layerCount(parsed.data.preset) : 0;
-    if (job) {
+    const parsed = sweptRequestSchema.safeParse(parseJsonOrUndefined(rawData));
+    const layers = parsed.success ? parsed.data.preset.layers.length + 1 : 0;
+    if (state !== 'gone') {
       // 0: locked (a worker holds it after all): try again later.
       if ((await queues.requests.remove(requestId, { removeChildren: true })) !== 1) return false;
     }
@@ -118,7 +128,7 @@ export function createBatchItemSweeper(dependencies: BatchItemSweeperDependencie
     );
     pipeline.zrem(tenantRequestsKey(prefix, batch.tenant), requestId);
     await pipeline.exec();
-    if (parsed.success && parsed.data.preset.layerTimeoutMs) {
+    if (parsed.success && parsed.data.preset.layerTimeoutMs > 0) {
       await Promise.all(
         Array.from({ length: layers }, (_, index) =>
           queues.deadlines.remove(`${requestId}-L${index + 1}-deadline`),
@@ -160,4 +170,13 @@ export function createBatchItemSweeper(dependencies: BatchItemSweeperDependencie
     if (report.removed > 0 || report.deferred > 0) logger.debug(report, 'batch items swept');
     return report;
   };
+}
+
+function parseJsonOrUndefined(raw: string | null | undefined): unknown {
+  if (typeof raw !== 'string') return undefined;
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return undefined;
+  }
 }
