@@ -3,6 +3,8 @@
  * layers of 3 agents + an aggregator, every call 50 ms) with 1, 2 and 4
  * worker processes. Reports MoA requests and LLM calls per second, CPU per
  * request (every process of the stack) and Redis commands per request.
+ * BENCH_REQUESTS (1500), BENCH_WORKERS (1,2,4), BENCH_OUTPUT_WORDS (40; 400
+ * for realistic answers), BENCH_PROFILE=<dir> (V8 CPU profiles of the workers).
  */
 import { Queue } from 'bullmq';
 import { startBenchStack, redisCommandCount, submitJob } from './support/bench-stack.js';
@@ -11,6 +13,8 @@ import { cpuSeconds } from './support/process-stats.js';
 import { printTable, writeResult } from './support/report.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1500);
+/** Words of every fake answer: 40 by default; real answers run to 300–500 (BENCH_OUTPUT_WORDS=400). */
+const OUTPUT_WORDS = Number(process.env.BENCH_OUTPUT_WORDS ?? 40);
 const LATENCY_MS = 50;
 const CALLS_PER_REQUEST = 7;
 const WORKER_COUNTS = (process.env.BENCH_WORKERS ?? '1,2,4').split(',').map(Number);
@@ -34,6 +38,7 @@ async function measure(workers: number): Promise<Row> {
     latencyMs: LATENCY_MS,
     agents: 3,
     proposerLayers: 2,
+    outputWords: OUTPUT_WORDS,
     // Every request is submitted before most have finished: the tenant's active-jobs quota
     // (1,000 by default) must not turn the measurement into one of 429s.
     config: { quotas: { maxActiveJobs: REQUESTS + 100 } },
@@ -102,7 +107,7 @@ async function waitForCompleted(queue: Queue, count: number): Promise<void> {
 }
 
 console.log(
-  `throughput: ${REQUESTS} requests of ${CALLS_PER_REQUEST} calls (${LATENCY_MS} ms each), workers ${WORKER_COUNTS.join(', ')}`,
+  `throughput: ${REQUESTS} requests of ${CALLS_PER_REQUEST} calls (${LATENCY_MS} ms each, ${OUTPUT_WORDS}-word answers), workers ${WORKER_COUNTS.join(', ')}`,
 );
 const rows: Row[] = [];
 for (const workers of WORKER_COUNTS) rows.push(await measure(workers));
@@ -128,5 +133,11 @@ printTable(
   })),
 );
 console.log(
-  `results: ${writeResult('throughput', { scenario: 'throughput', requests: REQUESTS, latencyMs: LATENCY_MS, rows })}`,
+  `results: ${writeResult(OUTPUT_WORDS === 40 ? 'throughput' : `throughput-${OUTPUT_WORDS}-words`, {
+    scenario: 'throughput',
+    requests: REQUESTS,
+    latencyMs: LATENCY_MS,
+    outputWords: OUTPUT_WORDS,
+    rows,
+  })}`,
 );

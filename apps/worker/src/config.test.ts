@@ -15,7 +15,7 @@ describe('loadWorkerConfig', () => {
       stalledIntervalMs: 15_000,
       maxStalledCount: 5,
       reconcileIntervalMs: 60_000,
-      batchItemGraceMs: 60_000,
+      batchItemGraceMs: 30_000,
       logLevel: 'info',
       webhookSecret: undefined,
       filesDir: undefined,

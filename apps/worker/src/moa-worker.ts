@@ -43,6 +43,12 @@ import type { Resolver } from './webhooks/deliver-webhook.js';
 import { createWebhookProcessor, webhookRetryDelayMs } from './webhooks/webhook-processor.js';
 import { warnAboutPresetModels, type PresetModelsWarningOptions } from './preset-models-warning.js';
 
+/**
+ * How often finished batch items whose grace has passed are removed (at most;
+ * the reconciler's interval when that is shorter).
+ */
+const ITEM_SWEEP_INTERVAL_MS = 10_000;
+
 /** Options of {@link startMoaWorker}. */
 export interface MoaWorkerOptions {
   config: WorkerConfig;
@@ -298,18 +304,19 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   const sweepFiles = createFileSweep({ redis: commands, prefix: config.queuePrefix, files, logger });
   const reconcileWorker = new Worker(
     RECONCILE_QUEUE,
-    async () => {
+    async (job) => {
       // The next pass comes soon enough: a failed pass is logged, never retried.
-      try {
-        await reconcile();
-      } catch (error) {
-        if (!reportRedisError(error)) logger.error({ error: String(error) }, 'batch reconciliation failed');
-      }
-      // Batch items whose grace has passed: their requests, calls and keys go.
+      // Batch items whose grace has passed (their requests, calls and keys go): every pass.
       try {
         await sweep();
       } catch (error) {
         if (!reportRedisError(error)) logger.error({ error: String(error) }, 'batch item sweep failed');
+      }
+      if (job.name !== 'reconcile') return;
+      try {
+        await reconcile();
+      } catch (error) {
+        if (!reportRedisError(error)) logger.error({ error: String(error) }, 'batch reconciliation failed');
       }
       // At most hourly across the cluster: files whose metadata Redis has expired, and other leftovers.
       try {
@@ -330,6 +337,17 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   };
   const reconcileTimer = setInterval(offerReconcile, reconcileIntervalMs);
   reconcileTimer.unref();
+  // Items are swept more often than batches are reconciled: a finished item is a copy of its line
+  // (about 16 KB with 400-word answers), and a fast batch finishes thousands a minute.
+  const sweepIntervalMs = Math.min(reconcileIntervalMs, ITEM_SWEEP_INTERVAL_MS);
+  const offerSweep = () => {
+    const slot = Math.floor(Date.now() / sweepIntervalMs);
+    reconcileQueue.add('sweep', {}, { jobId: `sweep-${slot}` }).catch((error: unknown) => {
+      if (!reportRedisError(error)) logger.warn({ error: String(error) }, 'cannot queue batch item sweep');
+    });
+  };
+  const sweepTimer = setInterval(offerSweep, sweepIntervalMs);
+  sweepTimer.unref();
   const workers = [orchestrator, deadlineWorker, webhookWorker, batchWorker, reconcileWorker, ...callWorkers];
   for (const worker of workers) {
     worker.on('error', onRedisError('worker error', { queue: worker.name }, 'error'));
@@ -408,6 +426,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
       }
       clearTimeout(timer);
       clearInterval(reconcileTimer);
+      clearInterval(sweepTimer);
       await stopListening();
       await reconcileQueue.close();
       await queues.close();

@@ -23,18 +23,20 @@ export const CALL_RETENTION_FAILED: KeepJobs = { age: 24 * 3600 };
 
 /**
  * How long a batch item's request stays readable (`GET /v1/jobs/{id}`)
- * once its output or error line is in the batch: 1 minute by default (the
- * worker's `BATCH_ITEM_GRACE_MS`). Its answer lives on in the batch's
+ * once its output or error line is in the batch: 30 seconds by default (the
+ * worker's `BATCH_ITEM_GRACE_MS`), then it goes within the 10 s between
+ * sweeps. Its answer lives on in the batch's
  * output file, so the request job, its calls and its keys are removed then
  * (batch-item-sweeper.ts in the worker). Short, because everything a
  * finished item keeps is a second copy of its line: with 400-word answers
  * about 16 KB an item, and a batch running at 100 items a second kept
- * 60,000 of them (1 GB) under the 10 minutes first chosen. Batch items
+ * 60,000 of them (1 GB) under the 10 minutes first chosen, and a
+ * dataset-sized batch must fit a modest Redis. Batch items
  * otherwise keep the request queue's own retention: BullMQ trims a queue's
  * whole finished set by the retention of whichever job finishes, so a
  * shorter one on items would trim interactive requests too.
  */
-export const DEFAULT_BATCH_ITEM_GRACE_MS = 60 * 1000;
+export const DEFAULT_BATCH_ITEM_GRACE_MS = 30 * 1000;
 
 /**
  * Bound of each queue's BullMQ events stream (BullMQ's default: 10,000
