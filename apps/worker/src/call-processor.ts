@@ -14,6 +14,7 @@ import {
   completedCallRecord,
   failedCallRecord,
   retryDecision,
+  type ErrorRecord,
   type ModelRegistry,
   type MoaConfig,
 } from '@moa-queue/moa';
@@ -106,36 +107,16 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
     }
     if (prompt.outcome === 'cancelled') {
       // Recorded like any call's failure, its cause as a code: the request reads the record, never the text.
-      const now = Date.now();
-      await job.updateProgress(
-        failedCallRecord({
-          model: model.modelId,
-          agentIndex: data.agentIndex,
-          attempts,
-          startedAt: now,
-          finishedAt: now,
-          error: cancelledCallError('cancelled').toRecord(),
-          pricing: model.pricing,
-        }),
+      return failUnsent(
+        cancelledCallError('cancelled').toRecord(),
+        attempts,
+        'cancelled: the request was cancelled before this call started',
       );
-      throw new UnrecoverableError('cancelled: the request was cancelled before this call started');
     }
     const { planned } = prompt;
     if (planned.notSent) {
       // Planned to fit by the orchestrator, yet too long here (a worker configured with another window).
-      const now = Date.now();
-      await job.updateProgress(
-        failedCallRecord({
-          model: model.modelId,
-          agentIndex: data.agentIndex,
-          attempts: 0,
-          startedAt: now,
-          finishedAt: now,
-          error: planned.notSent,
-          pricing: model.pricing,
-        }),
-      );
-      throw new UnrecoverableError(`${planned.notSent.code}: ${planned.notSent.message}`);
+      return failUnsent(planned.notSent, 0, `${planned.notSent.code}: ${planned.notSent.message}`);
     }
 
     const startedAt = Date.now();
@@ -192,6 +173,23 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
     }
     logger.debug({ ...about, latencyMs: result.latencyMs, usage: result.usage }, 'call completed');
     return completedCallRecord(model.modelId, data.agentIndex, result, attempts);
+
+    /** Fails the call for good without sending it, its record left as progress for the request. */
+    async function failUnsent(error: ErrorRecord, attemptsCount: number, reason: string): Promise<never> {
+      const now = Date.now();
+      await job.updateProgress(
+        failedCallRecord({
+          model: model.modelId,
+          agentIndex: data.agentIndex,
+          attempts: attemptsCount,
+          startedAt: now,
+          finishedAt: now,
+          error,
+          pricing: model.pricing,
+        }),
+      );
+      throw new UnrecoverableError(reason);
+    }
 
     async function failed(thrown: unknown): Promise<never> {
       // An aborted call fails for the cause its abort carried (cancel-listener.ts passes the code).
