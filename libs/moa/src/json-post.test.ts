@@ -3,7 +3,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { JsonPostConnectionError, JsonPostTimeoutError, postJson } from './json-post.js';
+import { JsonPostConnectionError } from './errors/json-post-connection-error.js';
+import { JsonPostTimeoutError } from './errors/json-post-timeout-error.js';
+import { postJson } from './json-post.js';
 
 const servers: Server[] = [];
 

@@ -1,6 +1,8 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+import { JsonPostConnectionError } from './errors/json-post-connection-error.js';
+import { JsonPostTimeoutError } from './errors/json-post-timeout-error.js';
 import type { HeaderLookup } from './retry-after.js';
 
 /** What {@link postJson} got back: any status, its headers and the body's text. */
@@ -17,16 +19,6 @@ export interface JsonPostOptions {
   /** Longest wait for the whole exchange, from sending to the body's last byte. */
   timeoutMs: number;
   signal?: AbortSignal | undefined;
-}
-
-/** The exchange took longer than its timeout. */
-export class JsonPostTimeoutError extends Error {
-  override readonly name = 'JsonPostTimeoutError';
-}
-
-/** No complete response: DNS, TCP or TLS failure, or a connection dropped midway. */
-export class JsonPostConnectionError extends Error {
-  override readonly name = 'JsonPostConnectionError';
 }
 
 /** One keep-alive connection pool per protocol for the whole process, as fetch has. */

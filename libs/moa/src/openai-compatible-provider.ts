@@ -6,7 +6,9 @@ import { ContentFilterError } from './errors/content-filter-error.js';
 import { errorFromStatus } from './errors/error-from-status.js';
 import { ProviderError } from './errors/provider-error.js';
 import { ProviderTimeoutError } from './errors/timeout-error.js';
-import { JsonPostConnectionError, JsonPostTimeoutError, postJson } from './json-post.js';
+import { JsonPostConnectionError } from './errors/json-post-connection-error.js';
+import { JsonPostTimeoutError } from './errors/json-post-timeout-error.js';
+import { postJson } from './json-post.js';
 import { retryAfterMsFromHeaders } from './retry-after.js';
 
 /** Options of {@link createOpenAICompatibleProvider}. */
