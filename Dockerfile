@@ -65,10 +65,11 @@ COPY --from=build /app/apps/api/dist apps/api/dist
 COPY --from=build /app/apps/worker/dist apps/worker/dist
 # Runtime assets resolved next to dist/: the web console's static files, and the
 # Lua scripts loaded with defineCommand (the API's rate limiter's token bucket, the
-# worker's request progress writes).
+# worker's request progress writes, the Redis file store's list-to-file steps).
 COPY --from=build /app/apps/api/public apps/api/public
 COPY --from=build /app/apps/api/lua apps/api/lua
 COPY --from=build /app/apps/worker/lua apps/worker/lua
+COPY --from=build /app/libs/contract/lua libs/contract/lua
 
 # In a container the API must listen beyond loopback; it then refuses to start
 # without MOA_API_KEYS unless MOA_AUTH=none is set on purpose.

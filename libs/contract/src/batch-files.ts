@@ -118,10 +118,13 @@ const ENTRIES_PER_READ = 200;
 /**
  * Makes a batch's output or error file of its list in Redis (one entry per
  * item, in the order the items were recorded: a line, or where the file
- * store spooled it), one line per entry, streamed into the file store a few
- * hundred entries at a time. The content is committed only once whole, so
- * a crash midway leaves no file (a retry writes it again, replacing nothing
- * visible). Returns the file's size and line count.
+ * store spooled it), one line per entry. A store that keeps the lines in the
+ * list itself moves them into the file (`FileStore.fileFromList`, never
+ * holding them twice); otherwise they are streamed into the file store a few
+ * hundred entries at a time. Either way the content is committed only once
+ * whole, so a crash midway leaves no file (a retry finishes it, or writes it
+ * again, replacing nothing visible). Returns the file's size and line
+ * count, or undefined when the list had no entry.
  */
 export async function listToFile(
   redis: Redis,
@@ -129,7 +132,9 @@ export async function listToFile(
   listKey: string,
   batchId: string,
   fileId: string,
-): Promise<{ bytes: number; lines: number }> {
+): Promise<{ bytes: number; lines: number } | undefined> {
+  if (files.fileFromList) return files.fileFromList(listKey, batchId, fileId);
+  if ((await redis.llen(listKey)) === 0) return undefined;
   const writer = await files.create(fileId);
   let lines = 0;
   try {

@@ -60,6 +60,20 @@ export interface FileStore {
    */
   unspool(batchId: string, entries: readonly Buffer[]): Promise<Buffer[]>;
 
+  /**
+   * Makes a file of a batch's output or error list by moving its lines out
+   * of the list as they go into the file, so they are never held twice; a
+   * store whose lines live in the list itself (Redis) has it. Without it the
+   * list is copied with `create` and `unspool` (see `listToFile`).
+   *
+   * @returns the file's size and lines, or undefined when there were none.
+   */
+  fileFromList?(
+    listKey: string,
+    batchId: string,
+    fileId: string,
+  ): Promise<{ bytes: number; lines: number } | undefined>;
+
   /** Forgets one spooled line that was not recorded (its item had been recorded already). */
   discardSpooled(batchId: string, entry: string): Promise<void>;
 

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { BATCH_RETENTION_SECONDS, FILE_CHUNK_BYTES, fileChunksKey } from './batch-keys.js';
 import { checkedBatchId, checkedFileId, checkedLineId } from './file-id.js';
@@ -28,6 +30,32 @@ const PARTIAL_TTL_SECONDS = 24 * 3600;
 /** Chunks read per round trip. */
 const CHUNKS_PER_READ = 4;
 
+/** Lines moved from a batch's list into its file per step (`lua/list-to-chunks.lua`): about 3 MB at 15 KB a line. */
+const LINES_PER_STEP = 200;
+
+const LIST_TO_CHUNKS = readFileSync(
+  fileURLToPath(new URL('../lua/list-to-chunks.lua', import.meta.url)),
+  'utf8',
+);
+const LIST_TO_CHUNKS_COMMAND = 'moaListToChunks';
+
+type WithListToChunks = Redis & {
+  [LIST_TO_CHUNKS_COMMAND](
+    listKey: string,
+    partialKey: string,
+    countsKey: string,
+    chunkBytes: number,
+    linesPerStep: number,
+    ttlSeconds: number,
+  ): Promise<number>;
+};
+
+/** What {@link RedisFileStore.fileFromList} made: the file's size and lines. */
+export interface FileFromList {
+  bytes: number;
+  lines: number;
+}
+
 /**
  * Files in Redis, as they have always been stored: a list of chunks per file
  * (`<prefix>:moa-file:<id>:chunks`), every chunk but the last exactly
@@ -49,6 +77,9 @@ export class RedisFileStore implements FileStore {
   private readonly retentionSeconds: number;
 
   constructor(options: RedisFileStoreOptions) {
+    if (!(LIST_TO_CHUNKS_COMMAND in options.redis)) {
+      options.redis.defineCommand(LIST_TO_CHUNKS_COMMAND, { numberOfKeys: 3, lua: LIST_TO_CHUNKS });
+    }
     this.redis = options.redis;
     this.prefix = options.prefix;
     this.chunkBytes = options.chunkBytes ?? FILE_CHUNK_BYTES;
@@ -103,6 +134,60 @@ export class RedisFileStore implements FileStore {
         await redis.del(partial);
       },
     };
+  }
+
+  /**
+   * Makes a file of a batch's output or error list (its lines, each followed
+   * by a newline), moving the lines out of the list into the file's chunks a
+   * few hundred at a time with `lua/list-to-chunks.lua`: each step is one
+   * script, so no line is ever in both places, and a 764 MB output is never
+   * held twice (a copy kept the list until the file was whole). The partial
+   * chunks and their counts have fixed keys, so a run that dies midway is
+   * finished by the next one, which goes on from the list's head; the file
+   * is renamed into place only once the list is empty, so it never reads as
+   * complete before it is. Once made, the counts are kept a day, so a run
+   * retried after the rename gets the same answer.
+   *
+   * @returns the file's size and lines, or undefined when the list is empty
+   * and no run made the file.
+   * @throws FileStoreError `spool_missing` when the list holds a line spooled
+   * to a directory (processes disagree on MOA_FILES_DIR).
+   */
+  async fileFromList(listKey: string, batchId: string, fileId: string): Promise<FileFromList | undefined> {
+    checkedBatchId(batchId);
+    const key = this.key(fileId);
+    const partial = `${key}:partial:list`;
+    const counts = `${partial}:counts`;
+    const redis = this.redis as WithListToChunks;
+    for (;;) {
+      let moved: number;
+      try {
+        moved = await redis[LIST_TO_CHUNKS_COMMAND](
+          listKey,
+          partial,
+          counts,
+          this.chunkBytes,
+          LINES_PER_STEP,
+          PARTIAL_TTL_SECONDS,
+        );
+      } catch (error) {
+        if (error instanceof Error && error.message.includes('spool_missing')) {
+          throw new FileStoreError(
+            'spool_missing',
+            `Batch ${batchId} has a line spooled to a directory, but this process stores files in Redis: every API and worker process must have the same MOA_FILES_DIR`,
+          );
+        }
+        throw error;
+      }
+      if (moved === 0) break;
+    }
+    const [bytes, lines] = await this.redis.hmget(counts, 'bytes', 'lines');
+    if (bytes === null || lines === null) return undefined;
+    // Whole now: renamed into place (a run retried after the rename finds no partial).
+    if ((await this.redis.exists(partial)) === 1) {
+      await this.redis.multi().rename(partial, key).expire(key, this.retentionSeconds).exec();
+    }
+    return { bytes: Number(bytes), lines: Number(lines) };
   }
 
   async *read(fileId: string, options: FileReadOptions = {}): AsyncGenerator<Buffer> {

@@ -160,8 +160,9 @@ export function createBatchProcessor(dependencies: BatchProcessorDependencies) {
       [batchOutputKey(prefix, batchId), outputFile, 'output'],
       [batchErrorKey(prefix, batchId), errorFile, 'error'],
     ] as const) {
-      if ((await redis.llen(list)) === 0) continue;
-      const { bytes, lines } = await listToFile(redis, fileStore, list, batchId, fileId);
+      const made = await listToFile(redis, fileStore, list, batchId, fileId);
+      if (!made) continue;
+      const { bytes, lines } = made;
       await saveStoredFile(redis, prefix, {
         id: fileId,
         // The batch's owner owns its output and error files.
