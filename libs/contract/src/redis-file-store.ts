@@ -172,10 +172,7 @@ export class RedisFileStore implements FileStore {
         );
       } catch (error) {
         if (error instanceof Error && error.message.includes('spool_missing')) {
-          throw new FileStoreError(
-            'spool_missing',
-            `Batch ${batchId} has a line spooled to a directory, but this process stores files in Redis: every API and worker process must have the same MOA_FILES_DIR`,
-          );
+          throw spoolMissing(batchId);
         }
         throw error;
       }
@@ -236,10 +233,7 @@ export class RedisFileStore implements FileStore {
     for (const entry of entries) {
       if (!isInlineEntry(entry)) {
         // Written by a process with MOA_FILES_DIR set: the processes disagree on the store.
-        throw new FileStoreError(
-          'spool_missing',
-          `Batch ${batchId} has a line spooled to a directory, but this process stores files in Redis: every API and worker process must have the same MOA_FILES_DIR`,
-        );
+        throw spoolMissing(batchId);
       }
     }
     return [...entries];
@@ -257,4 +251,12 @@ export class RedisFileStore implements FileStore {
   async sweep(): Promise<FileSweepReport> {
     return { files: 0, partials: 0, spools: 0 };
   }
+}
+
+/** A batch's list holds a line spooled to a directory: written by a process with MOA_FILES_DIR set. */
+function spoolMissing(batchId: string): FileStoreError {
+  return new FileStoreError(
+    'spool_missing',
+    `Batch ${batchId} has a line spooled to a directory, but this process stores files in Redis: every API and worker process must have the same MOA_FILES_DIR`,
+  );
 }
