@@ -99,7 +99,7 @@ export function createCallProcessor(dependencies: CallProcessorDependencies) {
     };
 
     // The prompt is built here from the request's job; the call job carries only what identifies it.
-    const prompt = await readPrompt(data, `${dependencies.prefix}:${job.queueName}:${job.id}`);
+    const prompt = await readPrompt(data, dependencies.queueOf(model.provider).toKey(job.id!));
     if (prompt.outcome === 'answered') {
       // Added again after it completed (an orchestrator re-run): never paid for twice.
       logger.info(about, 'call already answered: its recorded result is returned again');

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { BATCH_RETENTION_SECONDS, fileIndexKey, fileKey, tenantFileBytesKey } from './batch-keys.js';
-import type { FileStore } from './file-store.js';
+import type { FileFromList, FileStore } from './file-store.js';
 import { ownerTenant } from './tenancy.js';
 
 /** The OpenAI file object. */
@@ -132,7 +132,7 @@ export async function listToFile(
   listKey: string,
   batchId: string,
   fileId: string,
-): Promise<{ bytes: number; lines: number } | undefined> {
+): Promise<FileFromList | undefined> {
   if (files.fileFromList) return files.fileFromList(listKey, batchId, fileId);
   if ((await redis.llen(listKey)) === 0) return undefined;
   const writer = await files.create(fileId);

@@ -68,11 +68,7 @@ export interface FileStore {
    *
    * @returns the file's size and lines, or undefined when there were none.
    */
-  fileFromList?(
-    listKey: string,
-    batchId: string,
-    fileId: string,
-  ): Promise<{ bytes: number; lines: number } | undefined>;
+  fileFromList?(listKey: string, batchId: string, fileId: string): Promise<FileFromList | undefined>;
 
   /** Forgets one spooled line that was not recorded (its item had been recorded already). */
   discardSpooled(batchId: string, entry: string): Promise<void>;
@@ -88,6 +84,12 @@ export interface FileStore {
    * expires its keys itself).
    */
   sweep(options: FileSweepOptions): Promise<FileSweepReport>;
+}
+
+/** What {@link FileStore.fileFromList} made: the file's size and lines. */
+export interface FileFromList {
+  bytes: number;
+  lines: number;
 }
 
 /** What {@link FileStore.sweep} asks its caller (which knows Redis). */

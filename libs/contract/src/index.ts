@@ -113,6 +113,7 @@ export {
   type FileReadOptions,
   type FileSweepOptions,
   type FileSweepReport,
+  type FileFromList,
 } from './file-store.js';
 export { FileStoreError, type FileStoreErrorCode } from './file-store-error.js';
 export { RedisFileStore, type RedisFileStoreOptions } from './redis-file-store.js';

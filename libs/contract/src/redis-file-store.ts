@@ -7,6 +7,7 @@ import { checkedBatchId, checkedFileId, checkedLineId } from './file-id.js';
 import { FileStoreError } from './file-store-error.js';
 import {
   isInlineEntry,
+  type FileFromList,
   type FileReadOptions,
   type FileStore,
   type FileSweepReport,
@@ -49,12 +50,6 @@ type WithListToChunks = Redis & {
     ttlSeconds: number,
   ): Promise<number>;
 };
-
-/** What {@link RedisFileStore.fileFromList} made: the file's size and lines. */
-export interface FileFromList {
-  bytes: number;
-  lines: number;
-}
 
 /**
  * Files in Redis, as they have always been stored: a list of chunks per file
