@@ -2,7 +2,7 @@ import { pollUntil, startRedisServer, type RedisServerProcess } from '@moa-queue
 import { Redis } from 'ioredis';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startMoaStack, type MoaStack } from './support/moa-stack.js';
+import { metricsPortOf, parseMetrics, startMoaStack, sumOf, type MoaStack } from './support/moa-stack.js';
 
 /** pino's numeric levels. */
 const WARN = 40;
@@ -21,6 +21,16 @@ interface OutputLine {
 async function usedMemory(redis: Redis): Promise<number> {
   const info = await redis.info('memory');
   return Number(/^used_memory:(\d+)/m.exec(info)?.[1]);
+}
+
+/** `moa_redis_up` of each worker process, from its metrics port. */
+async function redisUpOfWorkers(stack: MoaStack): Promise<number[]> {
+  return Promise.all(
+    stack.workers.map(async (worker) => {
+      const response = await fetch(`http://127.0.0.1:${metricsPortOf(worker)}/metrics`);
+      return sumOf(parseMetrics(await response.text()), 'moa_redis_up');
+    }),
+  );
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -261,7 +271,7 @@ describe('a Redis restart seen from the workers logs', () => {
     await server?.stop();
   });
 
-  it('a lost connection is one warning and its recovery one info line per worker, not a line per failed command', async () => {
+  it('a lost connection is one warning and its recovery one info line per worker, not a line per failed command; moa_redis_up shows it', async () => {
     server = await startRedisServer({ appendOnly: true });
     stack = await startMoaStack({
       name: 'redis-full-restart',
@@ -281,11 +291,25 @@ describe('a Redis restart seen from the workers logs', () => {
       60_000,
     );
     const logsAtKill = stack.workers.map((worker) => worker.logs.length);
+    expect(await redisUpOfWorkers(stack)).toEqual([1, 1]);
     await server.kill();
+    // Each worker's metrics show the outage while it lasts (and answer: they need no Redis).
+    await pollUntil(
+      () => redisUpOfWorkers(stack!),
+      (values) => values.every((value) => value === 0),
+      15_000,
+      100,
+    );
     await sleep(2000);
     restarted = await startRedisServer({ appendOnly: true, port: server.port, directory: server.directory });
     const jobs = await Promise.all(created.map((job) => stack!.waitFor(job.id, 120_000)));
     expect(jobs.map((job) => job.status)).toEqual(Array(12).fill('completed'));
+    await pollUntil(
+      () => redisUpOfWorkers(stack!),
+      (values) => values.every((value) => value === 1),
+      60_000,
+      100,
+    );
     // Each worker has noticed the end of the outage before its lines are counted.
     await pollUntil(
       () =>

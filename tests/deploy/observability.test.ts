@@ -111,7 +111,7 @@ describe('deploy/prometheus/prometheus.yml', () => {
 });
 
 describe('deploy/prometheus/alerts.yml', () => {
-  it('alerts on cost, errors, backlog, unpriced models and webhook failures', () => {
+  it('alerts on cost, errors, backlog, unpriced models, webhook failures and Redis outages', () => {
     const used = new Set(
       alertRules.flatMap((rule) => metricTokens(rule.expr)).map((token) => resolveMetric(token)?.name),
     );
@@ -121,6 +121,7 @@ describe('deploy/prometheus/alerts.yml', () => {
       'bullmq_job_count',
       'moa_llm_cost_unknown_total',
       'moa_webhook_deliveries_total',
+      'moa_redis_up',
     ]) {
       expect(used, name).toContain(name);
     }
@@ -197,6 +198,7 @@ describe('deploy/grafana', () => {
     expect(all).toMatch(/moa_job_cost_usd_bucket/);
     expect(all).toMatch(/moa_llm_cost_unknown_total/);
     expect(all).toMatch(/sum by \(outcome\) \(rate\(moa_webhook_deliveries_total/);
+    expect(all).toMatch(/sum\(moa_redis_up\)/);
     expect(allPanels.some((panel) => panel.type === 'heatmap')).toBe(true);
   });
 });

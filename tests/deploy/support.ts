@@ -185,9 +185,12 @@ function metricDefinitions(relative: string): MetricDefinition[] {
 
 /** Every metric the worker and the API register, by name. */
 export const METRICS: ReadonlyMap<string, MetricDefinition> = new Map(
-  [...metricDefinitions('apps/worker/src/metrics.ts'), ...metricDefinitions('apps/api/src/metrics.ts')].map(
-    (metric) => [metric.name, metric],
-  ),
+  [
+    ...metricDefinitions('apps/worker/src/metrics.ts'),
+    ...metricDefinitions('apps/api/src/metrics.ts'),
+    // Both processes export it (createRedisUpGauge).
+    ...metricDefinitions('libs/contract/src/redis-up-metric.ts'),
+  ].map((metric) => [metric.name, metric]),
 );
 
 /** Names registered with `name: '…'` in apps/worker/src/metrics.ts (the brief's cross-check). */
@@ -200,6 +203,7 @@ export const API_METRIC_NAMES = [
   'bullmq_job_count',
   'moa_http_requests_total',
   'moa_http_request_duration_seconds',
+  'moa_redis_up',
 ];
 
 /** `moa_*` and `bullmq_*` tokens of a PromQL expression (or any text). */

@@ -1,5 +1,6 @@
 import { createFileStore, createMoaQueues } from '@moa-queue/contract';
 import { createApp } from './app.js';
+import { createApiMetrics } from './metrics.js';
 import { checkListenPolicy, loadApiConfig } from './config.js';
 import { createApiServer, writeApiError } from './http-server.js';
 import { createLogger } from './logger.js';
@@ -36,10 +37,12 @@ const queues = createMoaQueues({
 /**
  * BullMQ queues wait for their connection's first `ready` before any
  * command (afterwards they fail fast with it). Until then, which is only
- * when Redis is down as the API starts, requests other than the probes get
- * 503 rather than waiting for Redis.
+ * when Redis is down as the API starts, requests other than the probes and
+ * the metrics get 503 rather than waiting for Redis.
  */
 let queuesReady = false;
+/** Served before the queues are ready: each answers within its own bound while Redis is down. */
+const ALWAYS_SERVED = new Set(['/healthz', '/readyz', '/metrics']);
 void Promise.all(queues.all().map((queue) => queue.waitUntilReady())).then(
   () => {
     queuesReady = true;
@@ -65,10 +68,11 @@ const app = createApp({
   rateLimitRpm: config.rateLimitRpm,
   failureReplaySeconds: config.failureReplaySeconds,
   files,
+  metrics: createApiMetrics(queues, { health: redisHealth }),
 });
 const server = createApiServer(
   (request, response) => {
-    if (queuesReady || request.url === '/healthz' || request.url === '/readyz') app(request, response);
+    if (queuesReady || ALWAYS_SERVED.has(request.url ?? '')) app(request, response);
     else {
       request.resume();
       writeApiError(response, redisFaultError('unavailable'));

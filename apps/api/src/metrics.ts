@@ -1,4 +1,4 @@
-import type { MoaQueues } from '@moa-queue/contract';
+import { createRedisUpGauge, type MoaQueues } from '@moa-queue/contract';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** BullMQ states reported by `bullmq_job_count`. */
@@ -19,30 +19,82 @@ export interface ApiMetrics {
   httpDuration: Histogram<'method' | 'route' | 'status'>;
 }
 
+/** Options of {@link createApiMetrics}. */
+export interface ApiMetricsOptions {
+  /**
+   * The process's view of Redis (`watchRedisHealth`): a failed read of the
+   * queue counts is reported to it, and `moa_redis_up` is 0 while it says
+   * Redis does not serve (a full Redis answers the counts but refuses writes).
+   * @defaultValue none: only the scrape's own read decides `moa_redis_up`
+   */
+  health?: { readonly healthy: boolean; noteError(error: Error): void };
+  /**
+   * Longest wait for the queue counts: a scrape answers within it whatever
+   * Redis does. (Each command has its own timeout too, but BullMQ waits for a
+   * connection that has never been ready without one.)
+   * @defaultValue 3000
+   */
+  readTimeoutMs?: number;
+}
+
+type QueueCounts = { queue: string; counts: Record<string, number> }[];
+
 /**
  * Creates the API's registry. `bullmq_job_count` is computed at scrape time
  * from Redis, so every API replica reports the same shared truth.
+ *
+ * A scrape answers while Redis is down too: `bullmq_job_count` is then left
+ * out (a stale count would be a lie) and `moa_redis_up` is 0, while the HTTP
+ * metrics, which count the outage's 503s, and the process metrics are there.
  */
-export function createApiMetrics(queues: MoaQueues): ApiMetrics {
+export function createApiMetrics(queues: MoaQueues, options: ApiMetricsOptions = {}): ApiMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  const readTimeoutMs = options.readTimeoutMs ?? 3000;
+
+  /** The counts of every queue, or undefined when Redis did not give them in time. */
+  async function readCounts(): Promise<QueueCounts | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('Command timed out')), readTimeoutMs);
+    });
+    try {
+      return await Promise.race([
+        Promise.all(
+          queues
+            .all()
+            .map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts(...QUEUE_STATES) })),
+        ),
+        timeout,
+      ]);
+    } catch (error) {
+      options.health?.noteError(error instanceof Error ? error : new Error(String(error)));
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  // Both gauges of one scrape share its one read: prom-client runs their collects together.
+  let reading: Promise<QueueCounts | undefined> | undefined;
+  const scrapeCounts = () => (reading ??= readCounts().finally(() => (reading = undefined)));
+
   new Gauge({
     name: 'bullmq_job_count',
     help: 'Jobs per BullMQ queue and state, read from Redis at scrape time',
     labelNames: ['queue', 'state'],
     registers,
     async collect() {
-      const counts = await Promise.all(
-        queues
-          .all()
-          .map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts(...QUEUE_STATES) })),
-      );
+      const counts = await scrapeCounts();
       this.reset();
-      for (const { queue, counts: byState } of counts) {
+      for (const { queue, counts: byState } of counts ?? []) {
         for (const state of QUEUE_STATES) this.set({ queue, state }, byState[state] ?? 0);
       }
     },
+  });
+  createRedisUpGauge({
+    registry,
+    serving: async () => (await scrapeCounts()) !== undefined && (options.health?.healthy ?? true),
   });
   return {
     registry,

@@ -15,7 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * pausing, killing and squeezing it disturbs no other suite. DESIGN §4:
  * while Redis is unreachable, full or slow, requests answer 503 with
  * `Retry-After` (`redis_unavailable` / `redis_full`) within 5 s, and
- * `/readyz` is 503; afterwards everything works again.
+ * `/readyz` is 503, while `/metrics` answers 200 with `moa_redis_up 0`;
+ * afterwards everything works again.
  */
 
 /** The contract's bound on an answer while Redis misbehaves. */
@@ -63,6 +64,38 @@ function expect503(answer: Timed, code: 'redis_unavailable' | 'redis_full'): voi
   expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
   expect(answer.headers.get('x-should-retry')).toBe('true');
   expect(answer.body.error).toMatchObject({ type: 'server_error', param: null });
+}
+
+/** `GET /metrics` while Redis misbehaves: 200 within the bound, with what the process knows. */
+async function scrape(): Promise<{ ms: number; redisUp: number; jobCounts: number; served503: number }> {
+  const started = performance.now();
+  const response = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(30_000) });
+  const text = await response.text();
+  expect(response.status).toBe(200);
+  const lines = text.split('\n');
+  return {
+    ms: performance.now() - started,
+    redisUp: Number(/^moa_redis_up (\S+)$/m.exec(text)?.[1]),
+    jobCounts: lines.filter((line) => line.startsWith('bullmq_job_count{')).length,
+    served503: lines
+      .filter((line) => line.startsWith('moa_http_requests_total{') && line.includes('status="503"'))
+      .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0),
+  };
+}
+
+/** What a scrape shows while Redis does not serve: the outage and its 503s, no stale queue counts. */
+async function expectOutageScrape(): Promise<void> {
+  const during = await scrape();
+  expect(during.ms).toBeLessThan(ANSWER_WITHIN_MS);
+  expect({ redisUp: during.redisUp, jobCounts: during.jobCounts }).toEqual({ redisUp: 0, jobCounts: 0 });
+  expect(during.served503).toBeGreaterThan(0);
+}
+
+/** After an outage: Redis serves (once the health watch has seen it) and the queue counts are back. */
+async function expectRecoveredScrape(): Promise<void> {
+  const after = await pollUntil(scrape, (answer) => answer.redisUp === 1, 15_000, 100);
+  // One series per queue and state.
+  expect(after.jobCounts).toBeGreaterThan(0);
 }
 
 async function waitReady(timeoutMs = 20_000): Promise<void> {
@@ -137,6 +170,7 @@ describe('the API while Redis is paused, killed or full (real process, own redis
         call('GET', '/readyz'),
       ]);
       for (const answer of together) expect503(answer, 'redis_unavailable');
+      await expectOutageScrape();
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, 10_000 - (Date.now() - pausedAt))));
     } finally {
       redis.process.kill('SIGCONT');
@@ -150,6 +184,7 @@ describe('the API while Redis is paused, killed or full (real process, own redis
     expect(old.status).toBe(200);
     expect(old.body.id).toBe(existing);
     await recoveries(1);
+    await expectRecoveredScrape();
   });
 
   it('Redis killed: 503 redis_unavailable at once; restarted on the same port: the API recovers with its data', async () => {
@@ -160,12 +195,14 @@ describe('the API while Redis is paused, killed or full (real process, own redis
     // A few seconds down: reconnect attempts pile up, but are not logged one by one.
     await new Promise((resolve) => setTimeout(resolve, 3000));
     expect503(await call('POST', '/v1/jobs', job), 'redis_unavailable');
+    await expectOutageScrape();
 
     restarted = await startRedisServer({ appendOnly: true, port: redis.port, directory: redis.directory });
     await waitReady();
     expect((await call('POST', '/v1/jobs', job)).status).toBe(202);
     expect((await call('GET', `/v1/jobs/${existing}`)).status).toBe(200);
     await recoveries(2);
+    await expectRecoveredScrape();
   });
 
   it('Redis full (maxmemory 1, noeviction): POST answers 503 redis_full and /readyz 503 while reads go on; lifted: 202', async () => {
@@ -186,12 +223,19 @@ describe('the API while Redis is paused, killed or full (real process, own redis
       expect((await call('GET', `/v1/jobs/${existing}`)).status).toBe(200);
       // The health watch (a probe every 5 s) notices, and says so once.
       await api.waitForLine((line) => line.includes('redis unavailable') && line.includes('OOM'), 15_000);
+      // Reads work, so the queue counts are there; writes do not, so Redis does not serve.
+      const full = await scrape();
+      expect({ redisUp: full.redisUp, hasJobCounts: full.jobCounts > 0 }).toEqual({
+        redisUp: 0,
+        hasJobCounts: true,
+      });
     } finally {
       await admin.config('SET', 'maxmemory', '0');
     }
     await waitReady();
     expect((await call('POST', '/v1/jobs', job)).status).toBe(202);
     await recoveries(3);
+    await expectRecoveredScrape();
   });
 
   it('logged each outage once (warn) and each recovery once (info), never at error level', async () => {

@@ -1,6 +1,11 @@
 export { startMoaWorker, type MoaWorker, type MoaWorkerOptions } from './moa-worker.js';
 export { loadWorkerConfig, type WorkerConfig } from './config.js';
-export { createWorkerMetrics, LLM_LATENCY_BUCKETS, type WorkerMetrics } from './metrics.js';
+export {
+  createWorkerMetrics,
+  LLM_LATENCY_BUCKETS,
+  type WorkerMetrics,
+  type WorkerMetricsOptions,
+} from './metrics.js';
 export { createCallProcessor } from './call-processor.js';
 export { createOrchestratorProcessor } from './orchestrator-processor.js';
 export { createLogger } from './logger.js';

@@ -1,3 +1,4 @@
+import { createRedisUpGauge } from '@moa-queue/contract';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 
 /** LLM latency buckets in seconds; they reach 20 minutes because long answers from slow providers do. */
@@ -23,11 +24,22 @@ export interface WorkerMetrics {
   webhookDeliveries: Counter<'outcome'>;
 }
 
+/** Options of {@link createWorkerMetrics}. */
+export interface WorkerMetricsOptions {
+  /**
+   * The worker's view of Redis (its connection state logger), exported as
+   * `moa_redis_up`. @defaultValue none: the gauge is not exported
+   */
+  health?: { readonly healthy: boolean };
+}
+
 /** Creates the worker's registry with every metric and the default process metrics. */
-export function createWorkerMetrics(): WorkerMetrics {
+export function createWorkerMetrics(options: WorkerMetricsOptions = {}): WorkerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  const health = options.health;
+  if (health) createRedisUpGauge({ registry, serving: () => health.healthy });
   return {
     registry,
     llmRequestDuration: new Histogram({

@@ -141,7 +141,7 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   // Batch files: in MOA_FILES_DIR when set (the API must be given the same), else in Redis.
   const files = createFileStore({ redis: commands, prefix: config.queuePrefix, directory: config.filesDir });
   await files.check();
-  const metrics = createWorkerMetrics();
+  const metrics = createWorkerMetrics({ health });
   const batchItemGraceMs = config.batchItemGraceMs ?? DEFAULT_BATCH_ITEM_GRACE_MS;
   const models = options.models ?? createModelRegistry(config.moa);
 

@@ -214,6 +214,7 @@ export {
   type ConnectionStateLogger,
   type ConnectionStateLoggerOptions,
 } from './connection-state-log.js';
+export { createRedisUpGauge, type RedisUpGaugeOptions } from './redis-up-metric.js';
 export { batchDoneRequestsKey } from './batch-accounting.js';
 export {
   responsesRequestSchema,
