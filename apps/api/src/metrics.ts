@@ -1,4 +1,4 @@
-import { createRedisUpGauge, type MoaQueues } from '@moa-queue/contract';
+import { createRedisUpGauge, withTimeout, type MoaQueues } from '@moa-queue/contract';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** BullMQ states reported by `bullmq_job_count`. */
@@ -55,24 +55,18 @@ export function createApiMetrics(queues: MoaQueues, options: ApiMetricsOptions =
 
   /** The counts of every queue, or undefined when Redis did not give them in time. */
   async function readCounts(): Promise<QueueCounts | undefined> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error('Command timed out')), readTimeoutMs);
-    });
     try {
-      return await Promise.race([
+      return await withTimeout(
         Promise.all(
           queues
             .all()
             .map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts(...QUEUE_STATES) })),
         ),
-        timeout,
-      ]);
+        readTimeoutMs,
+      );
     } catch (error) {
       options.health?.noteError(error instanceof Error ? error : new Error(String(error)));
       return undefined;
-    } finally {
-      clearTimeout(timer);
     }
   }
   // Both gauges of one scrape share its one read: prom-client runs their collects together.

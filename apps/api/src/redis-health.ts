@@ -1,19 +1,10 @@
-import { createConnectionStateLogger } from '@moa-queue/contract';
+import { createConnectionStateLogger, withTimeout } from '@moa-queue/contract';
 import { ReplyError, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redisFaultOf, type RedisFault } from './redis-errors.js';
 
 /** What {@link probeRedis} found; `error` is what Redis (or the client) said, or an OOM reply for a full Redis. */
 export type RedisHealth = { ok: true } | { ok: false; fault: RedisFault; reason: string; error: Error };
-
-function withTimeout<T>(promise: Promise<T>, milliseconds: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('Command timed out')), milliseconds);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 function infoField(info: string, name: string): number {
   const match = new RegExp(`^${name}:(\\d+)`, 'm').exec(info);
@@ -86,32 +77,17 @@ export function watchRedisHealth(
   logger: Logger,
   options: RedisHealthWatchOptions = {},
 ): RedisHealthWatch {
-  const intervalMs = options.intervalMs ?? 5000;
   const timeoutMs = options.timeoutMs ?? 2000;
   const state = createConnectionStateLogger(logger, 'api', {
+    watchIntervalMs: options.intervalMs ?? 5000,
     probeIntervalMs: options.troubleIntervalMs ?? 1000,
+    probeTimeoutMs: timeoutMs,
     probe: async () => {
       const health = await probeRedis(redis, timeoutMs);
       if (!health.ok) throw health.error;
     },
   });
-  let stopped = false;
   let lastError: Error | undefined;
-  let timer: NodeJS.Timeout | undefined;
-
-  /** While Redis serves, a probe every `intervalMs`; while it does not, the state logger probes. */
-  const check = async () => {
-    if (stopped) return;
-    if (state.healthy && redis.status === 'ready') {
-      const health = await probeRedis(redis, timeoutMs);
-      if (!health.ok && !stopped) state.onError(health.error);
-    }
-    if (stopped) return;
-    timer = setTimeout(() => void check(), intervalMs);
-    timer.unref();
-  };
-  timer = setTimeout(() => void check(), intervalMs);
-  timer.unref();
 
   const onError = (error: Error) => {
     lastError = error;
@@ -131,8 +107,6 @@ export function watchRedisHealth(
       return state.healthy;
     },
     stop() {
-      stopped = true;
-      clearTimeout(timer);
       state.close();
       redis.off('error', onError);
       redis.off('close', onClose);

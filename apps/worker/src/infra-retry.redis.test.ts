@@ -190,9 +190,11 @@ describe('stall forgiveness on real Redis', () => {
       await queue.add('x', {}, { jobId: 'here' });
       const jobKey = queue.toKey('here');
       await redis.hset(jobKey, 'stc', 3);
-      const health = createConnectionStateLogger(logger, 'test');
+      const health = createConnectionStateLogger(logger, 'test', { settleMs: 0 });
       const forgiveness = createStallForgiveness({ redis, prefix, health, logger, lockDurationMs: 1000 });
-      forgiveness.noteOutage();
+      // An outage that has just ended explains the lost locks.
+      health.onError(new Error('Command timed out'));
+      health.onReady();
       forgiveness.lockLost('forgive-test', ['here', 'gone']);
       await pollUntil(
         () => redis.hget(jobKey, 'stc'),

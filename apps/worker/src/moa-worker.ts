@@ -48,6 +48,8 @@ import { warnAboutPresetModels, type PresetModelsWarningOptions } from './preset
  * the reconciler's interval when that is shorter).
  */
 const ITEM_SWEEP_INTERVAL_MS = 10_000;
+/** How often the worker checks, while Redis serves it, that it still does (2 s bound each time). */
+const REDIS_WATCH_INTERVAL_MS = 5000;
 
 /** Options of {@link startMoaWorker}. */
 export interface MoaWorkerOptions {
@@ -88,10 +90,13 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
   const commands = new Redis(config.redisUrl, { maxRetriesPerRequest: null, enableAutoPipelining: true });
   // Whether Redis serves this process: an outage is one warning and its end one info line,
   // however many commands, polls and lock renewals fail meanwhile. A write proves the end
-  // (a full Redis still answers reads).
+  // (a full Redis still answers reads). The same write, bounded, every 5 s while all is well
+  // notices a paused Redis, which fails none of the worker's commands (they have no timeout:
+  // a long call must not lose its job to a slow reply) but lets their locks lapse.
   const probeKey = `${config.queuePrefix}:moa-worker-probe:${hostname()}:${process.pid}`;
   const health = createConnectionStateLogger(logger, 'worker', {
     probe: () => commands.set(probeKey, '1', 'PX', 10_000),
+    watchIntervalMs: REDIS_WATCH_INTERVAL_MS,
   });
   const forgiveness = createStallForgiveness({
     redis: commands,
@@ -100,12 +105,8 @@ export async function startMoaWorker(options: MoaWorkerOptions): Promise<MoaWork
     logger,
     lockDurationMs: config.lockDurationMs,
   });
-  /** Tells `health` about an error; true when it was Redis trouble (then noted for stall forgiveness too). */
-  const reportRedisError = (error: unknown): boolean => {
-    if (!health.onError(error)) return false;
-    forgiveness.noteOutage();
-    return true;
-  };
+  /** Tells `health` about an error (stall forgiveness reads its outages there); true when it was Redis trouble. */
+  const reportRedisError = (error: unknown): boolean => health.onError(error);
   /** Every 'error' listener of the process: Redis trouble goes to `health`, anything else is logged. */
   const onRedisError =
     (message: string, fields: Record<string, string> = {}, level: 'warn' | 'error' = 'warn') =>

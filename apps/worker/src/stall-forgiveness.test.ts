@@ -6,7 +6,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { endsRequest } from './orchestrator-processor.js';
 import { createStallForgiveness } from './stall-forgiveness.js';
 
-function setup(healthy: boolean) {
+function setup(healthy: boolean, lastErrorAt = 0) {
   const lines: Record<string, unknown>[] = [];
   const logger = pino(
     { level: 'info' },
@@ -28,6 +28,7 @@ function setup(healthy: boolean) {
     onError: () => true,
     onReady: () => undefined,
     healthy,
+    lastErrorAt,
     whenHealthy: async () => undefined,
     close: () => undefined,
   };
@@ -37,8 +38,8 @@ function setup(healthy: boolean) {
 
 describe('stall forgiveness', () => {
   it('takes back the stall of a lock lost during an outage, once per job however often it is reported', async () => {
-    const { forgiveness, evalCalls, lines } = setup(true);
-    forgiveness.noteOutage();
+    // Healthy again, but an infrastructure error was seen a moment ago.
+    const { forgiveness, evalCalls, lines } = setup(true, Date.now());
     forgiveness.lockLost('moa-requests', ['job_a', 'job_b']);
     // The lock manager reports a lapsed lock at every renewal until the run ends.
     forgiveness.lockLost('moa-requests', ['job_a']);
@@ -57,7 +58,8 @@ describe('stall forgiveness', () => {
   });
 
   it('counts a lock lost with no outage in sight (a blocked event loop): the stall stands', async () => {
-    const { forgiveness, evalCalls, lines } = setup(true);
+    // The last outage ended long ago (more than two lock durations and 5 s).
+    const { forgiveness, evalCalls, lines } = setup(true, Date.now() - 70_000);
     forgiveness.lockLost('moa-requests', ['job_c']);
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(evalCalls).toHaveLength(0);

@@ -34,8 +34,6 @@ export interface StallForgivenessOptions {
 
 /** Forgives the stalls that follow locks lost to a Redis outage. */
 export interface StallForgiveness {
-  /** Remembers that Redis was in trouble now (call with every infrastructure error). */
-  noteOutage(): void;
   /** A job of `queueName` lost its lock in this process: forgive the stall if an outage explains it. */
   lockLost(queueName: string, jobIds: string[]): void;
   /** Listens to a worker's `lockRenewalFailed`. */
@@ -46,7 +44,6 @@ export function createStallForgiveness(options: StallForgivenessOptions): StallF
   const { redis, health, logger } = options;
   /** A lock lost this long after the last outage error is still the outage's doing. */
   const explainsMs = 2 * options.lockDurationMs + 5000;
-  let lastOutageAt = 0;
   /** Jobs forgiven lately: a lapsed lock is reported at every renewal until the job's run ends, but stalls once. */
   const forgiven = new Map<string, number>();
 
@@ -65,12 +62,10 @@ export function createStallForgiveness(options: StallForgivenessOptions): StallF
   }
 
   const forgiveness: StallForgiveness = {
-    noteOutage() {
-      lastOutageAt = Date.now();
-    },
     lockLost(queueName, jobIds) {
       const now = Date.now();
-      if (health.healthy && now - lastOutageAt > explainsMs) {
+      // The health's last error: any infrastructure error of this process, its own probe's included.
+      if (health.healthy && now - health.lastErrorAt > explainsMs) {
         logger.warn(
           { queue: queueName, jobs: jobIds.length },
           'lost the lock of running jobs: they will run again',

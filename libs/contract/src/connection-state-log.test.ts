@@ -134,6 +134,62 @@ describe('createConnectionStateLogger', () => {
     state.close();
   });
 
+  it('with watchIntervalMs, notices a Redis that answers nothing (paused) by the probe timing out, and its end', async () => {
+    vi.useFakeTimers();
+    const { lines, logger } = capture();
+    let paused = false;
+    const hanging: (() => void)[] = [];
+    // A paused Redis neither answers nor fails: the command waits until it resumes.
+    const probe = vi.fn(
+      () =>
+        new Promise<string>((resolve) => {
+          if (paused) hanging.push(() => resolve('OK'));
+          else resolve('OK');
+        }),
+    );
+    const state = createConnectionStateLogger(logger, 'worker', {
+      probe,
+      watchIntervalMs: 5000,
+      probeTimeoutMs: 2000,
+      probeIntervalMs: 1000,
+      settleMs: 0,
+    });
+    // Healthy: one probe per interval, each answered.
+    await vi.advanceTimersByTimeAsync(10_500);
+    expect(probe).toHaveBeenCalledTimes(2);
+    expect(state.healthy).toBe(true);
+
+    paused = true;
+    await vi.advanceTimersByTimeAsync(5000); // the next probe starts, and hangs
+    expect(state.healthy).toBe(true);
+    await vi.advanceTimersByTimeAsync(2000); // its bound passes
+    expect(state.healthy).toBe(false);
+    expect(lines.at(-1)).toMatchObject({ level: WARN, error: 'Command timed out' });
+    // During the outage the recovery probe runs instead (every second, each bounded too).
+    const beforeOutageProbes = probe.mock.calls.length;
+    await vi.advanceTimersByTimeAsync(6000);
+    expect(probe.mock.calls.length - beforeOutageProbes).toBeGreaterThanOrEqual(2);
+    expect(state.healthy).toBe(false);
+
+    paused = false;
+    for (const resume of hanging.splice(0)) resume();
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(state.healthy).toBe(true);
+    expect(lines.map((line) => line.msg)).toEqual([
+      'redis unavailable: waiting for it to recover',
+      'redis available again',
+    ]);
+    // Watching again: a second pause is noticed as well.
+    paused = true;
+    await vi.advanceTimersByTimeAsync(7500);
+    expect(state.healthy).toBe(false);
+    state.close();
+    // Closed: no probe runs any more.
+    const atClose = probe.mock.calls.length;
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(probe.mock.calls.length).toBe(atClose);
+  });
+
   it('logs each of two separate outages', () => {
     const { lines, logger } = capture();
     let clock = 0;

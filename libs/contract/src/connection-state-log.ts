@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { isInfrastructureError } from './infrastructure-error.js';
+import { withTimeout } from './with-timeout.js';
 
 /**
  * One process's view of whether Redis serves it, logged as state changes
@@ -28,6 +29,12 @@ export interface ConnectionStateLogger {
   onReady(): void;
   /** False from the first infrastructure error until the recovery. */
   readonly healthy: boolean;
+  /**
+   * When (by its clock, epoch ms) it last took an infrastructure error,
+   * whoever reported it: a command's caller, a connection event or its own
+   * probe. 0 before the first.
+   */
+  readonly lastErrorAt: number;
   /** Resolves once Redis is healthy again (at once when it is). */
   whenHealthy(): Promise<void>;
   /** Stops the probe; nothing is logged after this. */
@@ -45,6 +52,15 @@ export interface ConnectionStateLoggerOptions {
   probe?: () => Promise<unknown>;
   /** @defaultValue 1000 */
   probeIntervalMs?: number;
+  /**
+   * While healthy, run the probe this often too. A paused or unresponsive
+   * Redis fails no command, it only delays them all, so without this an
+   * outage of that kind is noticed only by whoever set a timeout of its own.
+   * @defaultValue undefined (the probe runs only during an outage)
+   */
+  watchIntervalMs?: number;
+  /** Bound of one probe: past it, the probe has failed with "Command timed out". @defaultValue 2000 */
+  probeTimeoutMs?: number;
   /** @defaultValue 250 */
   settleMs?: number;
   /** While the outage lasts, one more warning this often (with the count so far). @defaultValue 60000 */
@@ -72,6 +88,7 @@ export function createConnectionStateLogger(
 ): ConnectionStateLogger {
   const now = options.now ?? Date.now;
   const probeIntervalMs = options.probeIntervalMs ?? 1000;
+  const probeTimeoutMs = options.probeTimeoutMs ?? 2000;
   const settleMs = options.settleMs ?? 250;
   const remindEveryMs = options.remindEveryMs ?? 60_000;
   let healthy = true;
@@ -83,12 +100,14 @@ export function createConnectionStateLogger(
   let messages = new Set<string>();
   let waiters: (() => void)[] = [];
   let probeTimer: NodeJS.Timeout | undefined;
+  let watchTimer: NodeJS.Timeout | undefined;
 
   function recover(): void {
     if (healthy || closed) return;
     healthy = true;
     clearTimeout(probeTimer);
     probeTimer = undefined;
+    scheduleWatch();
     logger.info(
       { redis: name, downMs: now() - downSince, errors: suppressed, messages: [...messages] },
       'redis available again',
@@ -100,7 +119,7 @@ export function createConnectionStateLogger(
     const probe = options.probe;
     if (!probe || closed || healthy || probeTimer) return;
     probeTimer = setTimeout(() => {
-      probe().then(
+      withTimeout(probe(), probeTimeoutMs).then(
         () => {
           probeTimer = undefined;
           state.onReady();
@@ -114,6 +133,31 @@ export function createConnectionStateLogger(
       );
     }, probeIntervalMs);
     probeTimer.unref?.();
+  }
+
+  /** While healthy, a bounded probe every `watchIntervalMs`; an outage hands over to `scheduleProbe`, a recovery back. */
+  function scheduleWatch(): void {
+    const probe = options.probe;
+    const intervalMs = options.watchIntervalMs;
+    if (!probe || intervalMs === undefined || closed || !healthy || watchTimer) return;
+    watchTimer = setTimeout(() => {
+      if (closed || !healthy) {
+        watchTimer = undefined;
+        return;
+      }
+      withTimeout(probe(), probeTimeoutMs).then(
+        () => {
+          watchTimer = undefined;
+          scheduleWatch();
+        },
+        (error: unknown) => {
+          watchTimer = undefined;
+          state.onError(error);
+          scheduleWatch();
+        },
+      );
+    }, intervalMs);
+    watchTimer.unref?.();
   }
 
   const state: ConnectionStateLogger = {
@@ -151,6 +195,9 @@ export function createConnectionStateLogger(
     get healthy() {
       return healthy;
     },
+    get lastErrorAt() {
+      return lastErrorAt;
+    },
     whenHealthy() {
       if (healthy || closed) return Promise.resolve();
       return new Promise<void>((resolve) => waiters.push(resolve));
@@ -159,9 +206,12 @@ export function createConnectionStateLogger(
       closed = true;
       clearTimeout(probeTimer);
       probeTimer = undefined;
+      clearTimeout(watchTimer);
+      watchTimer = undefined;
       for (const resolve of waiters.splice(0)) resolve();
       waiters = [];
     },
   };
+  scheduleWatch();
   return state;
 }

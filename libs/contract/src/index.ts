@@ -209,6 +209,7 @@ export {
   type AllowList,
 } from './webhook-address-policy.js';
 export { isInfrastructureError } from './infrastructure-error.js';
+export { withTimeout } from './with-timeout.js';
 export {
   createConnectionStateLogger,
   type ConnectionStateLogger,

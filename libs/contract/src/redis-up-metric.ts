@@ -21,9 +21,9 @@ export interface RedisUpGaugeOptions {
  * 503s it causes in the HTTP metrics, instead of a scrape failure that reads
  * like the process itself is down.
  *
- * A worker sees an outage through its commands' errors: a paused Redis
- * (which fails no command, it only delays them) shows in the API's gauge,
- * whose scrape-time read has a timeout.
+ * Each process decides by its own connection state
+ * (`createConnectionStateLogger`, whose bounded probe notices a paused
+ * Redis); the API also by its scrape-time read of the queue counts.
  */
 export function createRedisUpGauge(options: RedisUpGaugeOptions): Gauge {
   return new Gauge({

@@ -1,0 +1,133 @@
+import { pollUntil, startRedisServer, type RedisServerProcess } from '@moa-queue/test-support';
+import { afterAll, describe, expect, it } from 'vitest';
+import { metricsPortOf, parseMetrics, startMoaStack, sumOf, type MoaStack } from './support/moa-stack.js';
+
+/** pino's numeric levels. */
+const WARN = 40;
+const ERROR = 50;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `moa_redis_up` of each worker process, from its metrics port (served with or without Redis). */
+async function redisUpOfWorkers(stack: MoaStack): Promise<number[]> {
+  return Promise.all(
+    stack.workers.map(async (worker) => {
+      const response = await fetch(`http://127.0.0.1:${metricsPortOf(worker)}/metrics`);
+      return sumOf(parseMetrics(await response.text()), 'moa_redis_up');
+    }),
+  );
+}
+
+/**
+ * A paused Redis (SIGSTOP: a stuck host, a network that drops packets) fails
+ * none of a worker's commands, it delays them all; meanwhile, by Redis's own
+ * clock, the locks of running jobs may lapse, and once it resumes BullMQ's
+ * stalled check requeues those jobs and counts a stall. Each pause here is
+ * longer than the stack's 4 s locks, twice, with `WORKER_MAX_STALLED_COUNT=1`.
+ * Each worker must notice each pause itself (its bounded probe: nothing else
+ * fails), show it as `moa_redis_up 0`, and put any lock that lapsed meanwhile
+ * down to the pause rather than count it as a crash. (Whether a lock lapses
+ * depends on when Redis expires it after it resumes; without the probe, one
+ * run here logged a lapsed lock as "lost the lock of running jobs".)
+ */
+describe('Redis paused twice for longer than the workers’ locks, in the middle of a run', () => {
+  let server: RedisServerProcess | undefined;
+  let stack: MoaStack | undefined;
+  afterAll(async () => {
+    server?.process.kill('SIGCONT');
+    await stack?.stop();
+    await server?.stop();
+  });
+
+  async function pause(): Promise<void> {
+    server!.process.kill('SIGSTOP');
+    try {
+      // Each worker notices (a bounded write every 5 s) and says so on its metrics port.
+      await pollUntil(
+        () => redisUpOfWorkers(stack!),
+        (values) => values.every((value) => value === 0),
+        30_000,
+        200,
+      );
+      // Longer than a lock and the stalled check's interval.
+      await sleep(5000);
+    } finally {
+      server!.process.kill('SIGCONT');
+    }
+    await pollUntil(
+      () => redisUpOfWorkers(stack!),
+      (values) => values.every((value) => value === 1),
+      30_000,
+      200,
+    );
+  }
+
+  it('loses no request and fails none for stalls: each worker notices each pause (moa_redis_up 0, one warning) and recovers', async () => {
+    // This suite owns its Redis: it pauses it.
+    server = await startRedisServer({ appendOnly: false });
+    stack = await startMoaStack({
+      name: 'redis-paused',
+      redisUrl: server.url,
+      workers: 2,
+      fake: { defaultLatencyMs: 1500 },
+      workerEnv: { LOG_LEVEL: 'info', WORKER_MAX_STALLED_COUNT: '1' },
+    });
+    const created = await Promise.all(
+      Array.from({ length: 12 }, (_, index) =>
+        stack!.submit({ messages: [{ role: 'user', content: `paused ${index}` }] }),
+      ),
+    );
+    // Calls of the first layer are running when Redis stops.
+    await pollUntil(
+      () => stack!.fake.requests.length,
+      (count) => count >= 6,
+      60_000,
+    );
+    expect(await redisUpOfWorkers(stack)).toEqual([1, 1]);
+    const logsAtPause = stack.workers.map((worker) => worker.logs.length);
+    await pause();
+    // Second pause while the requests are still running (each has 3 layers of 1.5 s calls).
+    const second = await stack.get(created[0]!.id);
+    expect(second.status).not.toBe('completed');
+    await pause();
+
+    const jobs = await Promise.all(created.map((job) => stack!.waitFor(job.id, 180_000)));
+    expect(jobs.map((job) => [job.status, job.error?.code ?? null])).toEqual(
+      Array(12).fill(['completed', null]),
+    );
+    for (const job of jobs) expect(job.layers.map((layer) => layer.calls.length)).toEqual([3, 3, 1]);
+
+    const story = stack.workers.map((worker, index) => {
+      const logs = worker.logs.slice(logsAtPause[index]);
+      return {
+        unavailable: logs.filter((line) => line.msg === 'redis unavailable: waiting for it to recover')
+          .length,
+        recovered: logs.filter((line) => line.msg === 'redis available again').length,
+        timedOut: logs.some(
+          (line) =>
+            line.msg === 'redis unavailable: waiting for it to recover' && line.error === 'Command timed out',
+        ),
+        forgiven: logs.filter(
+          (line) =>
+            line.msg ===
+            'locks lapsed while redis was unavailable: those jobs run again, not counted as stalls',
+        ).length,
+        uncounted: logs.filter((line) => line.msg === 'lost the lock of running jobs: they will run again')
+          .length,
+        errors: logs.filter((line) => Number(line.level) >= ERROR).map((line) => line.msg),
+        warnings: logs.filter((line) => Number(line.level) === WARN).length,
+      };
+    });
+    console.log(JSON.stringify({ pausedLogs: story }));
+    for (const worker of story) {
+      // One outage per pause, each found by the probe timing out, each ended.
+      expect(worker.unavailable).toBe(2);
+      expect(worker.timedOut).toBe(true);
+      expect(worker.recovered).toBe(2);
+      // Every lapsed lock was put down to the pause, none counted as a crash.
+      expect(worker.uncounted).toBe(0);
+      expect(worker.errors).toEqual([]);
+      expect(worker.warnings).toBeLessThanOrEqual(6);
+    }
+  }, 300_000);
+});
