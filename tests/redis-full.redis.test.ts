@@ -2,7 +2,7 @@ import { pollUntil, startRedisServer, type RedisServerProcess } from '@moa-queue
 import { Redis } from 'ioredis';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
-import { metricsPortOf, parseMetrics, startMoaStack, sumOf, type MoaStack } from './support/moa-stack.js';
+import { redisUpOfWorkers, startMoaStack, type MoaStack } from './support/moa-stack.js';
 
 /** pino's numeric levels. */
 const WARN = 40;
@@ -21,16 +21,6 @@ interface OutputLine {
 async function usedMemory(redis: Redis): Promise<number> {
   const info = await redis.info('memory');
   return Number(/^used_memory:(\d+)/m.exec(info)?.[1]);
-}
-
-/** `moa_redis_up` of each worker process, from its metrics port. */
-async function redisUpOfWorkers(stack: MoaStack): Promise<number[]> {
-  return Promise.all(
-    stack.workers.map(async (worker) => {
-      const response = await fetch(`http://127.0.0.1:${metricsPortOf(worker)}/metrics`);
-      return sumOf(parseMetrics(await response.text()), 'moa_redis_up');
-    }),
-  );
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

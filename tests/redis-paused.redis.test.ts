@@ -1,22 +1,12 @@
 import { pollUntil, startRedisServer, type RedisServerProcess } from '@moa-queue/test-support';
 import { afterAll, describe, expect, it } from 'vitest';
-import { metricsPortOf, parseMetrics, startMoaStack, sumOf, type MoaStack } from './support/moa-stack.js';
+import { redisUpOfWorkers, startMoaStack, type MoaStack } from './support/moa-stack.js';
 
 /** pino's numeric levels. */
 const WARN = 40;
 const ERROR = 50;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** `moa_redis_up` of each worker process, from its metrics port (served with or without Redis). */
-async function redisUpOfWorkers(stack: MoaStack): Promise<number[]> {
-  return Promise.all(
-    stack.workers.map(async (worker) => {
-      const response = await fetch(`http://127.0.0.1:${metricsPortOf(worker)}/metrics`);
-      return sumOf(parseMetrics(await response.text()), 'moa_redis_up');
-    }),
-  );
-}
 
 /**
  * A paused Redis (SIGSTOP: a stuck host, a network that drops packets) fails

@@ -266,6 +266,16 @@ export function sumOf(samples: MetricSample[], name: string, labels: Record<stri
     .reduce((sum, sample) => sum + sample.value, 0);
 }
 
+/** `moa_redis_up` of each worker process of the stack, from its metrics port (served with or without Redis). */
+export async function redisUpOfWorkers(stack: MoaStack): Promise<number[]> {
+  return Promise.all(
+    stack.workers.map(async (worker) => {
+      const response = await fetch(`http://127.0.0.1:${metricsPortOf(worker)}/metrics`);
+      return sumOf(parseMetrics(await response.text()), 'moa_redis_up');
+    }),
+  );
+}
+
 /** The text of a recorded request's system message, or '' when it has none. */
 export function systemText(messages: { role: string; content: string }[]): string {
   return messages.find((message) => message.role === 'system')?.content ?? '';

@@ -100,64 +100,51 @@ export function createConnectionStateLogger(
   let messages = new Set<string>();
   let waiters: (() => void)[] = [];
   let probeTimer: NodeJS.Timeout | undefined;
-  let watchTimer: NodeJS.Timeout | undefined;
+  /** A probe is running (its timer has fired): its end schedules the next. */
+  let probing = false;
+
+  /**
+   * The next probe, one at a time: every `probeIntervalMs` during an outage,
+   * every `watchIntervalMs` (when set) while healthy. Its success reports
+   * `onReady`, its failure `onError`, so it both ends outages and starts them.
+   */
+  function scheduleProbe(): void {
+    const probe = options.probe;
+    const intervalMs = healthy ? options.watchIntervalMs : probeIntervalMs;
+    if (!probe || intervalMs === undefined || closed || probeTimer) return;
+    probeTimer = setTimeout(() => {
+      probing = true;
+      const settle = (report: () => void) => {
+        probing = false;
+        probeTimer = undefined;
+        report();
+        scheduleProbe();
+      };
+      withTimeout(probe(), probeTimeoutMs).then(
+        () => settle(() => state.onReady()),
+        (error: unknown) => settle(() => state.onError(error)),
+      );
+    }, intervalMs);
+    probeTimer.unref?.();
+  }
+
+  /** After a change of state: a waiting probe is rescheduled at the new state's interval. */
+  function rescheduleProbe(): void {
+    if (probing) return;
+    clearTimeout(probeTimer);
+    probeTimer = undefined;
+    scheduleProbe();
+  }
 
   function recover(): void {
     if (healthy || closed) return;
     healthy = true;
-    clearTimeout(probeTimer);
-    probeTimer = undefined;
-    scheduleWatch();
+    rescheduleProbe();
     logger.info(
       { redis: name, downMs: now() - downSince, errors: suppressed, messages: [...messages] },
       'redis available again',
     );
     for (const resolve of waiters.splice(0)) resolve();
-  }
-
-  function scheduleProbe(): void {
-    const probe = options.probe;
-    if (!probe || closed || healthy || probeTimer) return;
-    probeTimer = setTimeout(() => {
-      withTimeout(probe(), probeTimeoutMs).then(
-        () => {
-          probeTimer = undefined;
-          state.onReady();
-          scheduleProbe();
-        },
-        (error: unknown) => {
-          probeTimer = undefined;
-          state.onError(error);
-          scheduleProbe();
-        },
-      );
-    }, probeIntervalMs);
-    probeTimer.unref?.();
-  }
-
-  /** While healthy, a bounded probe every `watchIntervalMs`; an outage hands over to `scheduleProbe`, a recovery back. */
-  function scheduleWatch(): void {
-    const probe = options.probe;
-    const intervalMs = options.watchIntervalMs;
-    if (!probe || intervalMs === undefined || closed || !healthy || watchTimer) return;
-    watchTimer = setTimeout(() => {
-      if (closed || !healthy) {
-        watchTimer = undefined;
-        return;
-      }
-      withTimeout(probe(), probeTimeoutMs).then(
-        () => {
-          watchTimer = undefined;
-          scheduleWatch();
-        },
-        (error: unknown) => {
-          watchTimer = undefined;
-          state.onError(error);
-          scheduleWatch();
-        },
-      );
-    }, intervalMs);
-    watchTimer.unref?.();
   }
 
   const state: ConnectionStateLogger = {
@@ -173,7 +160,7 @@ export function createConnectionStateLogger(
         suppressed = 0;
         messages = new Set([describe(error)]);
         logger.warn({ redis: name, error: describe(error) }, 'redis unavailable: waiting for it to recover');
-        scheduleProbe();
+        rescheduleProbe();
         return true;
       }
       suppressed += 1;
@@ -206,12 +193,10 @@ export function createConnectionStateLogger(
       closed = true;
       clearTimeout(probeTimer);
       probeTimer = undefined;
-      clearTimeout(watchTimer);
-      watchTimer = undefined;
       for (const resolve of waiters.splice(0)) resolve();
       waiters = [];
     },
   };
-  scheduleWatch();
+  scheduleProbe();
   return state;
 }
