@@ -1,4 +1,4 @@
-import { createRedisUpGauge, withTimeout, type MoaQueues } from '@moa-queue/contract';
+import { createRedisUpGauge, isInfrastructureError, withTimeout, type MoaQueues } from '@moa-queue/contract';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** BullMQ states reported by `bullmq_job_count`. */
@@ -53,7 +53,7 @@ export function createApiMetrics(queues: MoaQueues, options: ApiMetricsOptions =
   const registers = [registry];
   const readTimeoutMs = options.readTimeoutMs ?? 3000;
 
-  /** The counts of every queue, or undefined when Redis did not give them in time. */
+  /** The counts of every queue, or undefined when Redis could not give them (in time). */
   async function readCounts(): Promise<QueueCounts | undefined> {
     try {
       return await withTimeout(
@@ -65,7 +65,9 @@ export function createApiMetrics(queues: MoaQueues, options: ApiMetricsOptions =
         readTimeoutMs,
       );
     } catch (error) {
-      options.health?.noteError(error instanceof Error ? error : new Error(String(error)));
+      // Anything but Redis trouble is a bug: it fails the scrape (500), as before.
+      if (!isInfrastructureError(error)) throw error;
+      options.health?.noteError(error as Error);
       return undefined;
     }
   }
