@@ -2,6 +2,9 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { eventsKey } from '@moa-queue/contract';
 import { cutReferenceNote } from '@moa-queue/moa';
+import { pollUntil } from '@moa-queue/test-support';
+import request from 'supertest';
+import type { ConsoleJob } from '../apps/api/src/console/job-timeline.js';
 import { FAKE_PRICES, startMoaStack, systemText, type MoaStack } from './support/moa-stack.js';
 
 const USER = [{ role: 'user', content: 'Name three uses of a Mixture-of-Agents pipeline.' }];
@@ -126,6 +129,29 @@ describe('context budgets across the queue (worker + fake provider enforcing win
     expect(aggregator.references_cut).toHaveLength(3);
     expect(kept).toBeLessThanOrEqual(original / 2);
     expect(job.output).toBe(aggregator.output);
+  });
+
+  it("the console's timeline shows the aggregator's new round running, not its refused first round", async () => {
+    // The first round is refused by the window before any behaviour applies; the second is held.
+    stack.fake.setBehaviour('over-claimed', { hold: true });
+    const created = await stack.submit({ preset: 'over-claimed', messages: USER });
+    await pollUntil(
+      () => stack.fake.held('over-claimed'),
+      (held) => held === 1,
+      60_000,
+    );
+    expect(requestsTo('over-claimed').map((request) => request.status)).toEqual([400, undefined]);
+    const during = (await request(stack.app).get(`/console/api/jobs/${created.id}`)).body as ConsoleJob;
+    const aggregatorLayer = during.timeline.at(-1)!;
+    expect(aggregatorLayer).toMatchObject({ layer: 2, role: 'aggregator', status: 'running' });
+    expect(aggregatorLayer.calls).toHaveLength(1);
+    expect(aggregatorLayer.calls[0]).toMatchObject({ status: 'running', error: null, finished_at: null });
+
+    stack.fake.release('over-claimed');
+    const job = await stack.waitFor(created.id);
+    expect(job.status).toBe('completed');
+    const after = (await request(stack.app).get(`/console/api/jobs/${created.id}`)).body as ConsoleJob;
+    expect(after.timeline.at(-1)!.calls[0]).toMatchObject({ status: 'completed', attempts: 2, error: null });
   });
 
   it('streams the retried aggregator answer to a chat completion as any other', async () => {

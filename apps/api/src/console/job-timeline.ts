@@ -1,5 +1,6 @@
 import {
   callJobId,
+  JOB_DATA_LIMITS,
   jobView,
   requestJobKey,
   type JobView,
@@ -97,10 +98,65 @@ function isCallRecord(value: unknown): value is CallRecord {
 }
 
 /**
- * A call of the layer in flight: its record once it finished (a completed
- * call's, which BullMQ copied into its request's job before removing the
- * call's own; a failed call's, left as the progress of its kept job),
- * running once a worker picked it up, else pending.
+ * One round of a call of the layer in flight: its record once it finished
+ * (a completed call's, which BullMQ copied into its request's job before
+ * removing the call's own; a failed call's, left as the progress of its
+ * kept job), running once a worker picked it up, pending while it waits;
+ * undefined when that round's job does not exist.
+ */
+async function callOfRound(
+  queues: MoaQueues,
+  requestId: string,
+  layer: number,
+  agentIndex: number,
+  agent: AgentConfig,
+  completed: Record<string, string>,
+  round: number,
+): Promise<TimelineCall | undefined> {
+  let child: Job | undefined;
+  try {
+    const queue = queues.llm(parseModelId(agent.model).provider);
+    const jobId = callJobId(requestId, layer, agentIndex, round);
+    const result = completed[queue.toKey(jobId)];
+    const record: unknown = result === undefined ? undefined : JSON.parse(result);
+    if (isCallRecord(record)) return { ...fromRecord(record), agent_index: agentIndex };
+    child = await Job.fromId(queue, jobId);
+  } catch {
+    child = undefined; // a provider no longer configured, or a result not JSON: nothing to read
+  }
+  if (!child) return undefined;
+  if (child.finishedOn) {
+    const record: unknown = isCallRecord(child.returnvalue) ? child.returnvalue : child.progress;
+    if (isCallRecord(record)) return { ...fromRecord(record), agent_index: agentIndex };
+  }
+  const running = Boolean(child.processedOn && !child.finishedOn);
+  return { ...pendingCall(agentIndex, agent), ...(running ? runningSince(child) : {}) };
+}
+
+function pendingCall(agentIndex: number, agent: AgentConfig): TimelineCall {
+  return {
+    agent_index: agentIndex,
+    model: agent.model,
+    status: 'pending',
+    started_at: null,
+    finished_at: null,
+    latency_ms: null,
+    attempts: 0,
+    prompt_tokens: 0,
+    completion_tokens: 0,
+    cost_usd: null,
+    error: null,
+  };
+}
+
+function runningSince(child: Job): Pick<TimelineCall, 'status' | 'started_at' | 'attempts'> {
+  return { status: 'running', started_at: child.processedOn!, attempts: child.attemptsMade + 1 };
+}
+
+/**
+ * A call of the layer in flight, in its latest round: an aggregator run again
+ * with halved references (round 1, `-R1`) replaces its refused first round,
+ * which must not show as the layer's failure while the new round runs.
  */
 async function liveCall(
   queues: MoaQueues,
@@ -109,36 +165,13 @@ async function liveCall(
   agentIndex: number,
   agent: AgentConfig,
   completed: Record<string, string>,
+  rounds: number,
 ): Promise<TimelineCall> {
-  let child: Job | undefined;
-  try {
-    const queue = queues.llm(parseModelId(agent.model).provider);
-    const jobId = callJobId(requestId, layer, agentIndex);
-    const result = completed[queue.toKey(jobId)];
-    const record: unknown = result === undefined ? undefined : JSON.parse(result);
-    if (isCallRecord(record)) return { ...fromRecord(record), agent_index: agentIndex };
-    child = await Job.fromId(queue, jobId);
-  } catch {
-    child = undefined; // a provider no longer configured, or a result not JSON: nothing to read
+  for (let round = rounds; round >= 0; round -= 1) {
+    const call = await callOfRound(queues, requestId, layer, agentIndex, agent, completed, round);
+    if (call) return call;
   }
-  if (child?.finishedOn) {
-    const record: unknown = isCallRecord(child.returnvalue) ? child.returnvalue : child.progress;
-    if (isCallRecord(record)) return { ...fromRecord(record), agent_index: agentIndex };
-  }
-  const running = Boolean(child?.processedOn && !child.finishedOn);
-  return {
-    agent_index: agentIndex,
-    model: agent.model,
-    status: running ? 'running' : 'pending',
-    started_at: running ? child!.processedOn! : null,
-    finished_at: null,
-    latency_ms: null,
-    attempts: running ? child!.attemptsMade + 1 : 0,
-    prompt_tokens: 0,
-    completion_tokens: 0,
-    cost_usd: null,
-    error: null,
-  };
+  return pendingCall(agentIndex, agent);
 }
 
 /** The layer whose calls are in flight, from the orchestrator's progress, or undefined. */
@@ -151,11 +184,16 @@ async function currentLayer(
   const layer = snapshot.progress?.currentLayer;
   const { preset, requestId } = snapshot.data;
   if (typeof layer !== 'number' || layer < 1 || layer > layerCount(preset)) return undefined;
-  if (finished.some((record) => record.layer === layer)) return undefined;
+  // Only the aggregator is ever run again (JOB_DATA_LIMITS.maxRounds, with halved references
+  // after its first round was refused), so only its layer can be both recorded and in flight:
+  // then the run in flight is what to show.
+  const aggregator = roleOfLayer(preset, layer) === 'aggregator';
+  if (!aggregator && finished.some((record) => record.layer === layer)) return undefined;
   const completed = await redis.hgetall(`${requestJobKey(queues.prefix, requestId)}:processed`);
+  const rounds = aggregator ? JOB_DATA_LIMITS.maxRounds : 0;
   const calls = await Promise.all(
     agentsOfLayer(preset, layer).map((agent, index) =>
-      liveCall(queues, requestId, layer, index, agent, completed),
+      liveCall(queues, requestId, layer, index, agent, completed, rounds),
     ),
   );
   return {
@@ -177,8 +215,8 @@ export async function consoleJob(
 ): Promise<ConsoleJob> {
   const view = jobView(snapshot);
   const finished = snapshot.result?.layers ?? snapshot.progress?.layers ?? [];
-  const timeline = finished.map(finishedLayer);
   const inFlight = await currentLayer(queues, redis, snapshot, finished);
+  const timeline = finished.filter((record) => record.layer !== inFlight?.layer).map(finishedLayer);
   if (inFlight) timeline.push(inFlight);
   const done = view.status === 'completed' || view.status === 'failed' || view.status === 'cancelled';
   return {
