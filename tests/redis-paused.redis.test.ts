@@ -1,10 +1,13 @@
 import { pollUntil, startRedisServer, type RedisServerProcess } from '@moa-queue/test-support';
+import OpenAI, { toFile } from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
 import { redisUpOfWorkers, startMoaStack, type MoaStack } from './support/moa-stack.js';
 
 /** pino's numeric levels. */
 const WARN = 40;
 const ERROR = 50;
+
+const BATCH_ITEMS = 30;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -17,8 +20,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Each worker must notice each pause itself (its bounded probe: nothing else
  * fails), show it as `moa_redis_up 0`, and put any lock that lapsed meanwhile
  * down to the pause rather than count it as a crash. (Whether a lock lapses
- * depends on when Redis expires it after it resumes; without the probe, one
- * run here logged a lapsed lock as "lost the lock of running jobs".)
+ * depends on when Redis expires it after it resumes; without the probe, runs
+ * here logged lapsed locks as "lost the lock of running jobs", counted.)
  */
 describe('Redis paused twice for longer than the workers’ locks, in the middle of a run', () => {
   let server: RedisServerProcess | undefined;
@@ -52,7 +55,7 @@ describe('Redis paused twice for longer than the workers’ locks, in the middle
     );
   }
 
-  it('loses no request and fails none for stalls: each worker notices each pause (moa_redis_up 0, one warning) and recovers', async () => {
+  it('loses no request or batch item and fails none for stalls: each worker notices each pause (moa_redis_up 0, one warning) and recovers', async () => {
     // This suite owns its Redis: it pauses it.
     server = await startRedisServer({ appendOnly: false });
     stack = await startMoaStack({
@@ -66,6 +69,31 @@ describe('Redis paused twice for longer than the workers’ locks, in the middle
       Array.from({ length: 12 }, (_, index) =>
         stack!.submit({ messages: [{ role: 'user', content: `paused ${index}` }] }),
       ),
+    );
+    // And a batch, whose validation, items and finalization go through the pauses too.
+    const client = new OpenAI({ baseURL: `${await stack.listen()}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const lines = Array.from({ length: BATCH_ITEMS }, (_, index) =>
+      JSON.stringify({
+        custom_id: `item-${index}`,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model: 'three', messages: [{ role: 'user', content: `batch prompt ${index}` }] },
+      }),
+    );
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(`${lines.join('\n')}\n`), 'redis-paused.jsonl'),
+      purpose: 'batch',
+    });
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    await pollUntil(
+      () => client.batches.retrieve(batch.id),
+      (value) => value.status === 'in_progress',
+      60_000,
+      250,
     );
     // Calls of the first layer are running when Redis stops.
     await pollUntil(
@@ -86,6 +114,22 @@ describe('Redis paused twice for longer than the workers’ locks, in the middle
       Array(12).fill(['completed', null]),
     );
     for (const job of jobs) expect(job.layers.map((layer) => layer.calls.length)).toEqual([3, 3, 1]);
+    const done = await pollUntil(
+      () => client.batches.retrieve(batch.id),
+      (value) => ['completed', 'failed', 'expired', 'cancelled'].includes(value.status),
+      180_000,
+      250,
+    );
+    expect({ status: done.status, counts: done.request_counts }).toEqual({
+      status: 'completed',
+      counts: { total: BATCH_ITEMS, completed: BATCH_ITEMS, failed: 0 },
+    });
+    const output = (await (await client.files.content(done.output_file_id!)).text())
+      .split('\n')
+      .filter((line) => line.trim())
+      .map((line) => JSON.parse(line) as { custom_id: string; response: { status_code: number } | null });
+    expect(new Set(output.map((line) => line.custom_id)).size).toBe(BATCH_ITEMS);
+    expect(output.every((line) => line.response?.status_code === 200)).toBe(true);
 
     const story = stack.workers.map((worker, index) => {
       const logs = worker.logs.slice(logsAtPause[index]);
