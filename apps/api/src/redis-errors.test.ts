@@ -118,8 +118,11 @@ describe('redisFaultOf, with the errors ioredis and BullMQ really throw', () => 
     'NOREPLICAS Not enough good replicas to write.',
     'MISCONF Redis is configured to save RDB snapshots, but it is currently not able to persist on disk.',
     "ERR Error running script (call to f_0123): @user_script:5: -READONLY You can't write against a read only replica.",
+    'UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)',
   ])('the reply %j is unavailable', (message) => {
     expect(redisFaultOf(new ReplyError(message))).toBe('unavailable');
+    // Also when it reaches us as a plain Error carrying the reply's text.
+    expect(redisFaultOf(new Error(message))).toBe('unavailable');
   });
 
   it('an error wrapping a Redis fault as its cause is that fault', () => {

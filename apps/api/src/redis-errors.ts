@@ -1,4 +1,4 @@
-import { isInfrastructureError } from '@moa-queue/contract';
+import { isInfrastructureError, REDIS_REFUSAL_CODES } from '@moa-queue/contract';
 import { ApiError } from './api-error.js';
 
 /**
@@ -15,15 +15,16 @@ export const REDIS_RETRY_AFTER_SECONDS: Record<RedisFault, number> = { unavailab
 const FULL = /(?:^|[\s:-])OOM command not allowed\b/;
 
 /**
- * Error replies of a Redis that cannot serve now: a replica after a failover
- * (`READONLY`), a restart reading its data (`LOADING`), a long script
- * (`BUSY`), a replica without its master (`MASTERDOWN`), a cluster in trouble
- * (`CLUSTERDOWN`, `TRYAGAIN`), `min-replicas-to-write` unmet (`NOREPLICAS`),
- * a failing disk (`MISCONF`). At the start of the reply, or after `-` where
- * a Lua script's error quotes the reply of a command it called.
+ * Error replies of a Redis that cannot serve now, in any error's message (not
+ * only ioredis's `ReplyError`, which `isInfrastructureError` takes): the
+ * shared list of codes but `OOM` (a fault of its own, `full`), e.g. a replica
+ * after a failover (`READONLY`, `UNBLOCKED`), a restart reading its data
+ * (`LOADING`), a long script (`BUSY`). At the start of the reply, or after
+ * `-` where a Lua script's error quotes the reply of a command it called.
  */
-const UNAVAILABLE_REPLY =
-  /(?:^|[\s:]-?|-)(?:READONLY|LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)\b/;
+const UNAVAILABLE_REPLY = new RegExp(
+  `(?:^|[\\s:]-?|-)(?:${[...REDIS_REFUSAL_CODES].filter((code) => code !== 'OOM').join('|')})\\b`,
+);
 
 /** ioredis and BullMQ client-side messages for a connection that is gone or does not answer. */
 const UNAVAILABLE_MESSAGES = [

@@ -208,7 +208,7 @@ export {
   literalWebhookAddressBlocked,
   type AllowList,
 } from './webhook-address-policy.js';
-export { isInfrastructureError } from './infrastructure-error.js';
+export { isInfrastructureError, REDIS_REFUSAL_CODES } from './infrastructure-error.js';
 export { withTimeout } from './with-timeout.js';
 export {
   createConnectionStateLogger,

@@ -32,6 +32,12 @@ describe('isInfrastructureError', () => {
       replyError('EXECABORT Transaction discarded because of previous errors.', [replyError(OOM)]),
     ],
     ['a replica during a failover', replyError("READONLY You can't write against a read only replica.")],
+    [
+      'a blocked command of a server turned replica',
+      replyError(
+        'UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)',
+      ),
+    ],
     ['Redis loading its data', replyError('LOADING Redis is loading the dataset in memory')],
     ['a long script', replyError('BUSY Redis is busy running a script. You can only call SCRIPT KILL.')],
     [

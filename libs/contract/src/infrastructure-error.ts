@@ -7,14 +7,17 @@
 
 /**
  * Error codes Redis puts first in a reply when it is refusing work for a
- * while: out of memory under `noeviction`, a replica during a failover,
- * loading its data set, stuck in a long script, master link down, cannot
- * persist, not enough replicas, cluster resharding. Matched as the whole
- * first word, so `BUSYGROUP` or `BUSYKEY` (the caller's mistakes) are not.
+ * while: out of memory under `noeviction`, a replica during a failover (and
+ * `UNBLOCKED`, what a blocked command such as BullMQ's `BZPOPMIN` gets when
+ * its server turns replica), loading its data set, stuck in a long script,
+ * master link down, cannot persist, not enough replicas, cluster resharding.
+ * Matched as the whole first word, so `BUSYGROUP` or `BUSYKEY` (the caller's
+ * mistakes) are not.
  */
-const REDIS_REFUSAL_CODES = new Set([
+export const REDIS_REFUSAL_CODES: ReadonlySet<string> = new Set([
   'OOM',
   'READONLY',
+  'UNBLOCKED',
   'LOADING',
   'BUSY',
   'MASTERDOWN',

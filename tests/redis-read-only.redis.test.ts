@@ -1,0 +1,145 @@
+import { pollUntil, startRedisServer, type RedisServerProcess } from '@moa-queue/test-support';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { redisUpOfWorkers, startMoaStack, type MoaStack } from './support/moa-stack.js';
+
+/** pino's numeric levels. */
+const WARN = 40;
+const ERROR = 50;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Redis's `INFO replication` as a map. */
+async function replication(redis: Redis): Promise<Record<string, string>> {
+  const info = await redis.info('replication');
+  return Object.fromEntries(
+    info
+      .split('\r\n')
+      .filter((line) => line.includes(':'))
+      .map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1)]),
+  );
+}
+
+/**
+ * A failover seen from the old primary: the Redis the workers are connected
+ * to becomes a replica (of the server that took over, which has the same
+ * data), so every write it gets is refused with `READONLY` while reads go on;
+ * then it is promoted back. Real servers and real replication: two
+ * redis-server processes of this suite's own, the roles swapped with
+ * `REPLICAOF`, nothing lost since the replica had caught up (`WAIT`).
+ */
+describe('the workers’ Redis turned read-only (a failover away and back) in the middle of a run', () => {
+  let primary: RedisServerProcess | undefined;
+  let standby: RedisServerProcess | undefined;
+  let primaryAdmin: Redis | undefined;
+  let standbyAdmin: Redis | undefined;
+  let stack: MoaStack | undefined;
+  afterAll(async () => {
+    await primaryAdmin?.replicaof('NO', 'ONE').catch(() => undefined);
+    primaryAdmin?.disconnect();
+    standbyAdmin?.disconnect();
+    await stack?.stop();
+    await primary?.stop();
+    await standby?.stop();
+  });
+
+  it('loses no request and spends no attempt: writes refused with READONLY are held until Redis is writable again', async () => {
+    primary = await startRedisServer({ appendOnly: false });
+    standby = await startRedisServer({ appendOnly: false });
+    primaryAdmin = new Redis(primary.url, { maxRetriesPerRequest: 0 });
+    standbyAdmin = new Redis(standby.url, { maxRetriesPerRequest: 0 });
+    await standbyAdmin.replicaof('127.0.0.1', primary.port);
+    await pollUntil(
+      () => replication(standbyAdmin!),
+      (info) => info.master_link_status === 'up',
+      30_000,
+      100,
+    );
+
+    stack = await startMoaStack({
+      name: 'redis-readonly',
+      redisUrl: primary.url,
+      workers: 2,
+      fake: { defaultLatencyMs: 1500 },
+      workerEnv: { LOG_LEVEL: 'info' },
+    });
+    const created = await Promise.all(
+      Array.from({ length: 12 }, (_, index) =>
+        stack!.submit({ messages: [{ role: 'user', content: `read-only ${index}` }] }),
+      ),
+    );
+    await pollUntil(
+      () => stack!.fake.requests.length,
+      (count) => count >= 6,
+      60_000,
+    );
+    const logsAtFailover = stack.workers.map((worker) => worker.logs.length);
+
+    // Failover away: the standby has every write so far, takes over, and the old primary follows it.
+    expect(await primaryAdmin.wait(1, 5000)).toBe(1);
+    await standbyAdmin.replicaof('NO', 'ONE');
+    await primaryAdmin.replicaof('127.0.0.1', standby.port);
+    await pollUntil(
+      () => replication(primaryAdmin!),
+      (info) => info.master_link_status === 'up',
+      30_000,
+      100,
+    );
+    await expect(primaryAdmin.set('readonly-probe', '1')).rejects.toThrow(/^READONLY/);
+    // Each worker sees its writes refused and says so on its metrics port.
+    await pollUntil(
+      () => redisUpOfWorkers(stack!),
+      (values) => values.every((value) => value === 0),
+      30_000,
+      200,
+    );
+    // Read-only for longer than a call: calls finish meanwhile and must wait to be recorded.
+    await sleep(4000);
+
+    // And back: the old primary takes its role again (nobody wrote to the standby).
+    await primaryAdmin.replicaof('NO', 'ONE');
+    await standbyAdmin.replicaof('127.0.0.1', primary.port);
+
+    const jobs = await Promise.all(created.map((job) => stack!.waitFor(job.id, 180_000)));
+    expect(jobs.map((job) => [job.status, job.error?.code ?? null])).toEqual(
+      Array(12).fill(['completed', null]),
+    );
+    for (const job of jobs) {
+      expect(job.layers.map((layer) => layer.calls.length)).toEqual([3, 3, 1]);
+      // A refused write costs no attempt: every call answered at its first.
+      for (const layer of job.layers) for (const call of layer.calls) expect(call.attempts).toBe(1);
+    }
+    await pollUntil(
+      () => redisUpOfWorkers(stack!),
+      (values) => values.every((value) => value === 1),
+      30_000,
+      200,
+    );
+
+    const story = stack.workers.map((worker, index) => {
+      const logs = worker.logs.slice(logsAtFailover[index]);
+      const unavailable = logs.filter((line) => line.msg === 'redis unavailable: waiting for it to recover');
+      const recoveredLines = logs.filter((line) => line.msg === 'redis available again');
+      return {
+        unavailable: unavailable.length,
+        // What the outage was: the first error, then the distinct ones the recovery line lists.
+        seen: [
+          ...unavailable.map((line) => String(line.error)),
+          ...recoveredLines.flatMap((line) => (line.messages as string[] | undefined) ?? []),
+        ].map((message) => message.split(' ')[0]),
+        recovered: recoveredLines.length,
+        errors: logs
+          .filter((line) => Number(line.level) >= ERROR)
+          .map((line) => `${String(line.msg)}: ${String(line.error)} ${String(line.queue ?? '')}`),
+        warnings: logs.filter((line) => Number(line.level) === WARN).length,
+      };
+    });
+    console.log(JSON.stringify({ readOnlyLogs: story }));
+    for (const worker of story) {
+      expect(worker).toMatchObject({ unavailable: 1, recovered: 1, errors: [] });
+      // Writes refused as READONLY; blocked reads (BZPOPMIN) cut off as UNBLOCKED when the role changed.
+      expect(worker.seen).toContain('READONLY');
+      expect(worker.warnings).toBeLessThanOrEqual(4);
+    }
+  }, 300_000);
+});
