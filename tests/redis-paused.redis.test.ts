@@ -1,6 +1,7 @@
 import { pollUntil, startRedisServer, type RedisServerProcess } from '@moa-queue/test-support';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
+import { batchInput } from './support/batch-input.js';
 import { redisUpOfWorkers, startMoaStack, type MoaStack } from './support/moa-stack.js';
 
 /** pino's numeric levels. */
@@ -72,16 +73,8 @@ describe('Redis paused twice for longer than the workers’ locks, in the middle
     );
     // And a batch, whose validation, items and finalization go through the pauses too.
     const client = new OpenAI({ baseURL: `${await stack.listen()}/v1`, apiKey: 'unused', maxRetries: 0 });
-    const lines = Array.from({ length: BATCH_ITEMS }, (_, index) =>
-      JSON.stringify({
-        custom_id: `item-${index}`,
-        method: 'POST',
-        url: '/v1/chat/completions',
-        body: { model: 'three', messages: [{ role: 'user', content: `batch prompt ${index}` }] },
-      }),
-    );
     const file = await client.files.create({
-      file: await toFile(Buffer.from(`${lines.join('\n')}\n`), 'redis-paused.jsonl'),
+      file: await toFile(Buffer.from(`${batchInput(BATCH_ITEMS, 'item')}\n`), 'redis-paused.jsonl'),
       purpose: 'batch',
     });
     const batch = await client.batches.create({

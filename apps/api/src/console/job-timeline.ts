@@ -97,6 +97,14 @@ function isCallRecord(value: unknown): value is CallRecord {
   );
 }
 
+/** What locates the calls of the layer in flight; `completed` is its request's `:processed` hash. */
+interface LayerInFlight {
+  queues: MoaQueues;
+  requestId: string;
+  layer: number;
+  completed: Record<string, string>;
+}
+
 /**
  * One round of a call of the layer in flight: its record once it finished
  * (a completed call's, which BullMQ copied into its request's job before
@@ -105,12 +113,9 @@ function isCallRecord(value: unknown): value is CallRecord {
  * undefined when that round's job does not exist.
  */
 async function callOfRound(
-  queues: MoaQueues,
-  requestId: string,
-  layer: number,
+  { queues, requestId, layer, completed }: LayerInFlight,
   agentIndex: number,
   agent: AgentConfig,
-  completed: Record<string, string>,
   round: number,
 ): Promise<TimelineCall | undefined> {
   let child: Job | undefined;
@@ -159,16 +164,13 @@ function runningSince(child: Job): Pick<TimelineCall, 'status' | 'started_at' | 
  * which must not show as the layer's failure while the new round runs.
  */
 async function liveCall(
-  queues: MoaQueues,
-  requestId: string,
-  layer: number,
+  inFlight: LayerInFlight,
   agentIndex: number,
   agent: AgentConfig,
-  completed: Record<string, string>,
   rounds: number,
 ): Promise<TimelineCall> {
   for (let round = rounds; round >= 0; round -= 1) {
-    const call = await callOfRound(queues, requestId, layer, agentIndex, agent, completed, round);
+    const call = await callOfRound(inFlight, agentIndex, agent, round);
     if (call) return call;
   }
   return pendingCall(agentIndex, agent);
@@ -193,7 +195,7 @@ async function currentLayer(
   const rounds = aggregator ? JOB_DATA_LIMITS.maxRounds : 0;
   const calls = await Promise.all(
     agentsOfLayer(preset, layer).map((agent, index) =>
-      liveCall(queues, requestId, layer, index, agent, completed, rounds),
+      liveCall({ queues, requestId, layer, completed }, index, agent, rounds),
     ),
   );
   return {
