@@ -149,7 +149,7 @@ afterAll(async () => {
   }
 });
 
-describe('the API while Redis is paused, killed or full (real process, own redis-server)', () => {
+describe('the API while Redis is paused, killed, full or busy (real process, own redis-server)', () => {
   let existing: string;
 
   it('Redis paused (SIGSTOP) for 10 s: POST /v1/jobs, GET /v1/jobs/{id} and /readyz answer 503 redis_unavailable within 5 s; then all resumes', async () => {
@@ -238,15 +238,52 @@ describe('the API while Redis is paused, killed or full (real process, own redis
     await expectRecoveredScrape();
   });
 
+  it('Redis busy in an endless script: 503 redis_unavailable (BUSY) within 5 s, /metrics 200; after SCRIPT KILL all resumes', async () => {
+    await admin.config('SET', 'busy-reply-threshold', '200');
+    // The restarted server listens where the first one did.
+    const runner = new Redis(redis.url, { maxRetriesPerRequest: 0 });
+    try {
+      const endless = runner.eval('while true do end', 0).then(
+        () => 'ended',
+        (error: Error) => error.message,
+      );
+      await pollUntil(
+        () =>
+          admin.ping().then(
+            () => 'PONG',
+            (error: Error) => error.message,
+          ),
+        (answer) => answer.startsWith('BUSY'),
+        10_000,
+        50,
+      );
+      expect503(await call('POST', '/v1/jobs', job), 'redis_unavailable');
+      expect503(await call('GET', `/v1/jobs/${existing}`), 'redis_unavailable');
+      expect503(await call('GET', '/readyz'), 'redis_unavailable');
+      await expectOutageScrape();
+      await admin.call('SCRIPT', 'KILL');
+      expect(await endless).toMatch(/Script killed/);
+    } finally {
+      runner.disconnect();
+    }
+    await waitReady();
+    expect((await call('POST', '/v1/jobs', job)).status).toBe(202);
+    expect((await call('GET', `/v1/jobs/${existing}`)).status).toBe(200);
+    await recoveries(4);
+    await expectRecoveredScrape();
+  });
+
   it('logged each outage once (warn) and each recovery once (info), never at error level', async () => {
     const story = api.logs
       .filter((line) => typeof line.msg === 'string' && /^redis (unavailable|still|available)/.test(line.msg))
       .map((line) => [line.level, line.msg, line.redis]);
     const down = [40, 'redis unavailable: waiting for it to recover', 'api'];
     const up = [30, 'redis available again', 'api'];
-    expect(story).toEqual([down, up, down, up, down, up]);
+    expect(story).toEqual([down, up, down, up, down, up, down, up]);
     const full = logsWith('redis unavailable')[2];
     expect(String(full?.error)).toMatch(/^OOM command not allowed/);
+    const busy = logsWith('redis unavailable')[3];
+    expect(String(busy?.error)).toMatch(/^BUSY/);
     // Requests answered 503: a summary at warn, not a line (or a stack) per request.
     expect(logsWith('requests answered 503').length).toBeLessThanOrEqual(2);
     expect(api.logs.filter((line) => Number(line.level) >= 50)).toEqual([]);
