@@ -1,4 +1,4 @@
-import { createFileStore, createMoaQueues } from '@moa-queue/contract';
+import { createFileStore, createMoaQueues, withTimeout } from '@moa-queue/contract';
 import { createApp } from './app.js';
 import { createApiMetrics } from './metrics.js';
 import { checkListenPolicy, loadApiConfig } from './config.js';
@@ -36,19 +36,22 @@ const queues = createMoaQueues({
 });
 /**
  * BullMQ queues wait for their connection's first `ready` before any
- * command (afterwards they fail fast with it). Until then, which is only
- * when Redis is down as the API starts, requests other than the probes and
- * the metrics get 503 rather than waiting for Redis.
+ * command (afterwards they fail fast with it). The API listens at once, so
+ * that its probes answer even when Redis is down as it starts; a request
+ * that arrives before the queues are ready (the first milliseconds of a
+ * normal start, or all along while Redis is down) waits for them up to one
+ * command timeout, then gets 503, rather than a 503 in a normal start.
  */
-let queuesReady = false;
-/** Served before the queues are ready: each answers within its own bound while Redis is down. */
-const ALWAYS_SERVED = new Set(['/healthz', '/readyz', '/metrics']);
-void Promise.all(queues.all().map((queue) => queue.waitUntilReady())).then(
+const queuesReady = Promise.all(queues.all().map((queue) => queue.waitUntilReady()));
+let ready = false;
+queuesReady.then(
   () => {
-    queuesReady = true;
+    ready = true;
   },
   (error: unknown) => logger.error({ error: String(error) }, 'queues failed to start'),
 );
+/** Served before the queues are ready: each answers within its own bound while Redis is down. */
+const ALWAYS_SERVED = new Set(['/healthz', '/readyz', '/metrics']);
 // Batch files: in MOA_FILES_DIR when set (every worker must be given the same), else in Redis.
 const files = createFileStore({ redis, prefix: config.queuePrefix, directory: config.filesDir });
 await files.check().catch((error: unknown) => {
@@ -72,11 +75,17 @@ const app = createApp({
 });
 const server = createApiServer(
   (request, response) => {
-    if (queuesReady || ALWAYS_SERVED.has(request.url ?? '')) app(request, response);
-    else {
-      request.resume();
-      writeApiError(response, redisFaultError('unavailable'));
+    if (ready || ALWAYS_SERVED.has(request.url ?? '')) {
+      app(request, response);
+      return;
     }
+    withTimeout(queuesReady, config.redisCommandTimeoutMs).then(
+      () => app(request, response),
+      () => {
+        request.resume();
+        writeApiError(response, redisFaultError('unavailable'));
+      },
+    );
   },
   {
     headersTimeoutMs: config.headersTimeoutMs,
