@@ -17,13 +17,25 @@ async function replication(redis: Redis): Promise<Record<string, string>> {
   );
 }
 
+/** `FAILOVER TO` the replica on `port`, then waits until the primary has handed over. */
+async function failover(primary: Redis, port: number): Promise<void> {
+  await primary.call('FAILOVER', 'TO', '127.0.0.1', String(port), 'TIMEOUT', '10000');
+  await pollUntil(
+    () => replication(primary),
+    (info) => info.master_failover_state === 'no-failover' && info.role === 'slave',
+    30_000,
+    100,
+  );
+}
+
 /**
  * A failover seen from the old primary: the Redis the workers are connected
  * to becomes a replica (of the server that took over, which has the same
  * data), so every write it gets is refused with `READONLY` while reads go on;
  * then it is promoted back. Real servers and real replication: two
  * redis-server processes of this suite's own, the roles swapped with
- * `REPLICAOF`, nothing lost since the replica had caught up (`WAIT`).
+ * Redis's own coordinated `FAILOVER` (writes paused until the replica has
+ * caught up), so nothing is lost either way.
  */
 describe('the workers’ Redis turned read-only (a failover away and back) in the middle of a run', () => {
   let primary: RedisServerProcess | undefined;
@@ -72,13 +84,12 @@ describe('the workers’ Redis turned read-only (a failover away and back) in th
     );
     const logsAtFailover = stack.workers.map((worker) => worker.logs.length);
 
-    // Failover away: the standby has every write so far, takes over, and the old primary follows it.
-    expect(await primaryAdmin.wait(1, 5000)).toBe(1);
-    await standbyAdmin.replicaof('NO', 'ONE');
-    await primaryAdmin.replicaof('127.0.0.1', standby.port);
+    // Failover away, as Redis coordinates it (FAILOVER): writes paused until the standby has
+    // every one, then the roles swap and the old primary follows the new one. Nothing is lost.
+    await failover(primaryAdmin, standby.port);
     await pollUntil(
       () => replication(primaryAdmin!),
-      (info) => info.master_link_status === 'up',
+      (info) => info.role === 'slave' && info.master_link_status === 'up',
       30_000,
       100,
     );
@@ -88,9 +99,14 @@ describe('the workers’ Redis turned read-only (a failover away and back) in th
     // Read-only for longer than a call: calls finish meanwhile and must wait to be recorded.
     await sleep(4000);
 
-    // And back: the old primary takes its role again (nobody wrote to the standby).
-    await primaryAdmin.replicaof('NO', 'ONE');
-    await standbyAdmin.replicaof('127.0.0.1', primary.port);
+    // And back the same way: the old primary takes its role again.
+    await failover(standbyAdmin, primary.port);
+    await pollUntil(
+      () => replication(primaryAdmin!),
+      (info) => info.role === 'master',
+      30_000,
+      100,
+    );
 
     const jobs = await Promise.all(created.map((job) => stack!.waitFor(job.id, 180_000)));
     expect(jobs.map((job) => [job.status, job.error?.code ?? null])).toEqual(
