@@ -3,7 +3,12 @@ import OpenAI, { toFile } from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
 import { batchInput } from './support/batch-input.js';
 import { redisUpOfWorkers, startMoaStack, type MoaStack } from './support/moa-stack.js';
-import { outageStory, workersSeeRedisUp } from './support/worker-outage.js';
+import {
+  expectAllCompleted,
+  outageStory,
+  submitRunningRequests,
+  workersSeeRedisUp,
+} from './support/worker-outage.js';
 
 const BATCH_ITEMS = 30;
 
@@ -53,11 +58,8 @@ describe('Redis paused twice for longer than the workers’ locks, in the middle
       fake: { defaultLatencyMs: 1500 },
       workerEnv: { LOG_LEVEL: 'info', WORKER_MAX_STALLED_COUNT: '1' },
     });
-    const created = await Promise.all(
-      Array.from({ length: 12 }, (_, index) =>
-        stack!.submit({ messages: [{ role: 'user', content: `paused ${index}` }] }),
-      ),
-    );
+    // Calls of the requests' first layer are running when the batch starts, and when Redis stops.
+    const created = await submitRunningRequests(stack, 'paused');
     // And a batch, whose validation, items and finalization go through the pauses too.
     const client = new OpenAI({ baseURL: `${await stack.listen()}/v1`, apiKey: 'unused', maxRetries: 0 });
     const file = await client.files.create({
@@ -75,12 +77,6 @@ describe('Redis paused twice for longer than the workers’ locks, in the middle
       60_000,
       250,
     );
-    // Calls of the first layer are running when Redis stops.
-    await pollUntil(
-      () => stack!.fake.requests.length,
-      (count) => count >= 6,
-      60_000,
-    );
     expect(await redisUpOfWorkers(stack)).toEqual([1, 1]);
     const logsAtPause = stack.workers.map((worker) => worker.logs.length);
     await pause();
@@ -89,11 +85,7 @@ describe('Redis paused twice for longer than the workers’ locks, in the middle
     expect(second.status).not.toBe('completed');
     await pause();
 
-    const jobs = await Promise.all(created.map((job) => stack!.waitFor(job.id, 180_000)));
-    expect(jobs.map((job) => [job.status, job.error?.code ?? null])).toEqual(
-      Array(12).fill(['completed', null]),
-    );
-    for (const job of jobs) expect(job.layers.map((layer) => layer.calls.length)).toEqual([3, 3, 1]);
+    await expectAllCompleted(stack, created);
     const done = await pollUntil(
       () => client.batches.retrieve(batch.id),
       (value) => ['completed', 'failed', 'expired', 'cancelled'].includes(value.status),

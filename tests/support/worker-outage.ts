@@ -1,4 +1,6 @@
+import type { JobView } from '@moa-queue/api';
 import { pollUntil, type TsProcess } from '@moa-queue/test-support';
+import { expect } from 'vitest';
 import { redisUpOfWorkers, type MoaStack } from './moa-stack.js';
 
 /** pino's numeric levels. */
@@ -54,4 +56,40 @@ export async function workersSeeRedisUp(stack: MoaStack, value: 0 | 1, timeoutMs
     timeoutMs,
     200,
   );
+}
+
+/** The requests every outage test runs through its fault: 12, of the stack's 3 + 3 + 1 preset. */
+const REQUESTS = 12;
+
+/** Submits the requests, and waits until calls of their first layer are at the fake provider. */
+export async function submitRunningRequests(stack: MoaStack, tag: string): Promise<JobView[]> {
+  const created = await Promise.all(
+    Array.from({ length: REQUESTS }, (_, index) =>
+      stack.submit({ messages: [{ role: 'user', content: `${tag} ${index}` }] }),
+    ),
+  );
+  await pollUntil(
+    () => stack.fake.requests.length,
+    (count) => count >= 6,
+    60_000,
+  );
+  return created;
+}
+
+/**
+ * Waits for every request to end; each must have completed with all its
+ * calls answered, none failed for Redis. (A call whose completion Redis
+ * refused inside BullMQ's own move may be made again, as after a crash:
+ * see docs/operations.md.)
+ */
+export async function expectAllCompleted(stack: MoaStack, created: JobView[]): Promise<JobView[]> {
+  const jobs = await Promise.all(created.map((job) => stack.waitFor(job.id, 180_000)));
+  expect(jobs.map((job) => [job.status, job.error?.code ?? null])).toEqual(
+    Array(created.length).fill(['completed', null]),
+  );
+  for (const job of jobs) {
+    expect(job.layers.map((layer) => layer.calls.length)).toEqual([3, 3, 1]);
+    for (const layer of job.layers) for (const call of layer.calls) expect(call.status).toBe('completed');
+  }
+  return jobs;
 }

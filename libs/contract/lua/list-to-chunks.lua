@@ -21,6 +21,7 @@ if #lines == 0 then
 end
 local parts = {}
 for _, line in ipairs(lines) do
+  -- A line is a JSON object ('{' is 123), as isInlineEntry in file-store.ts says; anything else is a spool reference.
   if string.byte(line, 1) ~= 123 then
     return redis.error_reply('spool_missing')
   end
